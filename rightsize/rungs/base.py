@@ -1,0 +1,108 @@
+"""The rung interface: what every model family implements, and the knob schema it declares.
+
+A rung is one configuration on the ladder. The evaluator drives it through three measured
+phases — ``load``, ``fit`` (train a head / build an index), ``predict`` — and knows nothing about
+the family behind it, so adding a family means adding one subclass and registering it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Sequence
+
+from rightsize.errors import RightsizeError
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One tunable setting of a rung: its type, default and the values that make sense."""
+
+    type: type
+    default: Any
+    choices: tuple | None = None
+    min: float | None = None
+    max: float | None = None
+    nullable: bool = False
+    help: str = ""
+
+    def validate(self, name: str, value: Any, where: str) -> Any:
+        if value is None:
+            if self.nullable or self.default is None:
+                return None
+            raise RightsizeError(f"{where}: knob '{name}' must not be null")
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and self.type is not bool:
+            raise RightsizeError(f"{where}: knob '{name}' must be {self.type.__name__}, got {value!r}")
+        if not isinstance(value, self.type):
+            raise RightsizeError(f"{where}: knob '{name}' must be {self.type.__name__}, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(map(str, self.choices))
+            raise RightsizeError(f"{where}: knob '{name}' = {value!r} is not one of: {allowed}")
+        if self.min is not None and value < self.min:
+            raise RightsizeError(f"{where}: knob '{name}' = {value!r} is below its minimum {self.min}")
+        if self.max is not None and value > self.max:
+            raise RightsizeError(f"{where}: knob '{name}' = {value!r} is above its maximum {self.max}")
+        return value
+
+
+@dataclass(frozen=True)
+class RungSpec:
+    """A rung as written in a ladder file: a name, a kind, an optional model and its knobs."""
+
+    name: str
+    kind: str
+    model: str | None = None
+    knobs: dict[str, Any] = field(default_factory=dict)
+
+    def config(self) -> dict[str, Any]:
+        """The full configuration (kind, model, every knob) that identifies this evaluation."""
+        return {"kind": self.kind, "model": self.model, **dict(sorted(self.knobs.items()))}
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Settings of the whole run that every rung shares."""
+
+    device: str = "cpu"  # "cpu" or "cuda"
+    seed: int = 0
+    progress: bool = False
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+
+
+class Rung(ABC):
+    """Base class of all rungs. Subclasses set ``kind`` and ``knobs`` and register themselves."""
+
+    kind: ClassVar[str]
+    knobs: ClassVar[dict[str, Knob]] = {}
+    needs_model: ClassVar[bool] = False
+
+    def __init__(self, spec: RungSpec, context: RunContext):
+        self.spec = spec
+        self.context = context
+        self.k = {name: spec.knobs.get(name, knob.default) for name, knob in self.knobs.items()}
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load weights or build empty structures (measured as the ``load`` phase)."""
+
+    @abstractmethod
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> None:
+        """Train the head or build the index on the train split (the ``fit`` phase)."""
+
+    @abstractmethod
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        """Label each text (the ``infer`` phase)."""
+
+    @abstractmethod
+    def n_params(self) -> int:
+        """Parameters counted on the loaded/fitted objects, never declared."""
+
+    def facts(self) -> dict[str, Any]:
+        """Measured facts worth recording beside the metrics (dimensions, index size, dtype...)."""
+        return {}
+
+    def close(self) -> None:
+        """Release memory (models, indexes) once the rung is done."""

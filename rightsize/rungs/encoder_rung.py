@@ -1,0 +1,65 @@
+"""What every encoder-based rung shares: the encoder's run knobs, loading and embedding."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from rightsize.encoder import PRECISIONS, Encoder
+from rightsize.rungs.base import Knob, Rung
+
+ENCODER_KNOBS = {
+    "batch_size": Knob(int, 64, min=1, max=8192, help="texts per forward pass"),
+    "max_length": Knob(int, None, min=8, max=8192, nullable=True, help="tokens kept per text (default: the model's)"),
+    "precision": Knob(str, "fp32", choices=PRECISIONS, help="fp32 | bf16 | fp16 (GPU) | int8 (dynamic, CPU)"),
+    "layers": Knob(int, None, min=1, max=128, nullable=True, help="keep only the first N transformer layers"),
+    "attn_implementation": Knob(str, "sdpa", choices=("sdpa", "eager", "flash_attention_2"), help="attention kernel"),
+    "threads": Knob(int, None, min=1, max=1024, nullable=True, help="CPU threads for torch and FAISS"),
+}
+
+
+class EncoderRung(Rung):
+    """A rung built on a sentence encoder; subclasses add the head (probe, kNN, ...)."""
+
+    needs_model = True
+    knobs = dict(ENCODER_KNOBS)
+
+    def load(self) -> None:
+        _set_threads(self.k["threads"])
+        self.encoder = Encoder(
+            self.spec.model,
+            device=self.context.device,
+            precision=self.k["precision"],
+            batch_size=self.k["batch_size"],
+            max_length=self.k["max_length"],
+            layers=self.k["layers"],
+            attn_implementation=self.k["attn_implementation"],
+            progress=self.context.progress,
+            trust_remote_code=self.context.trust_remote_code,
+            allow_pickle=self.context.allow_pickle,
+        )
+        self.encoder.load()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encoder.encode(texts)
+
+    def n_params(self) -> int:
+        return self.encoder.params
+
+    def facts(self) -> dict:
+        return {"embedding_dim": self.encoder.dimension, "max_length": self.encoder.max_length}
+
+    def close(self) -> None:
+        if getattr(self, "encoder", None) is not None:
+            self.encoder.close()
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    import faiss
+    import torch
+
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)

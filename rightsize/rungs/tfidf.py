@@ -1,0 +1,40 @@
+"""TF-IDF features + logistic regression: the cheapest serious baseline."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from rightsize.rungs import register
+from rightsize.rungs.base import Knob, Rung
+
+
+@register
+class TfidfRung(Rung):
+    kind = "tfidf"
+    knobs = {
+        "ngram_max": Knob(int, 2, min=1, max=3, help="word n-grams up to this length"),
+        "max_features": Knob(int, 200_000, min=100, max=5_000_000, help="vocabulary cap"),
+        "C": Knob(float, 10.0, min=1e-4, max=1e4, help="inverse regularization strength"),
+    }
+
+    def load(self) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        self.vectorizer = TfidfVectorizer(
+            sublinear_tf=True, ngram_range=(1, self.k["ngram_max"]), max_features=self.k["max_features"]
+        )
+        self.classifier = LogisticRegression(C=self.k["C"], max_iter=2000)
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> None:
+        self.classifier.fit(self.vectorizer.fit_transform(texts), labels)
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        return [str(p) for p in self.classifier.predict(self.vectorizer.transform(texts))]
+
+    def n_params(self) -> int:
+        # Learned numbers: the idf weights and the classifier's coefficients and intercepts.
+        return int(self.vectorizer.idf_.size + self.classifier.coef_.size + self.classifier.intercept_.size)
+
+    def facts(self) -> dict:
+        return {"vocabulary": len(self.vectorizer.vocabulary_)}
