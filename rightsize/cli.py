@@ -78,8 +78,11 @@ def cli(verbose: int) -> None:
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own Python code.")
 @click.option("--allow-pickle", is_flag=True, help="Allow pickled (non-safetensors) checkpoints.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Embedding cache folder (default: $RIGHTSIZE_CACHE_DIR or ~/.cache/rightsize/embeddings).")
+@click.option("--no-cache", is_flag=True, help="Encode every text again instead of using the embedding cache.")
 def evaluate(task, ladder_path, rungs, limit, train_limit, split, out_dir, meter, cpu_watts, device, seed, force,
-             as_json, quiet, trust_remote_code, allow_pickle):
+             as_json, quiet, trust_remote_code, allow_pickle, cache_dir, no_cache):
     """Evaluate every rung of a ladder on a task: metric, energy per phase, J/query.
 
     \b
@@ -93,7 +96,7 @@ def evaluate(task, ladder_path, rungs, limit, train_limit, split, out_dir, meter
         task=task, ladder=ladder_path, rungs=[r.strip() for r in rungs.split(",")] if rungs else None,
         limit=limit, train_limit=train_limit, split=split, out_dir=out_dir, meter=meter, cpu_watts=cpu_watts,
         device=device, seed=seed, force=force, progress=not (quiet or as_json),
-        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, cache_dir=cache_dir, no_cache=no_cache,
     )
     records = []
     for record in run_evaluation(request, on_start=None if (quiet or as_json) else _announce):
@@ -195,6 +198,458 @@ def models_list():
         present = where is not None and Path(where).exists()
         rows.append([name, asset.kind, "optional" if asset.optional else "default", "yes" if present else "no"])
     click.echo(render(["name", "kind", "set", "assembled"], rows))
+
+
+# ---------------------------------------------------------------- recommend
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the recommendation as JSON.")
+@click.option("--queries-per-day", type=click.FloatRange(min=0), default=10_000, show_default=True,
+              help="Expected queries per day, for lifetime energy.")
+@click.option("--days", type=click.FloatRange(min=0), default=365, show_default=True, help="Deployment lifetime in days.")
+@click.option("--pue", type=click.FloatRange(min=1.0), default=1.2, show_default=True,
+              help="Power usage effectiveness of the data centre (facility energy / IT energy).")
+@click.option("--region", help="ISO country code of the electricity grid (e.g. de, us, fr), for carbon; "
+                               "without it no carbon figure is given.")
+@click.option("--no-confirm", is_flag=True, help="Do not evaluate the choice and the largest config on the test split.")
+@click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own Python code.")
+@click.option("--allow-pickle", is_flag=True, help="Allow pickled (non-safetensors) checkpoints.")
+@click.pass_context
+def recommend(ctx, run_dir, as_json, queries_per_day, days, pue, region, no_confirm, trust_remote_code, allow_pickle):
+    """Recommend the smallest adequate config of a run (chosen on validation, confirmed on test).
+
+    Adequate means: the 95% bootstrap CI lower bound clears target min, or (target within d) the
+    config is non-inferior to the best config by d (paired bootstrap). The choice is the adequate
+    config with the least J/query, shown next to the largest config evaluated. Exit code 1 when
+    nothing is adequate.
+
+    \b
+    Example:
+      rightsize recommend results/trec6 --queries-per-day 50000 --days 730 --pue 1.3 --region de
+    """
+    from rightsize.recommend import recommend as choose
+    from rightsize.results import RunLog
+
+    run_log = RunLog(run_dir, create=False)
+    options = dict(queries_per_day=queries_per_day, days=days, pue=pue, region=region)
+    rec = choose(run_log.records(), **options)
+    confirmations = None
+    if rec.adequate and not no_confirm:
+        from rightsize.confirm import confirm_on_test
+
+        announce = None if as_json else (lambda name: click.echo(f"evaluating {name} on the test split", err=True))
+        confirmations = confirm_on_test(run_dir, [rec.chosen["key"], rec.largest["key"]], allow_pickle=allow_pickle,
+                                        trust_remote_code=trust_remote_code, on_start=announce)
+        rec = choose(run_log.records(), **options)
+    if as_json:
+        confirmed = None if confirmations is None else [
+            {"rung": c.rung, "status": c.status, "detail": c.detail} for c in confirmations]
+        click.echo(json.dumps({**rec.to_dict(), "confirmation": confirmed}, indent=2, ensure_ascii=False))
+    else:
+        click.echo(_format_recommendation(rec, confirmations, no_confirm))
+    if not rec.adequate:
+        ctx.exit(1)
+
+
+def _target_text(rec) -> str:
+    if rec.rule == "min":
+        return f"{rec.metric} >= {rec.target['min']:g} (95% CI lower bound)"
+    return f"{rec.metric} within {rec.target['within']:g} of the best config (paired bootstrap)"
+
+
+def _score_text(value: float, ci) -> str:
+    return f"{value:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def _format_recommendation(rec, confirmations, no_confirm: bool) -> str:
+    from rightsize.tables import human_count, human_joules, render
+
+    est = " (estimate)"
+    lines = []
+    if rec.chosen is None:
+        lines.append(f"no adequate configuration for task {rec.task!r}: none reaches {_target_text(rec)}")
+        lines.append(f"closest configs (of {len(rec.configs)}, on {rec.n_examples} validation examples):")
+        for e in rec.closest:
+            lines.append(f"  {e['rung']}: {e['detail']}")
+    else:
+        c, big = rec.chosen, rec.largest
+        lines.append(f"recommendation: {c['rung']}  ({human_count(c['n_params'])} params, "
+                     f"{human_joules(c['joules_per_query'])}/query{est if c['estimated'] else ''})")
+        lines.append(f"  task {rec.task!r}, target {_target_text(rec)}")
+        lines.append(f"  decided by rule '{c['rule']}': {c['detail']}")
+    lines += ["", f"configs (validation split, {rec.n_examples} examples, by J/query):"]
+    rows = [[e["rung"], human_count(e["n_params"]), _score_text(e["metric"], e["ci"]),
+             human_joules(e["joules_per_query"]), f"{e['bound']:.4f} vs {e['threshold']:g}",
+             e["energy_source"] or "-", "yes" if e["adequate"] else "no", "*" if e["pareto"] else ""]
+            for e in rec.configs]
+    table = render(["rung", "params", f"{rec.metric} [95% CI]", "J/query", "bound vs threshold", "source",
+                    "adequate", "pareto"], rows, "lrrrrlll")
+    lines.append("  " + table.replace("\n", "\n  "))
+    excluded = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in rec.excluded.items() if n)
+    if excluded:
+        lines.append(f"  not considered: {excluded} (validation records)")
+    if rec.chosen is not None:
+        lines += [""] + _savings_lines(rec, human_count, human_joules)
+    lines.append("")
+    if no_confirm:
+        lines.append("test split: not evaluated (--no-confirm); the scores above are validation only")
+    elif confirmations is not None:
+        done = "; ".join(f"{c.rung} {c.status}" + (f" ({c.detail})" if c.detail else "") for c in confirmations)
+        lines.append(f"test split: {done}")
+    if rec.estimated:
+        lines.append("energy source 'estimate': process CPU time x watts per core, not a measurement")
+    if rec.assumptions["grid_source"]:
+        lines.append(rec.assumptions["grid_source"])
+    return "\n".join(lines)
+
+
+def _savings_lines(rec, human_count, human_joules) -> list[str]:
+    c, big, s, a = rec.chosen, rec.largest, rec.savings, rec.assumptions
+    lines = [f"against the largest config evaluated, {big['rung']} ({human_count(big['n_params'])} params):"]
+    for split, left, right in (("validation", c, big), ("test", c["test"], big["test"])):
+        if left and right:
+            lines.append(f"  {split:<10} {rec.metric} {_score_text(left['metric'], left['ci'])} vs "
+                         f"{_score_text(right['metric'], right['ci'])}  (given up: {rec.given_up[split]:+.4f})")
+        else:
+            lines.append(f"  {split:<10} not evaluated")
+    if rec.rule == "min" and c["test"] and c["test"]["metric"] < rec.target["min"]:
+        lines.append(f"  note: on the test split the choice scores {c['test']['metric']:.4f}, below target min "
+                     f"{rec.target['min']:g}")
+    pct = f" ({s['percent_saved']:.1f}%)" if s["percent_saved"] is not None else ""
+    lines.append(f"  J/query    {human_joules(c['joules_per_query'])} vs {human_joules(big['joules_per_query'])}: "
+                 f"saves {human_joules(s['joules_per_query_saved'])} per query{pct}")
+    kwh = 3.6e6
+    lines.append(f"  lifetime   {c['lifetime_joules'] / kwh:.4g} kWh vs {big['lifetime_joules'] / kwh:.4g} kWh: "
+                 f"saves {s['lifetime_kwh_saved']:.4g} kWh ({a['queries_per_day']:,g} queries/day x {a['days']:,g} days, "
+                 f"plus fit)")
+    if s["lifetime_carbon_g_saved"] is not None:
+        lines.append(f"  carbon     {_grams(c['lifetime_carbon_g'])} vs {_grams(big['lifetime_carbon_g'])} CO2e: saves "
+                     f"{_grams(s['lifetime_carbon_g_saved'])} (PUE {a['pue']:g}, grid {a['region']} "
+                     f"{a['grid_g_per_kwh']:g} gCO2e/kWh, {a['grid_year']})")
+    else:
+        lines.append(f"  carbon     not computed: pass --region CC (e.g. de, us, fr) for the grid intensity (PUE {a['pue']:g})")
+    if c["key"] == big["key"]:
+        lines.append("  (the choice is the largest config evaluated: nothing smaller is adequate, so nothing is saved)")
+    return lines
+
+
+def _grams(g: float) -> str:
+    return f"{g / 1000:.4g} kg" if abs(g) >= 1000 else f"{g:.4g} g"
+
+
+# ---------------------------------------------------------------- report
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for the files (default: RUN_DIR).")
+@click.option("--format", "formats", default="png,svg", show_default=True, help="Plot formats, comma-separated (png, svg).")
+@click.option("--queries-per-day", type=click.FloatRange(min=0), default=10_000, show_default=True,
+              help="Expected queries per day, for lifetime energy.")
+@click.option("--days", type=click.FloatRange(min=0), default=365, show_default=True, help="Deployment lifetime in days.")
+@click.option("--pue", type=click.FloatRange(min=1.0), default=1.2, show_default=True,
+              help="Power usage effectiveness of the data centre (facility energy / IT energy).")
+@click.option("--region", help="ISO country code of the electricity grid (e.g. de, us, fr), for carbon.")
+def report(run_dir, out_dir, formats, queries_per_day, days, pue, region):
+    """Write pareto.png/.svg, report.md and a self-contained report.html from a run's runs.jsonl.
+
+    The plot shows validation metric against J/query (log axis) for every config with its 95%
+    interval, the Pareto front, the target, and the recommended and largest configs labelled.
+    The report gives the recommendation and the rule that made it adequate, every config with
+    its phases, the saving against the largest config, lifetime energy and carbon with their
+    assumptions, and the environment measured on.
+
+    \b
+    Example:
+      rightsize report results/banking77 --region de --queries-per-day 50000
+    """
+    from rightsize.report import build_report, summary_lines
+
+    files = build_report(run_dir, out_dir, queries_per_day=queries_per_day, days=days, pue=pue, region=region,
+                         formats=[f.strip() for f in formats.split(",") if f.strip()])
+    for line in summary_lines(files):
+        click.echo(line)
+
+
+# ---------------------------------------------------------------- check
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--current", required=True, help="The config you ship: a rung name, or a config YAML (one rung in ladder syntax).")
+@click.option("--min-metric", type=click.FloatRange(0, 1),
+              help="Absolute floor instead of the task's target: the 95% CI lower bound must reach it (the policy's min rule).")
+@click.option("--max-joules-per-query", type=click.FloatRange(min=0, min_open=True), help="Energy budget in J/query.")
+@click.option("--tolerance", type=click.FloatRange(0, 100, max_open=True), default=10.0, show_default=True,
+              help="Percent: a cheaper adequate config only fails the gate when it saves more than this.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema rightsize.check/1).")
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML, one test case per criterion.")
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set).")
+@click.option("--ladder", "ladder_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="With a TASK: ladder to evaluate (default: the built-in ladder).")
+@click.option("--limit", type=click.IntRange(min=1), help="With a TASK: evaluate at most N validation examples.")
+@click.option("--train-limit", type=click.IntRange(min=2), help="With a TASK: fit on at most N train examples.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="With a TASK: run folder (default: results/<task>).")
+@click.option("--meter", type=click.Choice(["auto", "nvml", "rapl", "estimate"]), help="With a TASK: energy meter [auto].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="With a TASK: device [auto].")
+@click.pass_context
+def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_json, junit, markdown, ladder_path,
+          limit, train_limit, out_dir, meter, device):
+    """Sizing gate for CI: is the shipped config adequate, within budget, and not oversized?
+
+    SOURCE is a run folder (its runs.jsonl is judged as is) or a task file (the ladder and the
+    current config are evaluated first, resuming what the run folder already holds). Exit 0: the
+    current config meets the target, fits the energy budget, and no adequate config is cheaper by
+    more than --tolerance percent. Exit 1: it fails one of these. Exit 2: bad input.
+
+    \b
+    Example:
+      rightsize check results/banking77 --current mpnet-probe --max-joules-per-query 0.005 --junit check.xml
+      rightsize check tasks/banking77.yaml --current examples/deployed-model.yaml --limit 500 --markdown check.md
+    """
+    from rightsize.check import check as judge, load_current, write_outputs
+    from rightsize.errors import RightsizeError
+    from rightsize.results import RunLog
+
+    task_options = {"--ladder": ladder_path, "--limit": limit, "--train-limit": train_limit, "--out": out_dir,
+                    "--meter": meter, "--device": device}
+    cur = load_current(current)
+    if source.is_dir():
+        given = [name for name, value in task_options.items() if value is not None]
+        if given:
+            raise RightsizeError(f"{given[0]} only applies when SOURCE is a task file; {source} is a run folder")
+        records = RunLog(source, create=False).records()
+    elif source.is_file() and source.suffix.lower() in (".yaml", ".yml"):
+        records = _evaluate_for_check(source, cur, ladder_path, limit, train_limit, out_dir, meter or "auto",
+                                      device or "auto", quiet=as_json)
+    elif source.exists():
+        raise RightsizeError(f"{source}: expected a run folder (with runs.jsonl) or a task file (.yaml)")
+    else:
+        raise RightsizeError(f"{source}: no such run folder or task file")
+    result = judge(records, cur, min_metric=min_metric, max_joules_per_query=max_joules_per_query,
+                   tolerance_pct=tolerance)
+    write_outputs(result, junit=junit, markdown=markdown, step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(result.summary())
+        if result.energy_estimated:
+            click.echo("energy source 'estimate': process CPU time x watts per core, not a measurement", err=True)
+    ctx.exit(result.exit_code)
+
+
+def _evaluate_for_check(task, current, ladder_path, limit, train_limit, out_dir, meter, device, quiet) -> list[dict]:
+    """Evaluate the ladder and the current config on the task; return exactly the records of this check."""
+    import tempfile
+
+    import yaml
+
+    from rightsize.check import normalized_config
+    from rightsize.errors import RightsizeError
+    from rightsize.ladder import Ladder, load_ladder
+    from rightsize.runner import EvaluationRequest, preflight_models, run_evaluation
+
+    ladder = load_ladder(ladder_path)
+    if current.config is None and current.name not in {r.name for r in ladder.rungs}:
+        raise RightsizeError(f"--current {current.name!r}: no such rung in {ladder.path} "
+                             f"(rungs: {', '.join(r.name for r in ladder.rungs)})")
+    if current.spec is not None:  # its model must be reachable before the ladder's evaluations start
+        preflight_models(Ladder(f"--current {current.source}", "", (current.spec,), {}))
+    announce = None if quiet else _announce
+    request = EvaluationRequest(task=task, ladder=ladder_path, limit=limit, train_limit=train_limit, out_dir=out_dir,
+                                meter=meter, device=device, progress=not quiet)
+    records = list(run_evaluation(request, on_start=announce))
+    in_ladder = any(normalized_config(r.config()) == current.config for r in ladder.rungs)
+    if current.spec is not None and not in_ladder:
+        # The current config as a one-rung ladder in a temporary file: evaluated into the same run folder.
+        spec = current.spec
+        rung = {"name": spec.name, "kind": spec.kind, **({"model": spec.model} if spec.model else {}), **spec.knobs}
+        with tempfile.TemporaryDirectory(prefix="rightsize-check-") as tmp:
+            one = Path(tmp) / "current.yaml"
+            one.write_text(yaml.safe_dump({"rungs": [rung]}), encoding="utf-8")
+            request.ladder = one
+            records += list(run_evaluation(request, on_start=announce))
+    return [{k: v for k, v in r.items() if k != "_shown_status"} for r in records]
+
+
+# ---------------------------------------------------------------- cache
+
+
+@cli.group()
+def cache() -> None:
+    """The embedding cache: each text is encoded once per encoder configuration."""
+
+
+def _embedding_cache(cache_dir: Path | None):
+    from rightsize.cache import EmbeddingCache
+
+    return EmbeddingCache(cache_dir)
+
+
+@cache.command("info")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Cache folder (default: as evaluate).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def cache_info(cache_dir, as_json):
+    """Show the cache's folder, size and bound, and one line per encoder configuration.
+
+    \b
+    Example:
+      rightsize cache info
+    """
+    from rightsize.tables import render
+
+    info = _embedding_cache(cache_dir).info()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    mib = 1024**2
+    click.echo(f"{info['root']}: {info['bytes'] / mib:.1f} MiB of {info['max_bytes'] / mib:.0f} MiB")
+    rows = [[ns["namespace"][:12], ns.get("model", "?"), ns.get("layers") or "all", ns.get("precision", "?"),
+             ns.get("device", "?"), ns.get("energy_source", "?"), ns["shards"], f"{ns['bytes'] / mib:.1f}"]
+            for ns in info["namespaces"]]
+    if rows:
+        click.echo(render(["config", "model", "layers", "precision", "device", "source", "shards", "MiB"], rows,
+                          "llllllrr"))
+
+
+@cache.command("clear")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Cache folder (default: as evaluate).")
+def cache_clear(cache_dir):
+    """Delete every cached embedding; later runs encode (and measure) afresh.
+
+    \b
+    Example:
+      rightsize cache clear --cache-dir /tmp/rightsize-cache
+    """
+    store = _embedding_cache(cache_dir)
+    freed = store.clear()
+    click.echo(f"cleared {store.root} ({freed / 1024**2:.1f} MiB)")
+
+
+# ---------------------------------------------------------------- search
+
+
+@cli.command()
+@click.argument("task", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--ladder", "ladder_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Ladder YAML; its `search:` block shapes the space (default: the built-in ladder).")
+@click.option("--trials", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Configs to evaluate, all workers of the study together (duplicates do not count).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Start no trial after S seconds.")
+@click.option("--budget-joules", type=click.FloatRange(min=0, min_open=True),
+              help="Start no trial once the search's energy (all workers) would pass J joules.")
+@click.option("--storage", help="Optuna storage URL shared by workers, e.g. postgresql://user@host/db "
+                                "(default: sqlite:///<out>/study.db).")
+@click.option("--study", "study_name", help="Study name; processes with the same name and storage share the work "
+                                            "(default: derived from the task, space and options).")
+@click.option("--objective", type=click.Choice(["smallest", "pareto"]), default="smallest", show_default=True,
+              help="smallest: least J/query subject to adequacy; pareto: NSGA-II on metric vs J/query.")
+@click.option("--limit", type=click.IntRange(min=1), help="Evaluate at most N validation examples (a seeded sample).")
+@click.option("--train-limit", type=click.IntRange(min=2), help="Fit on at most N train examples (a seeded sample).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Run folder (default: results/<task>).")
+@click.option("--meter", type=click.Choice(["auto", "nvml", "rapl", "estimate"]), default="auto", show_default=True)
+@click.option("--cpu-watts", type=click.FloatRange(min=0, min_open=True), help="Watts per busy core for the estimate meter.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler (evaluations use seed 0, as evaluate).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@click.option("--quiet", is_flag=True, help="No per-trial lines.")
+@click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own Python code.")
+@click.option("--allow-pickle", is_flag=True, help="Allow pickled (non-safetensors) checkpoints.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Embedding cache folder (default: $RIGHTSIZE_CACHE_DIR or ~/.cache/rightsize/embeddings).")
+@click.option("--no-cache", is_flag=True, help="Encode every text again instead of using the embedding cache.")
+@click.pass_context
+def search(ctx, task, ladder_path, trials, timeout, budget_joules, storage, study_name, objective, limit, train_limit,
+           out_dir, meter, cpu_watts, device, seed, as_json, quiet, trust_remote_code, allow_pickle, cache_dir, no_cache):
+    """Search the ladder's space (rung x knobs) with Optuna for the smallest adequate config.
+
+    Each trial is one config, evaluated on a growing part of the validation split and pruned
+    once its 95% CI upper bound cannot reach the target; every trial is a record in runs.jsonl.
+    The answer comes from the recommendation policy over all records. Run the same command again
+    to resume a stopped search; run it on more processes or machines with the same --storage and
+    --study to share the work. Exit code 1 when no config is adequate.
+
+    \b
+    Example:
+      rightsize search tasks/trec6.yaml --trials 20 --limit 500 --budget-joules 20000
+      rightsize search tasks/trec6.yaml --storage postgresql://rs@db.lan/rightsize --study trec6-a
+    """
+    from rightsize.search import SearchRequest, run_search
+
+    request = SearchRequest(
+        task=task, ladder=ladder_path, trials=trials, timeout=timeout, budget_joules=budget_joules, storage=storage,
+        study=study_name, out_dir=out_dir, seed=seed, objective=objective, limit=limit, train_limit=train_limit,
+        meter=meter, cpu_watts=cpu_watts, device=device, trust_remote_code=trust_remote_code,
+        allow_pickle=allow_pickle, cache_dir=cache_dir, no_cache=no_cache,
+    )
+    talk = not (quiet or as_json)
+    result = run_search(request, on_trial=_print_trial if talk else None,
+                        on_note=(lambda m: click.echo(m, err=True)) if not as_json else None)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str))
+    else:
+        click.echo(_format_search(result))
+    if result.recommendation is not None and not result.recommendation.adequate:
+        ctx.exit(1)
+
+
+def _print_trial(t) -> None:
+    from rightsize.search import config_label
+    from rightsize.tables import human_joules
+
+    score = f"{t.metric} {t.score:.4f}" if t.score is not None else f"{t.metric} -"
+    jpq = f"{human_joules(t.joules_per_query)}/query" if t.joules_per_query is not None else "-"
+    verdict = {True: ", adequate", False: ", not adequate"}.get(t.adequate, "") if t.outcome != "pruned" else ""
+    detail = f" ({t.detail})" if t.detail and t.outcome != "complete" else ""
+    click.echo(f"trial {t.number:>3}  {t.rung}  {config_label(t.searched) or '(ladder values)'}  |  {score}  |  "
+               f"{jpq}  |  {t.outcome}{verdict}{detail}", err=True)
+
+
+def _format_search(result) -> str:
+    from rightsize.tables import human_joules
+
+    counts = ", ".join(f"{n} {name}" for name, n in sorted(result.study_counts.items()))
+    lines = [f"study {result.study!r} in {result.storage}: stopped: {result.stopped}",
+             f"  trials (all workers): {counts or 'none'}; space: {result.space_size} configs"]
+    rec = result.recommendation
+    if rec is None:
+        lines.append(f"no recommendation: {result.no_recommendation}")
+    elif rec.chosen is None:
+        lines.append(f"no adequate config among {len(rec.configs)} evaluated; closest:")
+        lines += [f"  {e['rung']} {_knobs_text(e['config'])}: {e['detail']}" for e in rec.closest]
+    else:
+        c, big = rec.chosen, rec.largest
+        ci = f" [{c['ci'][0]:.3f}, {c['ci'][1]:.3f}]" if c.get("ci") else ""
+        lines.append(f"recommendation: {c['rung']} {_knobs_text(c['config'])}")
+        lines.append(f"  {rec.metric} {c['metric']:.4f}{ci}, {human_joules(c['joules_per_query'])}/query; "
+                     f"{c['detail']}")
+        if rec.savings and big["key"] != c["key"]:
+            pct = rec.savings.get("percent_saved")
+            lines.append(f"  against the largest config evaluated ({big['rung']} {_knobs_text(big['config'])}, "
+                         f"{human_joules(big['joules_per_query'])}/query): "
+                         f"{'-' if pct is None else f'{pct:.0f}%'} less energy per query")
+    if result.objective == "pareto" and result.pareto:
+        lines.append(f"pareto front ({rec.metric if rec else 'metric'} vs J/query):")
+        lines += [f"  {p['rung']} {_knobs_text(p['config'])}: {p['metric']:.4f}, {human_joules(p['joules_per_query'])}/query"
+                  for p in result.pareto]
+    e = result.energy
+    lines.append(f"search energy (this process, {e['source']}): {human_joules(e['total_joules'])} = "
+                 f"{human_joules(e['evaluations_joules'])} evaluations (of which {human_joules(e['pruned_joules'])} "
+                 f"in pruned trials) + {human_joules(e['overhead_joules'])} search overhead")
+    budget = f" of a {human_joules(e['budget_joules'])} budget" if e.get("budget_joules") else ""
+    lines.append(f"  the study so far (all workers): {human_joules(e['study_joules'])}{budget}")
+    lines.append(f"records: {Path(result.out_dir) / 'runs.jsonl'}")
+    if e["estimated"]:
+        lines.append("energy source 'estimate': process CPU time x watts per core, not a measurement")
+    return "\n".join(lines)
+
+
+def _knobs_text(config: dict) -> str:
+    knobs = {k: v for k, v in config.items() if k not in ("kind", "model")}
+    return "(" + ", ".join(f"{k}={v}" for k, v in knobs.items()) + ")" if knobs else ""
 
 
 def main() -> None:

@@ -10,11 +10,13 @@ import gc
 import hashlib
 import json
 import logging
+import math
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -36,6 +38,29 @@ class EvalPlan:
     split: str = "validation"
     limit: int | None = None
     train_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """A staged inference so far: the first ``n`` of a seeded order of the ``total`` examples.
+
+    ``references`` / ``predictions`` are label indices (``TaskData.labels``) of those ``n`` examples.
+    """
+
+    index: int
+    n: int
+    total: int
+    references: np.ndarray
+    predictions: np.ndarray
+    n_classes: int
+
+    @property
+    def final(self) -> bool:
+        return self.n >= self.total
+
+
+class StopEvaluation(Exception):
+    """Raised by an ``on_step`` callback to end an evaluation after part of the split (a pruned trial)."""
 
 
 def subsample(split: Split, limit: int | None, seed: int) -> tuple[list[str], list[str]]:
@@ -66,8 +91,16 @@ def evaluate_rung(
     context: RunContext,
     plan: EvalPlan = EvalPlan(),
     run_id: str = "",
+    *,
+    steps: Sequence[float] = (1.0,),
+    on_step: Callable[[Step], None] | None = None,
 ) -> dict[str, Any]:
-    """Run ``spec`` through load → fit(train) → infer(split) and return its record."""
+    """Run ``spec`` through load → fit(train) → infer(split) and return its record.
+
+    With ``on_step``, inference runs on nested, growing seeded fractions of the split (``steps``,
+    e.g. 0.25, 0.5, 1.0) after a single fit, and ``on_step`` sees the scores after each; raising
+    :class:`StopEvaluation` ends it there with status ``pruned`` (metrics over the examples seen).
+    """
     split = getattr(data, plan.split)
     if split is None:
         raise ValueError(f"task {data.task.name} has no {plan.split} split")
@@ -95,20 +128,35 @@ def evaluate_rung(
         "seconds": {},
         "joules": {},
         "energy_parts": {},
+        "seconds_spent": {},
+        "joules_spent": {},
     }
-    rung = build_rung(spec, context)
+    rung = build_rung(spec, context, meter)
     phase = "load"
     try:
-        _measured(meter, record, "load", rung.load)
+        with _charged(rung, record, "load"):
+            _measured(meter, record, "load", rung.load)
         phase = "fit"
-        _measured(meter, record, "fit", lambda: rung.fit(train_texts, train_labels))
+        with _charged(rung, record, "fit"):
+            _measured(meter, record, "fit", lambda: rung.fit(train_texts, train_labels))
         phase = "infer"
-        predicted = _measured(meter, record, "infer", lambda: rung.predict(texts))
+        stop = None
+        with _charged(rung, record, "infer"):
+            if on_step is None:
+                predicted = _measured(meter, record, "infer", lambda: rung.predict(texts))
+            else:
+                kept, predicted, stop = _staged_infer(meter, record, rung, texts, labels, data.labels, steps,
+                                                      on_step, context.seed)
+                labels = [labels[i] for i in kept]
         record.update(_scores(data, labels, predicted, context.seed))
         record["n_params"] = int(rung.n_params())
         record["facts"] = rung.facts()
-        record["joules_per_query"] = record["joules"]["infer"] / max(len(texts), 1)
+        record["joules_per_query"] = record["joules"]["infer"] / max(len(labels), 1)
+        record["joules_per_query_spent"] = record["joules_spent"]["infer"] / max(len(labels), 1)
         record["status"] = "ok"
+        if stop is not None:
+            record.update(status="pruned", n_examples=len(labels),
+                          pruned={"after": len(labels), "of": len(texts), "reason": str(stop)})
     except Exception as exc:  # noqa: BLE001 — any failure of a rung is recorded, the run goes on
         try:
             meter.end(phase)
@@ -118,22 +166,80 @@ def evaluate_rung(
         record.update(status="failed", error=f"{exc.__class__.__name__}: {message}"[:500], failed_phase=phase)
         log.debug("rung %s failed in %s:\n%s", spec.name, phase, traceback.format_exc())
     finally:
+        ledger = rung.ledger
         rung.close()
         del rung
         gc.collect()
     record["joules_total"] = sum(record["joules"].values())
     record["seconds_total"] = sum(record["seconds"].values())
+    record["joules_total_spent"] = sum(record["joules_spent"].values())
+    record["seconds_total_spent"] = sum(record["seconds_spent"].values())
+    record["cache"] = {"hits": ledger.hits, "misses": ledger.misses, "charged_joules": ledger.charged_joules,
+                       "encode_joules_spent": ledger.encode_joules}
     return record
+
+
+@contextmanager
+def _charged(rung, record: dict[str, Any], phase: str) -> Iterator[None]:
+    """Energy accounting rule: a phase's ``joules``/``seconds`` are what the configuration costs,
+    the measured spend plus the stored cost of work a cache served; ``*_spent`` is the spend alone.
+    Comparisons and the search read ``joules``, so a cache never makes a configuration look cheaper.
+    """
+    before = rung.ledger.snapshot()
+    try:
+        yield
+    finally:
+        if phase in record["joules"]:  # a phase that failed inside its window recorded nothing
+            served = rung.ledger.since(before)
+            record["joules_spent"][phase] = record["joules"][phase]
+            record["seconds_spent"][phase] = record["seconds"][phase]
+            record["joules"][phase] += served.charged_joules
+            record["seconds"][phase] += served.charged_seconds
 
 
 def _measured(meter: Meter, record: dict[str, Any], phase: str, work):
     meter.begin(phase)
     result = work()
     m = meter.end(phase)
-    record["seconds"][phase] = m.seconds
-    record["joules"][phase] = m.joules
-    record["energy_parts"][phase] = dict(m.parts)
+    # A staged inference measures its phase in several windows: they add up.
+    record["seconds"][phase] = record["seconds"].get(phase, 0.0) + m.seconds
+    record["joules"][phase] = record["joules"].get(phase, 0.0) + m.joules
+    parts = record["energy_parts"].setdefault(phase, {})
+    for part, joules in m.parts.items():
+        parts[part] = parts.get(part, 0.0) + joules
     return result
+
+
+def _staged_infer(meter: Meter, record: dict[str, Any], rung, texts: Sequence[str], labels: Sequence[str],
+                  names: Sequence[str], steps: Sequence[float], on_step: Callable[[Step], None],
+                  seed: int) -> tuple[list[int], list[str], StopEvaluation | None]:
+    """Predict nested seeded subsets of growing size (each text once); ``on_step`` may stop early.
+
+    Returns the indices evaluated (in split order), their predictions, and the stop, if any.
+    """
+    n = len(texts)
+    order = np.random.default_rng(seed).permutation(n)
+    sizes = sorted({min(n, max(1, math.ceil(f * n))) for f in steps if f > 0} | {n})
+    index = {name: i for i, name in enumerate(names)}
+    y_true = np.array([index[label] for label in labels], dtype=np.int64)
+    y_pred = np.full(n, -1, dtype=np.int64)
+    predicted: list[str] = [""] * n
+    done = 0
+    for i, size in enumerate(sizes):
+        chunk = order[done:size]
+        out = _measured(meter, record, "infer", lambda: rung.predict([texts[j] for j in chunk]))
+        for j, p in zip(chunk, out):
+            predicted[j] = p
+            y_pred[j] = index.get(p, -1)
+        if (y_pred[chunk] < 0).any():
+            raise ValueError("rung predicted a label that is not in the train split")
+        done = size
+        seen = np.sort(order[:size])
+        try:
+            on_step(Step(i, size, n, y_true[seen], y_pred[seen], len(names)))
+        except StopEvaluation as stop:
+            return seen.tolist(), [predicted[j] for j in seen], stop
+    return list(range(n)), predicted, None
 
 
 def _scores(data: TaskData, labels: Sequence[str], predicted: Sequence[str], seed: int) -> dict[str, Any]:

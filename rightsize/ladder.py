@@ -6,7 +6,17 @@ defaults: {batch_size: 64}          # knobs applied to every rung that accepts t
 rungs:
   - {name: tfidf, kind: tfidf}
   - {name: minilm-probe, kind: probe, model: sentence-transformers/all-MiniLM-L6-v2}
+search:                             # optional: the space `rightsize search` explores (see rightsize.space)
+  knobs: [k, C, layers]             # knobs searched on every rung that has them
+                                    #   (default: every knob with a built-in grid or a list of choices)
+  fix: {precision: fp32}            # knobs held at one value on every rung that has them
+  space:                            # per rung: knob -> the values to try (replaces the built-in grid)
+    minilm-knn: {k: [5, 10, 20]}
+  exclude: [tfidf]                  # rungs left out of the search
 ```
+
+Every name in ``search`` must be a rung of the ladder or a knob of one of its rungs, and every value
+must be valid for the knob; a knob cannot be both fixed and given a space.
 """
 
 from __future__ import annotations
@@ -23,7 +33,8 @@ from rightsize.errors import RightsizeError
 from rightsize.rungs import RungSpec, rung_class
 
 LADDER_KEYS = {"description", "defaults", "rungs", "search"}
-RUNG_KEYS = {"name", "kind", "model"}
+RUNG_KEYS = {"name", "kind", "model", "optional"}  # optional: skip the rung when its model is absent
+SEARCH_KEYS = ("knobs", "fix", "space", "exclude")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -94,7 +105,73 @@ def parse_ladder(doc: Any, where: str) -> Ladder:
             raise RightsizeError(f"{where}: duplicate rung name {spec.name!r}")
         seen.add(spec.name)
         specs.append(spec)
-    return Ladder(where, str(doc.get("description") or ""), tuple(specs), search)
+    return Ladder(where, str(doc.get("description") or ""), tuple(specs), parse_search(search, specs, where))
+
+
+def parse_search(doc: dict[str, Any], specs: list[RungSpec], where: str) -> dict[str, Any]:
+    """Validate a ladder's ``search`` block into ``{knobs, fix, space, exclude}`` (knobs: None = default)."""
+    where = f"{where}: search"
+    unknown = set(doc) - set(SEARCH_KEYS)
+    if unknown:
+        raise RightsizeError(f"{where}: unknown key {sorted(unknown)[0]!r} (allowed: {', '.join(SEARCH_KEYS)})")
+    by_name = {s.name: s for s in specs}
+    classes = {s.name: rung_class(s.kind) for s in specs}
+    all_knobs = sorted({k for cls in classes.values() for k in cls.knobs})
+
+    def names(key: str, allowed: list[str], what: str) -> list[str]:
+        value = doc.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise RightsizeError(f"{where}.{key}: must be a list of {what} names")
+        for v in value:
+            if v not in allowed:
+                raise RightsizeError(f"{where}.{key}: no {what} named {v!r} (known: {', '.join(allowed)})")
+        return list(dict.fromkeys(value))
+
+    exclude = names("exclude", list(by_name), "rung")
+    if len(exclude) == len(specs):
+        raise RightsizeError(f"{where}.exclude: excludes every rung; nothing would be searched")
+    knobs = names("knobs", all_knobs, "knob") if "knobs" in doc else None
+
+    fix = doc.get("fix") or {}
+    if not isinstance(fix, dict):
+        raise RightsizeError(f"{where}.fix: must be a mapping of knob: value")
+    fixed = {}
+    for knob, value in fix.items():
+        owners = [n for n, cls in classes.items() if knob in cls.knobs]
+        if not owners:
+            raise RightsizeError(f"{where}.fix: no rung of this ladder has a knob {knob!r} (knobs: {', '.join(all_knobs)})")
+        for n in owners:
+            value = classes[n].knobs[knob].validate(knob, value, f"{where}.fix")
+        fixed[knob] = value
+
+    space = doc.get("space") or {}
+    if not isinstance(space, dict):
+        raise RightsizeError(f"{where}.space: must be a mapping of rung name: {{knob: [values]}}")
+    spaces: dict[str, dict[str, list]] = {}
+    for rung, grid in space.items():
+        if rung not in by_name:
+            raise RightsizeError(f"{where}.space: no rung named {rung!r} (rungs: {', '.join(by_name)})")
+        if rung in exclude:
+            raise RightsizeError(f"{where}.space: rung {rung!r} is also in search.exclude")
+        if not isinstance(grid, dict):
+            raise RightsizeError(f"{where}.space.{rung}: must be a mapping of knob: [values]")
+        cls = classes[rung]
+        spaces[rung] = {}
+        for knob, values in grid.items():
+            at = f"{where}.space.{rung}.{knob}"
+            if knob not in cls.knobs:
+                raise RightsizeError(f"{at}: kind {cls.kind!r} has no knob {knob!r} (knobs: {', '.join(sorted(cls.knobs))})")
+            if knob in fixed:
+                raise RightsizeError(f"{at}: knob {knob!r} is also fixed in search.fix")
+            if not isinstance(values, list) or not values:
+                raise RightsizeError(f"{at}: must be a non-empty list of values")
+            checked = [cls.knobs[knob].validate(knob, v, at) for v in values]
+            if len(set(map(repr, checked))) != len(checked):
+                raise RightsizeError(f"{at}: lists a value twice")
+            spaces[rung][knob] = checked
+    return {"knobs": knobs, "fix": fixed, "space": spaces, "exclude": exclude}
 
 
 def parse_rung(entry: Any, defaults: dict[str, Any], where: str) -> RungSpec:
@@ -122,4 +199,7 @@ def parse_rung(entry: Any, defaults: dict[str, Any], where: str) -> RungSpec:
             raise RightsizeError(f"{where}: unknown key {key!r} for kind {kind!r} (allowed: {allowed})")
         knobs[key] = value
     knobs = {k: cls.knobs[k].validate(k, v, where) for k, v in knobs.items()}
-    return RungSpec(name=name, kind=kind, model=model, knobs=knobs)
+    optional = entry.get("optional", False)
+    if not isinstance(optional, bool):
+        raise RightsizeError(f"{where}: 'optional' must be true or false, got {optional!r}")
+    return RungSpec(name=name, kind=kind, model=model, knobs=knobs, optional=optional)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from rightsize import environment
+from rightsize.cache import EmbeddingCache
 from rightsize.energy import make_meter
 from rightsize.errors import RightsizeError
 from rightsize.evaluate import EvalPlan, evaluate_rung, evaluation_key, new_run_id, task_identity
@@ -38,6 +39,8 @@ class EvaluationRequest:
     trust_remote_code: bool = False
     allow_pickle: bool = False
     task_name: str | None = None
+    cache_dir: Path | None = None  # the embedding cache (default: RIGHTSIZE_CACHE_DIR or ~/.cache/rightsize/embeddings)
+    no_cache: bool = False
 
     def resolved_out_dir(self) -> Path:
         return self.out_dir if self.out_dir is not None else Path("results") / (self.task_name or Path(self.task).stem)
@@ -53,12 +56,27 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def preflight_models(ladder: Ladder, allow_pickle: bool = False) -> None:
-    """Every model of the ladder must be reachable before any evaluation starts."""
+def preflight_models(ladder: Ladder, allow_pickle: bool = False) -> Ladder:
+    """Every model of the ladder must be reachable before any evaluation starts.
+
+    Returns the ladder to run: a rung marked ``optional`` whose model cannot be had is left out
+    with a logged message; any other missing model stops the run (RightsizeError).
+    """
+    kept = []
     for spec in ladder.rungs:
-        if rung_class(spec.kind).needs_model and spec.model:
-            folder = resolve_model(spec.model)
-            check_weights_format(folder, spec.model, allow_pickle)
+        try:
+            for model in rung_class(spec.kind).models(spec):
+                folder = resolve_model(model)
+                check_weights_format(folder, model, allow_pickle)
+        except RightsizeError as exc:
+            if not spec.optional:
+                raise
+            log.warning("rung %s skipped (optional): %s", spec.name, exc)
+            continue
+        kept.append(spec.name)
+    if not kept:
+        raise RightsizeError(f"{ladder.path}: no rung left to run (every optional model is missing)")
+    return ladder.select(kept) if len(kept) < len(ladder.rungs) else ladder
 
 
 def run_evaluation(
@@ -70,7 +88,7 @@ def run_evaluation(
     request.task_name = task.name
     ladder = load_ladder(request.ladder).select(request.rungs)
     device = resolve_device(request.device)
-    preflight_models(ladder, request.allow_pickle)
+    ladder = preflight_models(ladder, request.allow_pickle)
     data = load_data(task)
     if getattr(data, request.split) is None:
         raise RightsizeError(f"task {request.task}: has no {request.split} split")
@@ -78,20 +96,25 @@ def run_evaluation(
     run_log = RunLog(request.resolved_out_dir())
     run_id = new_run_id()
     run_log.write_environment(environment.collect(run_id, device, meter.describe()))
+    cache = None if request.no_cache else EmbeddingCache(request.cache_dir)
     context = RunContext(device=device, seed=request.seed, progress=request.progress,
-                         trust_remote_code=request.trust_remote_code, allow_pickle=request.allow_pickle)
+                         trust_remote_code=request.trust_remote_code, allow_pickle=request.allow_pickle,
+                         cache=cache)
     plan = EvalPlan(split=request.split, limit=request.limit, train_limit=request.train_limit)
     done = {} if request.force else run_log.completed()
     ident = task_identity(data)
-    for i, spec in enumerate(ladder.rungs, 1):
-        previous = done.get(evaluation_key(ident, spec, plan, context))
-        if on_start:
-            on_start(i, len(ladder.rungs), spec, previous is not None)
-        if previous is not None:
-            yield {**previous, "_shown_status": "recorded earlier"}
-            continue
-        record = evaluate_rung(data, spec, meter, context, plan, run_id=run_id)
-        run_log.append(record)
-        if record["status"] != "ok":
-            log.warning("rung %s failed: %s", spec.name, record.get("error"))
-        yield record
+    try:
+        for i, spec in enumerate(ladder.rungs, 1):
+            previous = done.get(evaluation_key(ident, spec, plan, context))
+            if on_start:
+                on_start(i, len(ladder.rungs), spec, previous is not None)
+            if previous is not None:
+                yield {**previous, "_shown_status": "recorded earlier"}
+                continue
+            record = evaluate_rung(data, spec, meter, context, plan, run_id=run_id)
+            run_log.append(record)
+            if record["status"] != "ok":
+                log.warning("rung %s failed: %s", spec.name, record.get("error"))
+            yield record
+    finally:
+        meter.close()

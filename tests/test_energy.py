@@ -481,13 +481,17 @@ def test_estimate_default_and_validation():
 
 
 def test_estimate_sees_real_cpu_work():
+    # Spin until this process has used 50 ms of CPU (not wall) time, so a busy machine
+    # cannot starve the loop and make the expectation wrong.
     meter = make_meter("estimate", cpu_watts=10.0)
     meter.begin("w")
-    deadline = time.perf_counter() + 0.05
-    while time.perf_counter() < deadline:
+    start_cpu, deadline = time.process_time(), time.perf_counter() + 10.0
+    while time.process_time() - start_cpu < 0.05 and time.perf_counter() < deadline:
         pass
+    used = time.process_time() - start_cpu
     m = meter.end("w")
-    assert 0.2 < m.joules < 10.0 * m.seconds * 1.5 + 0.1  # ~0.5 J of busy-waiting
+    assert used >= 0.05
+    assert m.joules == pytest.approx(10.0 * used, abs=0.1)  # ~0.5 J of busy-waiting
 
 
 # --------------------------------------------------------------------------- meter

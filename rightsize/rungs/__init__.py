@@ -24,11 +24,11 @@ def rung_class(kind: str, where: str = "ladder") -> type[Rung]:
         raise RightsizeError(f"{where}: unknown rung kind {kind!r} (known kinds: {known})") from None
 
 
-def build_rung(spec: RungSpec, context: RunContext) -> Rung:
-    return rung_class(spec.kind)(spec, context)
+def build_rung(spec: RungSpec, context: RunContext, meter=None) -> Rung:
+    return rung_class(spec.kind)(spec, context, meter)
 
 
 # Importing the kind modules registers them.
-from rightsize.rungs import tfidf, probe, knn  # noqa: E402,F401
+from rightsize.rungs import tfidf, probe, knn, knn_probe, lm  # noqa: E402,F401
 
 __all__ = ["Knob", "Rung", "RunContext", "RungSpec", "RUNG_KINDS", "register", "rung_class", "build_rung"]

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
+from rightsize.cache import CacheLedger
 from rightsize.errors import RightsizeError
+
+if TYPE_CHECKING:
+    from rightsize.cache import EmbeddingCache
+    from rightsize.energy import Meter
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,9 @@ class RungSpec:
     kind: str
     model: str | None = None
     knobs: dict[str, Any] = field(default_factory=dict)
+    # An optional rung whose model cannot be had is skipped with a message instead of stopping the
+    # run; it says nothing about the evaluation itself, so it is not part of config().
+    optional: bool = False
 
     def config(self) -> dict[str, Any]:
         """The full configuration (kind, model, every knob) that identifies this evaluation."""
@@ -70,6 +78,8 @@ class RunContext:
     progress: bool = False
     trust_remote_code: bool = False
     allow_pickle: bool = False
+    # Where encoders keep their embeddings between configurations; None encodes every time.
+    cache: "EmbeddingCache | None" = None
 
 
 class Rung(ABC):
@@ -79,10 +89,19 @@ class Rung(ABC):
     knobs: ClassVar[dict[str, Knob]] = {}
     needs_model: ClassVar[bool] = False
 
-    def __init__(self, spec: RungSpec, context: RunContext):
+    def __init__(self, spec: RungSpec, context: RunContext, meter: "Meter | None" = None):
         self.spec = spec
         self.context = context
+        # The run's meter, for work a rung measures itself (cache misses); phases are measured outside.
+        self.meter = meter
+        # Work served from a cache, with its stored cost: the evaluator charges it to the phase.
+        self.ledger = CacheLedger()
         self.k = {name: spec.knobs.get(name, knob.default) for name, knob in self.knobs.items()}
+
+    @classmethod
+    def models(cls, spec: RungSpec) -> list[str]:
+        """Every model this rung will load (checked before a run starts)."""
+        return [spec.model] if cls.needs_model and spec.model else []
 
     @abstractmethod
     def load(self) -> None:

@@ -26,19 +26,8 @@ class EncoderRung(Rung):
     knobs = dict(ENCODER_KNOBS)
 
     def load(self) -> None:
-        _set_threads(self.k["threads"])
-        self.encoder = Encoder(
-            self.spec.model,
-            device=self.context.device,
-            precision=self.k["precision"],
-            batch_size=self.k["batch_size"],
-            max_length=self.k["max_length"],
-            layers=self.k["layers"],
-            attn_implementation=self.k["attn_implementation"],
-            progress=self.context.progress,
-            trust_remote_code=self.context.trust_remote_code,
-            allow_pickle=self.context.allow_pickle,
-        )
+        set_threads(self.k["threads"])
+        self.encoder = make_encoder(self, self.spec.model, self.k)
         self.encoder.load()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -48,14 +37,35 @@ class EncoderRung(Rung):
         return self.encoder.params
 
     def facts(self) -> dict:
-        return {"embedding_dim": self.encoder.dimension, "max_length": self.encoder.max_length}
+        return {"embedding_dim": self.encoder.dimension, "max_length": self.encoder.max_length,
+                "embedding_cache": self.encoder.namespace}
 
     def close(self) -> None:
         if getattr(self, "encoder", None) is not None:
             self.encoder.close()
 
 
-def _set_threads(threads: int | None) -> None:
+def make_encoder(rung: Rung, model: str, knobs: dict) -> Encoder:
+    """An encoder with ``knobs`` (the ENCODER_KNOBS), sharing the rung's run cache, meter and ledger."""
+    return Encoder(
+        model,
+        device=rung.context.device,
+        precision=knobs["precision"],
+        batch_size=knobs["batch_size"],
+        max_length=knobs["max_length"],
+        layers=knobs["layers"],
+        attn_implementation=knobs["attn_implementation"],
+        progress=rung.context.progress,
+        trust_remote_code=rung.context.trust_remote_code,
+        allow_pickle=rung.context.allow_pickle,
+        threads=knobs["threads"],
+        cache=rung.context.cache,
+        meter=rung.meter,
+        ledger=rung.ledger,
+    )
+
+
+def set_threads(threads: int | None) -> None:
     if threads is None:
         return
     import faiss

@@ -1,0 +1,100 @@
+"""What every benchmark script shares: real texts, the machine's description, and one JSON result.
+
+Each benchmark prints exactly one JSON object on stdout (progress goes to stderr), shaped as::
+
+    {"benchmark": name, "target": "...", "met": true|false|null, "figures": {...}, "config": {...},
+     "machine": {...}, "seconds": wall time of the script}
+
+``met`` is null where a benchmark has no pass/fail target (it only reports).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = Path(os.environ.get("RIGHTSIZE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+_START = time.perf_counter()
+
+
+def quiet() -> None:
+    """Offline and silent libraries: a benchmark never reaches the hub, and its stdout is JSON only."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    warnings.filterwarnings("ignore")
+
+
+def log(message: str) -> None:
+    print(f"[{time.perf_counter() - _START:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def read_texts(dataset: str, n: int, split: str = "train", data_root: Path = DEFAULT_DATA) -> list[str]:
+    """The first ``n`` texts of ``<data_root>/<dataset>/<split>.jsonl`` (repeated if the file is shorter)."""
+    path = data_root / dataset / f"{split}.jsonl"
+    if not path.exists():
+        raise SystemExit(f"benchmark data missing: {path} (set RIGHTSIZE_SHARED_DATA)")
+    texts: list[str] = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                texts.append(json.loads(line)["text"])
+                if len(texts) == n:
+                    break
+    if not texts:
+        raise SystemExit(f"benchmark data empty: {path}")
+    while len(texts) < n:  # only for sizes beyond the file: cycle, and say so in the config
+        texts.extend(texts[: n - len(texts)])
+    return texts
+
+
+def machine() -> dict[str, Any]:
+    from rightsize.environment import cpu_model
+
+    facts: dict[str, Any] = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+                             "platform": platform.platform()}
+    try:
+        facts["load_avg_1m"] = round(os.getloadavg()[0], 2)
+    except OSError:
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        facts["torch"] = torch.__version__
+        facts["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            facts["gpu"] = torch.cuda.get_device_name(0)
+    return facts
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set (VmHWM), MiB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def emit(name: str, target: str, met: bool | None, figures: dict[str, Any], config: dict[str, Any]) -> None:
+    result = {"benchmark": name, "target": target, "met": met, "figures": figures, "config": config,
+              "machine": machine(), "seconds": round(time.perf_counter() - _START, 2)}
+    print(json.dumps(result, indent=None, sort_keys=False))

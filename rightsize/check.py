@@ -1,0 +1,456 @@
+"""The sizing gate for CI: is the config a team ships adequate, within budget, and not oversized?
+
+Three criteria, each one JUnit test case:
+
+* ``meets-target`` — the policy's adequacy rule (:func:`rightsize.recommend.assess`) for the task's target.
+  ``--min-metric X`` replaces the target with an absolute floor judged by the *same* rule as the policy's
+  ``min`` target: the 95% bootstrap CI lower bound of the metric must reach X (not the point estimate,
+  so a lucky sample does not pass the gate).
+* ``within-energy-budget`` — J/query of the current config ≤ ``--max-joules-per-query`` (skipped without it).
+* ``not-oversized`` — no adequate config (same target) is cheaper than the current one by more than
+  ``--tolerance`` percent of its J/query (the tolerance absorbs meter noise between near-equal configs).
+
+Exit codes: 0 every criterion passes (or is skipped); 1 at least one fails; 2 bad input (raised as
+:class:`RightsizeError`, handled by the CLI).
+
+The comparison set is the current config's own evaluation context: ok records of the same task and split
+scored on the same examples (same references), latest per key, as :func:`rightsize.recommend.comparable`
+defines it. A run folder holding runs with other ``--limit`` values therefore does not mix them.
+
+JSON (``--json``), schema ``rightsize.check/1``::
+
+    {
+      "schema": "rightsize.check/1",
+      "verdict": "pass" | "fail",
+      "exit_code": 0 | 1,
+      "summary": str,                     # the one-line verdict the CLI prints
+      "task": str, "split": str, "n_examples": int, "metric": str,
+      "target": {"rule": "min" | "within", "value": float, "from": "task" | "--min-metric"},
+      "tolerance_pct": float,
+      "max_joules_per_query": float | null,
+      "energy_source": str, "energy_estimated": bool,
+      "current": Config,                  # the config under test
+      "cheapest_adequate": Config | null, # the policy's smallest adequate config, if any
+      "criteria": [{"name": "meets-target" | "within-energy-budget" | "not-oversized",
+                    "status": "pass" | "fail" | "skipped",
+                    "message": str,       # one sentence with the numbers
+                    "value": float | null, "threshold": float | null}]
+    }
+
+    Config = {"rung": str, "key": str, "config": {...}, "metric": float | null, "ci": [lo, hi] | null,
+              "joules_per_query": float | null, "n_params": int | null, "adequate": bool | null,
+              "status": "ok" | "failed", "error": str | null}
+
+``value``/``threshold`` per criterion: meets-target — the compared bound and its threshold (the CI lower
+bound and the floor for ``min``; the lower bound of the paired difference to the best and ``-within`` for
+``within``); within-energy-budget — J/query and the budget; not-oversized — the saving (fraction of the
+current J/query the cheapest adequate config saves) and the tolerance (as a fraction).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+from xml.etree import ElementTree as ET
+
+import yaml
+
+from rightsize.errors import RightsizeError
+from rightsize.rungs import RungSpec
+from rightsize.tables import human_joules
+
+SCHEMA = "rightsize.check/1"
+CRITERIA = ("meets-target", "within-energy-budget", "not-oversized")
+# What a failing criterion is called in the one-line verdict.
+_FAILURE_WORDS = {"meets-target": "below target", "within-energy-budget": "over budget", "not-oversized": "oversized"}
+
+
+@dataclass(frozen=True)
+class Current:
+    """The config a team ships: a rung name, or a parsed config (from a config file) with its name."""
+
+    name: str
+    config: dict[str, Any] | None = None  # normalized (defaults filled); None: match records by rung name
+    source: str = ""                      # the file it came from, for messages
+    spec: RungSpec | None = None          # as written in the file, for evaluating it
+
+    def describe(self) -> str:
+        return f"config from {self.source}" if self.config is not None else f"rung {self.name!r}"
+
+
+@dataclass(frozen=True)
+class Criterion:
+    name: str
+    status: str  # pass | fail | skipped
+    message: str
+    value: float | None = None
+    threshold: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "message": self.message,
+                "value": self.value, "threshold": self.threshold}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    task: str
+    split: str
+    n_examples: int
+    metric: str
+    target: dict[str, Any]
+    tolerance_pct: float
+    max_joules_per_query: float | None
+    energy_source: str
+    current: dict[str, Any]
+    cheapest_adequate: dict[str, Any] | None
+    criteria: tuple[Criterion, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.status != "fail" for c in self.criteria)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    @property
+    def energy_estimated(self) -> bool:
+        return "estimate" in self.energy_source
+
+    def summary(self) -> str:
+        """The one-line verdict: PASS/FAIL, what failed, and the numbers that decide it."""
+        cur = self.current
+        failed = [c for c in self.criteria if c.status == "fail"]
+        if not failed:
+            return f"rightsize check: PASS — {cur['rung']} " + _pass_reason(self)
+        words = ", ".join(_FAILURE_WORDS[c.name] for c in failed)
+        return f"rightsize check: FAIL {words} — " + "; ".join(_failure_reason(self, c) for c in failed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "verdict": "pass" if self.passed else "fail",
+            "exit_code": self.exit_code,
+            "summary": self.summary(),
+            "task": self.task, "split": self.split, "n_examples": self.n_examples, "metric": self.metric,
+            "target": self.target,
+            "tolerance_pct": self.tolerance_pct,
+            "max_joules_per_query": self.max_joules_per_query,
+            "energy_source": self.energy_source,
+            "energy_estimated": self.energy_estimated,
+            "current": self.current,
+            "cheapest_adequate": self.cheapest_adequate,
+            "criteria": [c.to_dict() for c in self.criteria],
+        }
+
+
+# ------------------------------------------------------------------------------------------ the gate
+
+
+def load_current(value: str) -> Current:
+    """``--current``: a path to a config YAML (one rung mapping in ladder syntax) or a rung name."""
+    from rightsize.ladder import NAME_RE, parse_rung
+
+    path = Path(value).expanduser()
+    looks_like_file = path.suffix.lower() in (".yaml", ".yml") or os.sep in value
+    if not path.is_file():
+        if looks_like_file or not NAME_RE.match(value):
+            raise RightsizeError(f"--current {value!r}: no such config file, and not a rung name")
+        return Current(name=value)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RightsizeError(f"--current {path}: cannot read the config file ({exc.__class__.__name__})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise RightsizeError(f"--current {path}: not valid YAML{where}") from None
+    if isinstance(doc, dict) and "name" not in doc:
+        doc = {"name": path.stem, **doc}
+    spec = parse_rung(doc, {}, f"--current {path}")
+    return Current(name=spec.name, config=normalized_config(spec.config()), source=str(path), spec=spec)
+
+
+def normalized_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A config with every knob's default filled in, so ``{k: 10}`` written or left out compare equal."""
+    from rightsize.rungs import RUNG_KINDS
+
+    cls = RUNG_KINDS.get(config.get("kind", ""))
+    defaults = {name: knob.default for name, knob in cls.knobs.items()} if cls is not None else {}
+    return {**defaults, **config}
+
+
+def find_current(records: Sequence[dict[str, Any]], current: Current) -> dict[str, Any]:
+    """The latest record of the current config (ok preferred over failed); RightsizeError when absent."""
+    # Selection is on validation; test-split records only confirm a choice and never stand in for it.
+    records = [r for r in records if r.get("split", "validation") == "validation"]
+    if current.config is not None:
+        matches = [r for r in records if normalized_config(r.get("config") or {}) == current.config]
+    else:
+        matches = [r for r in records if r.get("rung") == current.name]
+    if not matches:
+        names = sorted({r.get("rung", "?") for r in records})
+        if current.config is not None:
+            raise RightsizeError(
+                f"--current {current.source}: this config (kind {current.config.get('kind')!r}, model "
+                f"{current.config.get('model')!r}) was not evaluated in this run; pass the task file to evaluate it")
+        raise RightsizeError(f"--current {current.name!r}: no such rung in the records (rungs: {', '.join(names)})")
+    from rightsize.recommend import comparable
+
+    # Several evaluations of the config (other --limit runs): the one in the main comparison group wins.
+    main = {r["key"] for r in comparable(records)}
+    in_main = [r for r in matches if r.get("key") in main and r.get("status") == "ok"]
+    ok = [r for r in matches if r.get("status") == "ok"]
+    return (in_main or ok or matches)[-1]
+
+
+def same_evaluation(records: Sequence[dict[str, Any]], anchor: dict[str, Any]) -> list[dict[str, Any]]:
+    """Records scored on the same task, split and examples as ``anchor`` (the comparison set)."""
+    return [r for r in records if r.get("task") == anchor.get("task") and r.get("split") == anchor.get("split")
+            and r.get("references") == anchor.get("references")]
+
+
+def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: float | None = None,
+          max_joules_per_query: float | None = None, tolerance_pct: float = 10.0, resamples: int = 1000,
+          seed: int = 0, level: float = 0.95) -> CheckResult:
+    """Judge the current config against the records; pure (no files, no printing)."""
+    from rightsize import recommend as policy
+
+    if not 0 <= tolerance_pct < 100:
+        raise RightsizeError(f"--tolerance {tolerance_pct:g}: must be a percentage in [0, 100)")
+    if max_joules_per_query is not None and not max_joules_per_query > 0:
+        raise RightsizeError(f"--max-joules-per-query {max_joules_per_query:g}: must be positive")
+    if min_metric is not None and not 0 <= min_metric <= 1:
+        raise RightsizeError(f"--min-metric {min_metric:g}: must be in [0, 1]")
+    if not records:
+        raise RightsizeError("no records: evaluate the task first (rightsize evaluate TASK --out RUN_DIR)")
+    anchor = find_current(records, current)
+    metric = anchor.get("metric") or "accuracy"
+    if min_metric is not None:
+        rule, value, origin = "min", float(min_metric), "--min-metric"
+    else:
+        rule, value = policy.target_rule(anchor.get("target") or {})
+        origin = "task"
+    target = {rule: value}
+    target_info = {"rule": rule, "value": value, "from": origin}
+
+    if anchor.get("status") == "ok":
+        pool = policy.comparable(same_evaluation(records, anchor))
+    else:  # a failed record has no references: same task, split, --limit and seed pick the same examples
+        pool = policy.comparable([r for r in records if all(r.get(k) == anchor.get(k) for k in
+                                                             ("task", "split", "limit", "seed"))])
+    verdicts = policy.assess(pool, target, metric, resamples=resamples, seed=seed, level=level) if pool else {}
+    cheapest = policy.smallest_adequate(pool, target, metric, resamples=resamples, seed=seed, level=level) \
+        if pool else None
+    source = anchor.get("energy_source") or "unknown"
+    cur = _config_summary(anchor, metric, verdicts)
+    alt = _config_summary(cheapest, metric, verdicts) if cheapest is not None else None
+
+    criteria = [
+        _meets_target(anchor, verdicts),
+        _within_budget(anchor, max_joules_per_query),
+        _not_oversized(anchor, cheapest, tolerance_pct),
+    ]
+    if alt is not None and cur["joules_per_query"]:
+        alt["saving_pct"] = 100 * (1 - alt["joules_per_query"] / cur["joules_per_query"])
+    return CheckResult(
+        task=str(anchor.get("task")), split=str(anchor.get("split")), n_examples=int(anchor.get("n_examples") or 0),
+        metric=metric, target=target_info, tolerance_pct=float(tolerance_pct),
+        max_joules_per_query=max_joules_per_query, energy_source=source, current=cur, cheapest_adequate=alt,
+        criteria=tuple(criteria),
+    )
+
+
+def _config_summary(record: dict[str, Any], metric: str, verdicts: dict[str, Any]) -> dict[str, Any]:
+    ok = record.get("status") == "ok"
+    verdict = verdicts.get(record.get("key"))
+    ci = (record.get("ci") or {}).get(metric)
+    return {
+        "rung": record.get("rung"), "key": record.get("key"), "config": record.get("config"),
+        "metric": (record.get("metrics") or {}).get(metric) if ok else None,
+        "ci": list(ci) if ok and ci else None,
+        "joules_per_query": record.get("joules_per_query") if ok else None,
+        "n_params": record.get("n_params"),
+        "adequate": verdict.adequate if verdict is not None else (False if not ok else None),
+        "status": record.get("status", "ok"),
+        "error": record.get("error"),
+    }
+
+
+def _meets_target(anchor: dict[str, Any], verdicts: dict[str, Any]) -> Criterion:
+    if anchor.get("status") == "pruned":
+        reason = (anchor.get("pruned") or {}).get("reason") or "its CI upper bound could not reach the target"
+        return Criterion("meets-target", "fail", f"{anchor.get('rung')} was stopped early by the search's pruner: "
+                         f"{reason}")
+    if anchor.get("status") != "ok":
+        return Criterion("meets-target", "fail",
+                         f"{anchor.get('rung')} failed to evaluate (phase {anchor.get('failed_phase', '?')}): "
+                         f"{anchor.get('error', 'unknown error')}")
+    verdict = verdicts[anchor["key"]]
+    return Criterion("meets-target", "pass" if verdict.adequate else "fail", f"{anchor['rung']}: {verdict.detail}",
+                     float(verdict.bound), float(verdict.threshold))
+
+
+def _within_budget(anchor: dict[str, Any], budget: float | None) -> Criterion:
+    if budget is None:
+        return Criterion("within-energy-budget", "skipped", "no --max-joules-per-query given")
+    jpq = anchor.get("joules_per_query")
+    if anchor.get("status") != "ok" or jpq is None:
+        return Criterion("within-energy-budget", "fail", f"{anchor.get('rung')} has no J/query (its evaluation failed)",
+                         None, budget)
+    ok = jpq <= budget
+    relation = "within" if ok else "over"
+    return Criterion("within-energy-budget", "pass" if ok else "fail",
+                     f"{anchor['rung']} uses {human_joules(jpq)}/query, {relation} the budget of "
+                     f"{human_joules(budget)}/query", float(jpq), float(budget))
+
+
+def _not_oversized(anchor: dict[str, Any], cheapest: dict[str, Any] | None, tolerance_pct: float) -> Criterion:
+    tol = tolerance_pct / 100
+    if cheapest is None:
+        return Criterion("not-oversized", "pass", "no evaluated config meets the target, so none is a cheaper "
+                         "adequate alternative", None, tol)
+    jpq = anchor.get("joules_per_query")
+    alt = cheapest["joules_per_query"]
+    if anchor.get("status") != "ok" or not jpq:
+        return Criterion("not-oversized", "fail", f"{cheapest['rung']} is adequate at {human_joules(alt)}/query "
+                         f"while {anchor.get('rung')} failed to evaluate", None, tol)
+    saving = 1 - alt / jpq
+    if cheapest.get("key") == anchor.get("key") or saving <= tol:
+        detail = ("it is the cheapest adequate config" if cheapest.get("key") == anchor.get("key") else
+                  f"the cheapest adequate config, {cheapest['rung']} at {human_joules(alt)}/query, saves "
+                  f"{100 * saving:.0f}% (tolerance {tolerance_pct:g}%)")
+        return Criterion("not-oversized", "pass", f"{anchor['rung']} at {human_joules(jpq)}/query: {detail}",
+                         float(max(saving, 0.0)), tol)
+    return Criterion("not-oversized", "fail",
+                     f"{anchor['rung']} costs {human_joules(jpq)}/query; {cheapest['rung']} is adequate at "
+                     f"{human_joules(alt)}/query ({100 * saving:.0f}% less, tolerance {tolerance_pct:g}%)",
+                     float(saving), tol)
+
+
+def _pass_reason(result: CheckResult) -> str:
+    cur = result.current
+    budget = "" if result.max_joules_per_query is None else \
+        f", within the {human_joules(result.max_joules_per_query)}/query budget"
+    return (f"is adequate ({_target_words(result)}) at {human_joules(cur['joules_per_query'])}/query{budget}; "
+            f"no adequate config is more than {result.tolerance_pct:g}% cheaper")
+
+
+def _target_words(result: CheckResult) -> str:
+    t = result.target
+    if t["rule"] == "min":
+        return f"{result.metric} CI lower bound ≥ {t['value']:g}"
+    return f"{result.metric} within {t['value']:g} of the best"
+
+
+def _failure_reason(result: CheckResult, c: Criterion) -> str:
+    if c.name == "meets-target":
+        alt = result.cheapest_adequate
+        hint = f" (cheapest adequate: {alt['rung']} at {human_joules(alt['joules_per_query'])}/query)" if alt else \
+            " (no evaluated config meets it)"
+        return c.message.rstrip(".") + hint
+    return c.message
+
+
+# ------------------------------------------------------------------------------------------ renderers
+
+
+def to_junit(result: CheckResult) -> str:
+    """JUnit XML: one ``testsuite`` with one ``testcase`` per criterion (failure / skipped as JUnit has them)."""
+    failures = sum(c.status == "fail" for c in result.criteria)
+    skipped = sum(c.status == "skipped" for c in result.criteria)
+    counts = {"tests": str(len(result.criteria)), "failures": str(failures), "errors": "0", "skipped": str(skipped)}
+    root = ET.Element("testsuites", {"name": "rightsize check", **counts})
+    suite = ET.SubElement(root, "testsuite", {"name": f"rightsize.check.{result.task}", **counts, "time": "0"})
+    props = ET.SubElement(suite, "properties")
+    for name, value in (("current", result.current["rung"]), ("task", result.task), ("split", result.split),
+                        ("metric", result.metric), ("energy_source", result.energy_source),
+                        ("tolerance_pct", f"{result.tolerance_pct:g}")):
+        ET.SubElement(props, "property", {"name": name, "value": str(value)})
+    for c in result.criteria:
+        case = ET.SubElement(suite, "testcase", {"classname": f"rightsize.check.{result.task}", "name": c.name,
+                                                  "time": "0"})
+        if c.status == "fail":
+            failure = ET.SubElement(case, "failure", {"message": c.message, "type": c.name})
+            failure.text = c.message
+        elif c.status == "skipped":
+            ET.SubElement(case, "skipped", {"message": c.message})
+        else:
+            ET.SubElement(case, "system-out").text = c.message
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def to_markdown(result: CheckResult) -> str:
+    """A pull-request comment: verdict, criteria table, current vs cheapest adequate, energy caveat."""
+    icon = {"pass": "✅", "fail": "❌", "skipped": "⏭️"}
+    head = "✅ PASS" if result.passed else "❌ FAIL"
+    lines = [f"### rightsize check: {head} — `{result.current['rung']}` on {result.task}", "",
+             result.summary().split(" — ", 1)[-1], "",
+             "| criterion | result | details |", "|---|---|---|"]
+    for c in result.criteria:
+        lines.append(f"| {c.name} | {icon[c.status]} {c.status} | {_md_cell(c.message)} |")
+    lines += ["", f"| config | {result.metric} [95% CI] | J/query | params | adequate |", "|---|---|---|---|---|"]
+    rows = [("current", result.current)]
+    if result.cheapest_adequate is not None and result.cheapest_adequate["key"] != result.current["key"]:
+        rows.append(("cheapest adequate", result.cheapest_adequate))
+    for role, cfg in rows:
+        lines.append(f"| {role}: `{cfg['rung']}` | {_metric_cell(cfg)} | {human_joules(cfg['joules_per_query'])} | "
+                     f"{_params(cfg['n_params'])} | {_yes_no(cfg['adequate'])} |")
+    t = result.target
+    target = f"{result.metric} ≥ {t['value']:g} (95% CI lower bound)" if t["rule"] == "min" else \
+        f"{result.metric} within {t['value']:g} of the best config (paired bootstrap)"
+    lines += ["", f"Target: {target}, from {t['from']}. {result.split.capitalize()} split, "
+                  f"{result.n_examples} examples; tolerance {result.tolerance_pct:g}%."]
+    if result.energy_estimated:
+        lines.append(f"Energy source: `{result.energy_source}` — an estimate from CPU time, not a measurement; "
+                     "compare configs measured on the same machine.")
+    else:
+        lines.append(f"Energy source: `{result.energy_source}` (measured).")
+    return "\n".join(lines) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _metric_cell(cfg: dict[str, Any]) -> str:
+    if cfg["metric"] is None:
+        return f"failed ({_md_cell(str(cfg.get('error') or ''))[:80]})"
+    ci = cfg.get("ci")
+    return f"{cfg['metric']:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def _params(n: int | None) -> str:
+    from rightsize.tables import human_count
+
+    return human_count(n)
+
+
+def _yes_no(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+def write_outputs(result: CheckResult, *, junit: Path | None = None, markdown: Path | None = None,
+                  step_summary: str | None = None) -> list[Path]:
+    """Write the JUnit and Markdown files asked for; append the Markdown to ``step_summary`` if given."""
+    written = []
+    for path, text in ((junit, to_junit(result) if junit else ""), (markdown, to_markdown(result) if markdown else "")):
+        if path is None:
+            continue
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise RightsizeError(f"cannot write {path}: {exc.strerror or exc}") from None
+        written.append(path)
+    if step_summary:
+        try:
+            with open(step_summary, "a", encoding="utf-8") as f:
+                f.write(to_markdown(result) + "\n")
+        except OSError as exc:
+            raise RightsizeError(f"GITHUB_STEP_SUMMARY={step_summary}: cannot append ({exc.strerror or exc})") from None
+        written.append(Path(step_summary))
+    return written

@@ -1,0 +1,117 @@
+"""Confirming a choice on the test split: evaluate a chosen validation config once on held-out data.
+
+The test split never takes part in choosing (see :mod:`rightsize.recommend`); it is read here, once per
+config, to report the held-out score of what was chosen. The test records are appended to the same
+``runs.jsonl`` (split ``"test"``), so a second ``recommend`` finds them and evaluates nothing again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from rightsize import environment
+from rightsize.energy import make_meter
+from rightsize.errors import RightsizeError
+from rightsize.evaluate import EvalPlan, evaluate_rung, evaluation_key, new_run_id, task_identity
+from rightsize.models import check_weights_format, resolve_model
+from rightsize.recommend import spec_from_config
+from rightsize.results import RunLog
+from rightsize.rungs import RunContext, RungSpec, rung_class
+from rightsize.runner import resolve_device
+from rightsize.tasks import TaskData, load_data, load_task
+
+log = logging.getLogger(__name__)
+
+# Meter kinds a record's energy_source can name on its own; composite sources ("nvml+rapl") mean auto.
+_SINGLE_METERS = ("nvml", "rapl", "estimate")
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    rung: str
+    key: str  # the validation record's key
+    status: str  # "evaluated", "recorded earlier", "failed" or "no test split"
+    detail: str
+    record: dict[str, Any] | None  # the test record, when there is one
+
+
+@dataclass
+class _Job:
+    validation: dict[str, Any]
+    data: TaskData
+    spec: RungSpec
+    plan: EvalPlan
+    context: RunContext
+    test_key: str
+
+
+def confirm_on_test(run_dir: str | Path, keys: Sequence[str], *, allow_pickle: bool = False,
+                    trust_remote_code: bool = False,
+                    on_start: Callable[[str], None] | None = None) -> list[Confirmation]:
+    """Evaluate the validation records ``keys`` of ``run_dir`` on the test split (once each)."""
+    run_log = RunLog(run_dir, create=False)
+    records = run_log.records()
+    by_key = {r["key"]: r for r in records if r.get("split") == "validation" and r.get("status") == "ok" and "key" in r}
+    done = run_log.completed()
+    tasks: dict[str, TaskData] = {}
+    jobs, out = [], []
+    for key in dict.fromkeys(keys):  # unique, in order
+        if key not in by_key:
+            raise RightsizeError(f"{run_log.path}: no ok validation record with key {key}")
+        job = _job(by_key[key], tasks, allow_pickle, trust_remote_code)
+        if job is None:
+            out.append(Confirmation(by_key[key]["rung"], key, "no test split", "the task gives no test data", None))
+        elif job.test_key in done:
+            out.append(Confirmation(job.spec.name, key, "recorded earlier", "", done[job.test_key]))
+        else:
+            jobs.append(job)
+    # Every model is checked before the first evaluation, as `evaluate` does.
+    for job in jobs:
+        if rung_class(job.spec.kind).needs_model and job.spec.model:
+            check_weights_format(resolve_model(job.spec.model), job.spec.model, allow_pickle)
+    run_id = new_run_id()
+    meters: dict[tuple[str, str], Any] = {}
+    for job in jobs:
+        if on_start:
+            on_start(job.spec.name)
+        source = str(job.validation.get("energy_source", ""))
+        kind = source if source in _SINGLE_METERS else "auto"
+        if (kind, job.context.device) not in meters:
+            meter = make_meter(kind, device=job.context.device)
+            run_log.write_environment(environment.collect(run_id, job.context.device, meter.describe()))
+            meters[(kind, job.context.device)] = meter
+        record = evaluate_rung(job.data, job.spec, meters[(kind, job.context.device)], job.context, job.plan,
+                               run_id=run_id)
+        run_log.append(record)
+        if record["status"] == "ok":
+            out.append(Confirmation(job.spec.name, job.validation["key"], "evaluated", "", record))
+        else:
+            out.append(Confirmation(job.spec.name, job.validation["key"], "failed", record.get("error", ""), record))
+    order = {k: i for i, k in enumerate(keys)}
+    return sorted(out, key=lambda c: order[c.key])
+
+
+def _job(validation: dict[str, Any], tasks: dict[str, TaskData], allow_pickle: bool,
+         trust_remote_code: bool) -> _Job | None:
+    task_file = validation.get("task_file")
+    if not task_file:
+        raise RightsizeError(f"record of {validation.get('rung')!r} names no task_file: re-run `rightsize evaluate`")
+    if task_file not in tasks:
+        tasks[task_file] = load_data(load_task(task_file))
+    data = tasks[task_file]
+    if data.test is None:
+        return None
+    spec = spec_from_config(validation["rung"], validation["config"])
+    context = RunContext(device=resolve_device(validation.get("device", "cpu")), seed=validation.get("seed", 0),
+                         trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    ident = task_identity(data)
+    limit, train_limit = validation.get("limit"), validation.get("train_limit")
+    # The same key as the validation record means the task file and config are as they were then.
+    if evaluation_key(ident, spec, EvalPlan("validation", limit, train_limit), context) != validation["key"]:
+        log.warning("%s changed since %s was evaluated on validation; confirming with the file as it is now",
+                    task_file, spec.name)
+    plan = EvalPlan(split="test", limit=limit, train_limit=train_limit)
+    return _Job(validation, data, spec, plan, context, evaluation_key(ident, spec, plan, context))

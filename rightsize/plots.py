@@ -1,0 +1,283 @@
+"""The accuracy–energy Pareto plot: every config as a point with its interval, J/query on a log axis.
+
+Readability rules: Okabe–Ito colours plus distinct marker shapes (so colour is never the only cue),
+labels only on the configs a reader acts on (the front, the recommended, the largest), and label
+boxes placed in display space so that none overlaps another label, a point or the axes edge; a
+label that cannot be placed cleanly is dropped rather than drawn over another (the recommended and
+the largest are placed first, so they always get the best spot). The plot knows nothing about the
+policy: :mod:`rightsize.report` decides what is adequate, recommended and on the front.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never open a window (CI, servers)
+
+from matplotlib import pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
+
+from rightsize.tables import human_joules  # noqa: E402
+
+# Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision deficiency.
+OKABE_ITO = {
+    "black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
+    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
+}
+GREY = "#8C8C8C"
+
+WIDTH_IN, HEIGHT_IN, DPI = 10.0, 6.0, 120  # 1200 x 720 px: sharp in a PR comment, small as a file
+FORMATS = ("png", "svg")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One evaluated config: ``x`` is J/query, ``y`` the metric, ``lo``/``hi`` its interval."""
+
+    key: str
+    name: str
+    x: float
+    y: float
+    lo: float
+    hi: float
+    adequate: bool | None = None  # None: not assessed
+
+
+@dataclass(frozen=True)
+class ParetoView:
+    """Everything the plot shows, already decided by the caller."""
+
+    points: Sequence[Point]
+    metric: str
+    front: Sequence[str] = ()            # keys of the Pareto front (any order)
+    recommended: str | None = None       # key
+    largest: str | None = None           # key
+    threshold: float | None = None       # the target line's height
+    threshold_label: str = ""
+    title: str = ""
+    caption: str = ""
+    split: str = "validation"
+    extra_labels: Sequence[str] = field(default_factory=tuple)  # more keys to label if there is room, after the front
+
+
+def draw_pareto(view: ParetoView) -> Figure:
+    """Build the figure (not saved). Raises ValueError when there is nothing to plot."""
+    points = [p for p in view.points if p.x > 0]
+    if not points:
+        raise ValueError("no evaluated config with a positive J/query to plot")
+    by_key = {p.key: p for p in points}
+    fig = plt.figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    # Fixed margins (no tight/constrained layout): label placement works in display space and
+    # must not be moved afterwards. Right margin holds the legend, bottom the caption.
+    ax = fig.add_axes((0.08, 0.2, 0.62, 0.7))
+    ax.set_xscale("log")
+
+    adequate = [p for p in points if p.adequate]
+    other = [p for p in points if not p.adequate]
+    assessed = any(p.adequate is not None for p in points)
+    _scatter(ax, other, marker="o", face="white", edge=GREY, label="not adequate" if assessed else "config", z=3)
+    _scatter(ax, adequate, marker="o", face=OKABE_ITO["blue"], edge=OKABE_ITO["blue"], label="adequate", z=4)
+
+    front = sorted((by_key[k] for k in view.front if k in by_key), key=lambda p: p.x)
+    if front:
+        # The best metric reachable within each energy budget: a step up at each front config.
+        ax.plot([p.x for p in front], [p.y for p in front], drawstyle="steps-post", color=OKABE_ITO["sky"],
+                lw=2, zorder=2, label="Pareto front")
+    if view.threshold is not None:
+        ax.axhline(view.threshold, color=OKABE_ITO["green"], ls="--", lw=1.5, zorder=1,
+                   label=textwrap.fill(view.threshold_label or f"target {view.threshold:.3g}", 34))
+    largest = by_key.get(view.largest) if view.largest else None
+    if largest is not None:
+        ax.scatter([largest.x], [largest.y], s=190, marker="D", facecolors="none", edgecolors=OKABE_ITO["purple"],
+                   linewidths=2, zorder=5, label="largest config")
+    rec = by_key.get(view.recommended) if view.recommended else None
+    if rec is not None:
+        ax.scatter([rec.x], [rec.y], s=320, marker="*", color=OKABE_ITO["vermillion"], edgecolors="black",
+                   linewidths=0.6, zorder=6, label="recommended")
+
+    _limits(ax, points, view.threshold)
+    lo, hi = ax.get_xlim()
+    # 1-2-5 ticks read well over a few decades; over more they collide, so decades only.
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if hi / lo < 1e3 else (1.0,)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: human_joules(v)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("energy per query (J/query, log scale) — lower is better")
+    ax.set_ylabel(f"{view.metric} on {view.split} — higher is better")
+    ax.grid(True, which="major", color="#E5E5E5", lw=0.8, zorder=0)
+    ax.set_axisbelow(True)
+    if view.title:
+        ax.set_title(view.title, loc="left", fontsize=12, fontweight="bold")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, fontsize=9, borderaxespad=0,
+              markerscale=0.8, labelspacing=0.9)
+    if view.caption:
+        # ~7 px per character at 8.5 pt and 120 dpi: wrap to the figure's width less its margins.
+        fig.text(0.04, 0.015, textwrap.fill(view.caption, int(WIDTH_IN * DPI * 0.92 / 7.2)), fontsize=8.5,
+                 va="bottom", ha="left", color="#333333")
+
+    _place_labels(fig, ax, view, points, by_key)
+    return fig
+
+
+def save_pareto(view: ParetoView, out_dir: str | Path, formats: Sequence[str] = FORMATS,
+                stem: str = "pareto") -> list[Path]:
+    """Draw and write ``<stem>.<fmt>`` for each format; returns the paths written."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown plot format {unknown[0]!r} (choose from {', '.join(FORMATS)})")
+    fig = draw_pareto(view)
+    out = Path(out_dir)
+    paths = []
+    try:
+        for fmt in formats:
+            path = out / f"{stem}.{fmt}"
+            # Fixed metadata keeps the files reproducible (no creation date in them).
+            meta = {"Software": "rightsize"} if fmt == "png" else {"Date": None, "Creator": "rightsize"}
+            fig.savefig(path, format=fmt, dpi=DPI, metadata=meta)
+            paths.append(path)
+    finally:
+        plt.close(fig)
+    return paths
+
+
+# ------------------------------------------------------------------------------------ drawing parts
+
+
+def _scatter(ax, points: Sequence[Point], *, marker: str, face: str, edge: str, label: str, z: int) -> None:
+    if not points:
+        return
+    xs, ys = [p.x for p in points], [p.y for p in points]
+    err = [[max(p.y - p.lo, 0) for p in points], [max(p.hi - p.y, 0) for p in points]]
+    ax.errorbar(xs, ys, yerr=err, fmt="none", ecolor=edge if face == "white" else face, elinewidth=1.2,
+                capsize=3, zorder=z - 1, alpha=0.9)
+    ax.scatter(xs, ys, s=55, marker=marker, facecolors=face, edgecolors=edge, linewidths=1.5, zorder=z, label=label)
+
+
+def _limits(ax, points: Sequence[Point], threshold: float | None) -> None:
+    xs = [p.x for p in points]
+    lo_x, hi_x = min(xs), max(xs)
+    # At least a factor 10 of x range, plus room either side for labels.
+    span = max(hi_x / lo_x, 10.0)
+    centre = (lo_x * hi_x) ** 0.5
+    ax.set_xlim(centre / span ** 0.5 / 2.5, centre * span ** 0.5 * 2.5)
+    ys = [p.lo for p in points] + [p.hi for p in points] + ([threshold] if threshold is not None else [])
+    y0, y1 = min(ys), max(ys)
+    pad = max(y1 - y0, 0.02)
+    ax.set_ylim(y0 - 0.12 * pad, y1 + 0.18 * pad)
+
+
+# ------------------------------------------------------------------------------------ label placement
+
+# Offsets in points, tried in order: the four diagonals close by, then the sides, then further out.
+_RINGS = (9, 20, 34)
+_DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))
+
+
+def _label_text(p: Point, view: ParetoView) -> str:
+    tags = []
+    if p.key == view.recommended:
+        tags.append("recommended")
+    if p.key == view.largest:
+        tags.append("largest")
+    return p.name + (f" ({', '.join(tags)})" if tags else "")
+
+
+def _place_labels(fig: Figure, ax, view: ParetoView, points: Sequence[Point], by_key: dict[str, Point]) -> None:
+    """Annotate the chosen points so that no two label boxes overlap (greedy, most important first).
+
+    Each label tries offsets ring by ring and takes the first whose box stays inside the axes and
+    touches no placed label and no other point. A label with no clean spot is dropped, except the
+    recommended and the largest, which take their least-bad spot (they are placed first, so they
+    can only ever sit on a point's interval bar, never on another label).
+    """
+    order: list[str] = []
+    for key in [view.recommended, view.largest, *sorted(view.front, key=lambda k: by_key[k].x if k in by_key else 0),
+                *view.extra_labels]:
+        if key and key in by_key and key not in order:
+            order.append(key)
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer).padded(-2)
+    # Every marker with its interval bar is an obstacle, so labels do not sit on data.
+    obstacles: dict[str, Bbox] = {}
+    for p in points:
+        cx, cy = ax.transData.transform((p.x, p.y))
+        _, lo = ax.transData.transform((p.x, p.lo))
+        _, hi = ax.transData.transform((p.x, p.hi))
+        obstacles[p.key] = Bbox.from_extents(cx - 7, min(lo, cy - 7), cx + 7, max(hi, cy + 7))
+    # Lines are obstacles too: the target rule and each segment of the front's steps.
+    lines: list[Bbox] = []
+    if view.threshold is not None:
+        _, ty = ax.transData.transform((frame.x0, view.threshold))
+        lines.append(Bbox.from_extents(frame.x0, ty - 3, frame.x1, ty + 3))
+    front = sorted((by_key[k] for k in view.front if k in by_key), key=lambda q: q.x)
+    for a, b in zip(front, front[1:]):
+        (ax_, ay), (bx, by_) = ax.transData.transform((a.x, a.y)), ax.transData.transform((b.x, b.y))
+        lines.append(Bbox.from_extents(ax_, ay - 2, bx, ay + 2))                       # along, at a's height
+        lines.append(Bbox.from_extents(bx - 2, min(ay, by_), bx + 2, max(ay, by_)))  # up to b
+    placed: list[Bbox] = []
+    for key in order:
+        p = by_key[key]
+        others = [b for k, b in obstacles.items() if k != key] + lines
+        text = _label_text(p, view)
+        bold = key == view.recommended
+        muted = key not in view.front and key not in (view.recommended, view.largest)
+        best: tuple[float, float, float, bool] | None = None
+        for ring in _RINGS:
+            for dx, dy in _DIRECTIONS:
+                leader = ring > _RINGS[0]
+                ann = _annotate(ax, p, text, dx * ring, dy * ring, bold=bold, leader=leader, muted=muted)
+                box = text_box(ann, renderer).padded(2)
+                ann.remove()
+                cost = (0.0 if _contains(frame, box) else 1e9) + 100 * sum(_overlap_area(box, b) for b in placed) \
+                    + sum(_overlap_area(box, b) for b in others)
+                if best is None or cost < best[0]:
+                    best = (cost, dx * ring, dy * ring, leader)
+                if cost == 0:
+                    break
+            if best is not None and best[0] == 0:
+                break
+        if best is None or (best[0] > 0 and key not in (view.recommended, view.largest)):
+            continue
+        ann = _annotate(ax, p, text, best[1], best[2], bold=bold, leader=best[3], muted=muted)
+        placed.append(text_box(ann, renderer).padded(2))
+
+
+def text_box(ann, renderer) -> Bbox:
+    """The box of an annotation's text alone (its leader line may cross other things)."""
+    ann.update_positions(renderer)
+    return Text.get_window_extent(ann, renderer)
+
+
+def _annotate(ax, p: Point, text: str, dx: float, dy: float, *, bold: bool, leader: bool, muted: bool = False):
+    ha = "left" if dx > 0 else "right" if dx < 0 else "center"
+    va = "bottom" if dy > 0 else "top" if dy < 0 else "center"
+    return ax.annotate(
+        text, (p.x, p.y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, fontsize=9,
+        color="#595959" if muted else "black",
+        fontweight="bold" if bold else "normal", zorder=7,
+        bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85),
+        arrowprops=dict(arrowstyle="-", color="#555555", lw=0.7, shrinkA=0, shrinkB=4) if leader else None,
+    )
+
+
+def _contains(frame: Bbox, box: Bbox) -> bool:
+    return frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+
+
+def _overlap_area(a: Bbox, b: Bbox) -> float:
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return max(w, 0) * max(h, 0)
+
+
+def label_boxes(fig: Figure) -> list[Bbox]:
+    """Display-space boxes of the point labels drawn on ``fig`` (for checks that none overlap)."""
+    renderer = fig.canvas.get_renderer()
+    return [text_box(t, renderer) for ax in fig.axes for t in ax.texts]

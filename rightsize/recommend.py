@@ -1,0 +1,359 @@
+"""The recommendation policy: which evaluated configs are adequate, and the smallest one to deploy.
+
+Pure functions over records (the dicts of ``runs.jsonl``); no printing and no file I/O (the carbon
+table is read through :mod:`rightsize.carbon`). Selection uses the **validation** split only: test
+records are looked up to *report* the held-out score of a choice, never to make it.
+
+``best``, ``largest``, ``pareto_front``, ``assess`` and ``smallest_adequate`` take records that are
+already on the same examples (the output of :func:`comparable`) and ignore records that failed.
+
+Adequacy, with evidence (``target`` is ``{"min": x}`` or ``{"within": d}``, as in task files):
+
+* ``min``: the lower bound of the metric's two-sided ``level`` bootstrap interval is >= ``min``.
+* ``within``: the config is non-inferior to the best config by margin ``d``: with the *same* resampled
+  example indices for both, the lower bound of the interval of (candidate - best) is > ``-d``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from rightsize import carbon
+from rightsize import metrics as M
+from rightsize.errors import RightsizeError
+from rightsize.rungs import RungSpec, rung_class
+
+SCHEMA = "rightsize.recommendation/1"
+JOULES_PER_KWH = 3.6e6
+DEFAULT_WITHIN = 0.02  # as rightsize.tasks: a target with neither key means "within 0.02 of the best"
+CLOSEST = 3  # configs shown when nothing is adequate
+_REQUIRED = ("key", "task", "config", "metrics", "references", "predictions", "label_names", "joules",
+             "joules_per_query")
+
+
+@dataclass(frozen=True)
+class Adequacy:
+    adequate: bool
+    rule: str  # "min" or "within"
+    detail: str  # one human sentence saying why, with the numbers
+    bound: float  # the bound compared: CI lower bound, or lower bound of the paired difference
+    threshold: float  # target.min, or -d
+
+
+# ------------------------------------------------------------------------------------ record helpers
+
+
+def target_rule(target: Any) -> tuple[str, float]:
+    """``("min", x)`` or ``("within", d)`` from a record's target dict or a ``tasks.Target``."""
+    if isinstance(target, Mapping):
+        low, within = target.get("min"), target.get("within")
+    else:
+        low, within = getattr(target, "min", None), getattr(target, "within", None)
+    if low is not None:
+        return "min", float(low)
+    return "within", float(within if within is not None else DEFAULT_WITHIN)
+
+
+def is_estimate(record: Mapping[str, Any]) -> bool:
+    """True when any of the record's energy comes from the CPU-time model, not a hardware counter."""
+    if "estimate" in str(record.get("energy_source", "")).split("+"):
+        return True
+    return any(part.endswith("estimate") for parts in (record.get("energy_parts") or {}).values() for part in parts)
+
+
+def spec_from_config(name: str, config: Mapping[str, Any]) -> RungSpec:
+    """The RungSpec a record's ``config`` came from (the inverse of ``RungSpec.config()``), knobs validated."""
+    where = f"recorded config of {name!r}"
+    knobs = dict(config)
+    kind, model = knobs.pop("kind", None), knobs.pop("model", None)
+    if not isinstance(kind, str):
+        raise RightsizeError(f"{where}: has no 'kind'")
+    cls = rung_class(kind, where)
+    unknown = sorted(set(knobs) - set(cls.knobs))
+    if unknown:
+        raise RightsizeError(f"{where}: knob {unknown[0]!r} is not a knob of kind {kind!r}")
+    return RungSpec(name=name, kind=kind, model=model,
+                    knobs={k: cls.knobs[k].validate(k, v, where) for k, v in knobs.items()})
+
+
+def _examples_id(record: Mapping[str, Any]) -> tuple:
+    # Same task, split and sample of examples: the seed only picks the sample when a limit is set.
+    limited = record.get("limit") is not None
+    return (record.get("task"), record.get("split"), record.get("limit"), record.get("seed") if limited else None,
+            tuple(record.get("label_names") or ()), tuple(record.get("references") or ()))
+
+
+def comparable(records: Iterable[Mapping[str, Any]], split: str = "validation") -> list[dict]:
+    """The ok records of ``split`` that were scored on the same examples, the latest per key.
+
+    When the records cover several tasks or samples (a run with ``--limit 100``, then ``--limit 1000``),
+    the group with the most configs is taken (ties: the one evaluated last). Order: first appearance.
+    """
+    groups: dict[tuple, dict[str, dict]] = {}
+    last_seen: dict[tuple, int] = {}
+    for i, r in enumerate(records):
+        if r.get("status") != "ok" or r.get("split") != split or any(k not in r for k in _REQUIRED):
+            continue
+        if not r["references"] or len(r["references"]) != len(r["predictions"]):
+            continue
+        gid = _examples_id(r)
+        group = groups.setdefault(gid, {})
+        group.pop(r["key"], None)  # a rerun (--force) replaces the earlier record of that key
+        group[r["key"]] = dict(r)
+        last_seen[gid] = i
+    if not groups:
+        return []
+    chosen = max(groups, key=lambda g: (len(groups[g]), last_seen[g]))
+    return list(groups[chosen].values())
+
+
+def _ok(records: Iterable[Mapping[str, Any]]) -> list[dict]:
+    return [dict(r) for r in records if r.get("status", "ok") == "ok"]
+
+
+# ------------------------------------------------------------------------------------ orderings
+
+
+def best(records: Sequence[Mapping[str, Any]], metric: str) -> dict:
+    """The config with the highest metric (ties: lower J/query)."""
+    ok = _ok(records)
+    if not ok:
+        raise ValueError("best() needs at least one ok record")
+    return max(ok, key=lambda r: (r["metrics"][metric], -r["joules_per_query"]))
+
+
+def largest(records: Sequence[Mapping[str, Any]]) -> dict:
+    """The largest config evaluated: most parameters (ties: most J/query)."""
+    ok = _ok(records)
+    if not ok:
+        raise ValueError("largest() needs at least one ok record")
+    return max(ok, key=lambda r: (r.get("n_params") or 0, r["joules_per_query"]))
+
+
+def pareto_front(records: Sequence[Mapping[str, Any]], metric: str) -> list[dict]:
+    """Configs no other config beats on both metric (higher) and J/query (lower); sorted by J/query."""
+    ok = _ok(records)
+
+    def dominated(r: dict) -> bool:
+        m, j = r["metrics"][metric], r["joules_per_query"]
+        return any(o["metrics"][metric] >= m and o["joules_per_query"] <= j
+                   and (o["metrics"][metric] > m or o["joules_per_query"] < j) for o in ok)
+
+    return sorted((r for r in ok if not dominated(r)), key=lambda r: (r["joules_per_query"], -r["metrics"][metric]))
+
+
+# ------------------------------------------------------------------------------------ adequacy
+
+
+def assess(records: Sequence[Mapping[str, Any]], target: Any, metric: str, *, resamples: int = 1000,
+           seed: int = 0, level: float = 0.95) -> dict[str, Adequacy]:
+    """Adequacy of every ok record, keyed by ``record["key"]``; records must share their examples."""
+    ok = _ok(records)
+    if not ok:
+        return {}
+    if metric not in M.METRICS:
+        raise RightsizeError(f"metric {metric!r} is not one of {', '.join(M.METRICS)}")
+    references = ok[0]["references"]
+    if any(r["references"] != references for r in ok):
+        raise ValueError("assess() needs records scored on the same examples; filter them with comparable()")
+    n_classes = len(ok[0]["label_names"])
+    # One set of resampled example indices for every config: intervals and paired differences agree.
+    idx = M.bootstrap_indices(len(references), resamples, seed)
+    scores = {r["key"]: M.bootstrap_scores(metric, references, r["predictions"], n_classes, idx) for r in ok}
+    # Both rules use the lower end of the two-sided `level` interval (the 2.5% quantile at 95%), so
+    # "min" and "within" ask for the same strength of evidence. For "within" this is the usual
+    # non-inferiority convention (lower limit of the two-sided 95% CI, i.e. a one-sided test at 2.5%);
+    # a one-sided 95% bound (the 5% quantile) would call more configs adequate on the same evidence.
+    alpha = (1 - level) / 2
+    pct = f"{level:.0%}"
+    rule, value = target_rule(target)
+    out: dict[str, Adequacy] = {}
+    if rule == "min":
+        for r in ok:
+            lo = _quantile(scores[r["key"]], alpha)
+            verb = ">=" if lo >= value else "<"
+            out[r["key"]] = Adequacy(
+                adequate=lo >= value, rule="min", bound=lo, threshold=value,
+                detail=f"{pct} CI lower bound of {metric} {lo:.4f} {verb} target min {value:g} "
+                       f"({metric} {r['metrics'][metric]:.4f} on {len(references)} examples)")
+        return out
+    top = best(ok, metric)
+    top_value = top["metrics"][metric]
+    for r in ok:
+        if r["key"] == top["key"]:
+            out[r["key"]] = Adequacy(True, "within", f"the best config found ({metric} {top_value:.4f})", 0.0, -value)
+            continue
+        diff = scores[r["key"]] - scores[top["key"]]
+        lo = _quantile(diff, alpha)
+        ok_ = lo > -value
+        out[r["key"]] = Adequacy(
+            adequate=ok_, rule="within", bound=lo, threshold=-value,
+            detail=f"paired difference to the best ({top['rung']}, {metric} {top_value:.4f}) is "
+                   f"{r['metrics'][metric] - top_value:+.4f}; its {pct} CI lower bound {lo:+.4f} "
+                   f"{'>' if ok_ else '<='} -{value:g} over {len(references)} examples")
+    return out
+
+
+def _quantile(values: np.ndarray, q: float) -> float:
+    # Rounded so that a bound that is 0.9 by hand (90 of 100) is not 0.8999999999999999 by float.
+    return round(float(np.quantile(values, q)), 12)
+
+
+def smallest_adequate(records: Sequence[Mapping[str, Any]], target: Any, metric: str, **kw) -> dict | None:
+    """The adequate config with the least J/query (ties: fewer parameters); None if none is adequate."""
+    verdicts = assess(records, target, metric, **kw)
+    adequate = [r for r in _ok(records) if verdicts[r["key"]].adequate]
+    if not adequate:
+        return None
+    return min(adequate, key=lambda r: (r["joules_per_query"], r.get("n_params") or 0))
+
+
+# ------------------------------------------------------------------------------------ energy, carbon
+
+
+def lifetime_joules(record: Mapping[str, Any], queries_per_day: float, days: float) -> float:
+    """Energy over a deployment: fit once, then ``queries_per_day × days`` queries.
+
+    Load is left out: how often a service restarts is not something the records know.
+    """
+    return float((record.get("joules") or {}).get("fit", 0.0)) + queries_per_day * days * record["joules_per_query"]
+
+
+def carbon_grams(joules: float, pue: float, region: str) -> float:
+    """gCO2e of ``joules`` drawn by the IT load: kWh × PUE × grid intensity of ``region``."""
+    if not pue >= 1.0:
+        raise RightsizeError(f"--pue {pue!r}: a data centre's PUE is at least 1.0")
+    return joules / JOULES_PER_KWH * pue * carbon.intensity(region).g_per_kwh
+
+
+# ------------------------------------------------------------------------------------ recommendation
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The answer of :func:`recommend`; ``to_dict()`` is its JSON form."""
+
+    task: str
+    metric: str
+    target: dict[str, float]  # {"min": x} or {"within": d}
+    rule: str  # "min" or "within": the rule that decided adequacy
+    split: str
+    n_examples: int
+    chosen: dict | None  # the smallest adequate config, None when nothing is adequate
+    largest: dict
+    best: dict
+    configs: list[dict]  # every comparable config, by J/query
+    closest: list[dict]  # nothing adequate: the configs nearest to adequate (bound - threshold)
+    savings: dict | None  # chosen vs largest
+    given_up: dict | None  # metric of the largest minus metric of the chosen, per split
+    assumptions: dict
+    estimated: bool  # some energy comes from the CPU-time estimate, not a meter
+    excluded: dict = field(default_factory=dict)  # records not considered, and why
+
+    @property
+    def adequate(self) -> bool:
+        return self.chosen is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "adequate": self.adequate, **asdict(self)}
+
+
+def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metric: str | None = None,
+              queries_per_day: float = 10_000, days: float = 365, pue: float = 1.2, region: str | None = None,
+              resamples: int = 1000, seed: int = 0, level: float = 0.95) -> Recommendation:
+    """The smallest adequate config on validation, next to the largest; test scores when recorded."""
+    records = list(records)
+    group = comparable(records)
+    if not group:
+        raise RightsizeError("no successful validation records to choose from: run `rightsize evaluate` first")
+    latest = group[-1]
+    metric = metric or latest["metric"]
+    if metric not in M.METRICS:
+        raise RightsizeError(f"metric {metric!r} is not one of {', '.join(M.METRICS)}")
+    rule, value = target_rule(target if target is not None else latest.get("target") or {})
+    if queries_per_day < 0 or days < 0:
+        raise RightsizeError("--queries-per-day and --days must not be negative")
+    grid = carbon.intensity(region) if region else None  # an unknown region fails before any work
+    if not pue >= 1.0:
+        raise RightsizeError(f"--pue {pue!r}: a data centre's PUE is at least 1.0")
+
+    verdicts = assess(group, {rule: value}, metric, resamples=resamples, seed=seed, level=level)
+    front = {r["key"] for r in pareto_front(group, metric)}
+    tests = [r for r in records if r.get("status") == "ok" and r.get("split") == "test" and "metrics" in r]
+
+    def carbon_of(joules: float) -> float | None:
+        return carbon_grams(joules, pue, grid.region) if grid else None
+
+    def entry(r: dict) -> dict:
+        v = verdicts[r["key"]]
+        life = lifetime_joules(r, queries_per_day, days)
+        return {
+            "rung": r["rung"], "key": r["key"], "config": r["config"], "n_params": r.get("n_params"),
+            "metric": r["metrics"][metric], "ci": (r.get("ci") or {}).get(metric),
+            "joules_per_query": r["joules_per_query"], "joules_fit": (r.get("joules") or {}).get("fit", 0.0),
+            "energy_source": r.get("energy_source"), "estimated": is_estimate(r),
+            "adequate": v.adequate, "rule": v.rule, "detail": v.detail, "bound": v.bound, "threshold": v.threshold,
+            "pareto": r["key"] in front, "lifetime_joules": life, "lifetime_carbon_g": carbon_of(life),
+            "test": _test_summary(r, tests, metric),
+        }
+
+    entries = {r["key"]: entry(r) for r in group}
+    pick = smallest_adequate(group, {rule: value}, metric, resamples=resamples, seed=seed, level=level)
+    big = entries[largest(group)["key"]]
+    chosen = entries[pick["key"]] if pick else None
+    closest = []
+    if chosen is None:
+        closest = sorted(entries.values(), key=lambda e: e["bound"] - e["threshold"], reverse=True)[:CLOSEST]
+    others = [r for r in records if r.get("split") == "validation" and r.get("key") not in entries]
+    return Recommendation(
+        task=latest["task"], metric=metric, target={rule: value}, rule=rule, split="validation",
+        n_examples=len(latest["references"]), chosen=chosen, largest=big, best=entries[best(group, metric)["key"]],
+        configs=sorted(entries.values(), key=lambda e: (e["joules_per_query"], e["n_params"] or 0)),
+        closest=closest, savings=_savings(chosen, big, carbon_of) if chosen else None,
+        given_up=_given_up(chosen, big) if chosen else None,
+        assumptions={
+            "queries_per_day": queries_per_day, "days": days, "pue": pue,
+            "region": grid.region if grid else None, "grid_g_per_kwh": grid.g_per_kwh if grid else None,
+            "grid_year": grid.year if grid else None, "grid_source": carbon.attribution() if grid else None,
+            "lifetime": "fit joules + queries_per_day x days x joules_per_query (load not counted)",
+            "level": level, "resamples": resamples, "seed": seed,
+        },
+        estimated=any(e["estimated"] for e in entries.values()),
+        excluded={"failed": sum(1 for r in others if r.get("status") != "ok"),
+                  "other_examples": sum(1 for r in others if r.get("status") == "ok")},
+    )
+
+
+def _test_summary(record: Mapping[str, Any], tests: Sequence[Mapping[str, Any]], metric: str) -> dict | None:
+    """The latest ok test-split record of the same config, fit and sample, if there is one."""
+    same = ("task", "config", "limit", "train_limit", "seed", "device")
+    matches = [t for t in tests if all(t.get(k) == record.get(k) for k in same)]
+    if not matches:
+        return None
+    t = matches[-1]
+    return {"key": t.get("key"), "metric": t["metrics"][metric], "ci": (t.get("ci") or {}).get(metric),
+            "n_examples": t.get("n_examples"), "joules_per_query": t.get("joules_per_query"),
+            "energy_source": t.get("energy_source")}
+
+
+def _savings(chosen: dict, big: dict, carbon_of) -> dict[str, Any]:
+    saved = big["joules_per_query"] - chosen["joules_per_query"]
+    life_saved = big["lifetime_joules"] - chosen["lifetime_joules"]
+    return {
+        "joules_per_query_saved": saved,
+        "percent_saved": 100.0 * saved / big["joules_per_query"] if big["joules_per_query"] > 0 else None,
+        "lifetime_joules_saved": life_saved,
+        "lifetime_kwh_saved": life_saved / JOULES_PER_KWH,
+        "lifetime_carbon_g_saved": carbon_of(life_saved),
+    }
+
+
+def _given_up(chosen: dict, big: dict) -> dict[str, float | None]:
+    """How much metric the choice gives up against the largest (negative: the choice scores higher)."""
+    test = None
+    if chosen["test"] and big["test"]:
+        test = big["test"]["metric"] - chosen["test"]["metric"]
+    return {"validation": big["metric"] - chosen["metric"], "test": test}

@@ -1,0 +1,402 @@
+"""The run report: ``report.md``, a self-contained ``report.html`` and the Pareto plot, from a run folder.
+
+Everything comes from ``runs.jsonl`` (and ``environment.jsonl`` for the machine it ran on); the decisions —
+which configs are comparable, adequate, on the front, recommended — are the policy's
+(:func:`rightsize.recommend.recommend`), never re-derived here. The report is written once as a small
+document model (headings, paragraphs, tables) and rendered twice, so the Markdown and the HTML say the
+same thing. The HTML inlines its CSS and the plot (base64 PNG, or the SVG itself), so it opens offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from rightsize import recommend as policy
+from rightsize.errors import RightsizeError
+from rightsize.plots import FORMATS, ParetoView, Point, save_pareto
+from rightsize.results import RunLog
+from rightsize.tables import human_count, human_joules
+
+STUDY_FILE = "study.db"
+LABEL_ALL_UP_TO = 12  # configs; above this only the front, the recommended and the largest are named
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """What :func:`build_report` wrote, and the recommendation it shows."""
+
+    markdown: Path
+    html: Path
+    plots: list[Path]
+    study: Path | None  # the search's Optuna study, when the run folder has one
+    recommendation: policy.Recommendation
+
+
+def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, queries_per_day: float = 10_000,
+                 days: float = 365, pue: float = 1.2, region: str | None = None,
+                 formats: Sequence[str] = FORMATS) -> ReportFiles:
+    """Write ``pareto.<fmt>``, ``report.md`` and ``report.html`` into ``out_dir`` (default: the run folder)."""
+    run = RunLog(run_dir, create=False)
+    records = run.records()
+    formats = tuple(dict.fromkeys(formats))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise RightsizeError(f"--format {','.join(formats)}: choose from {', '.join(FORMATS)}")
+    rec = policy.recommend(records, queries_per_day=queries_per_day, days=days, pue=pue, region=region)
+    group = {r["key"]: r for r in policy.comparable(records)}
+    used_runs = {r.get("run_id") for r in group.values()}
+    environments = [e for e in run.environments() if e.get("run_id") in used_runs] or run.environments()[-1:]
+    failed = unresolved_failures([r for r in records if r.get("task") == rec.task and r.get("split") == rec.split])
+    pruned = len({r.get("key") for r in records if r.get("status") == "pruned"})
+
+    out = Path(out_dir) if out_dir is not None else run.dir
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RightsizeError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
+    study = run.dir / STUDY_FILE
+    study = study if study.exists() else None
+    md_path, html_path = out / "report.md", out / "report.html"
+    try:
+        plots = save_pareto(pareto_view(rec, _watts(environments)), out, formats)
+        doc = document(rec, group, failed, environments, study, plot_name=plots[0].name, pruned=pruned)
+        md_path.write_text(to_markdown(doc), encoding="utf-8")
+        html_path.write_text(to_html(doc, title=f"rightsize report — {rec.task}", plot=plots[0]), encoding="utf-8")
+    except OSError as exc:
+        raise RightsizeError(f"--out {out}: cannot write the report ({exc.strerror or exc})") from None
+    except ValueError as exc:  # nothing plottable, e.g. every J/query is 0
+        raise RightsizeError(f"{run.path}: {exc}") from None
+    return ReportFiles(md_path, html_path, plots, study, rec)
+
+
+def unresolved_failures(records: Sequence[dict]) -> list[dict]:
+    """Failed records, latest per rung, unless a later record of that config or rung succeeded.
+
+    A failure that a later run fixed (a rerun, or the rung run again with another knob) is history.
+    """
+    latest: dict[str, dict] = {}
+    for r in records:
+        name = str(r.get("rung"))
+        if r.get("status") == "failed":
+            latest[name] = r
+        elif r.get("status") == "ok":
+            latest.pop(name, None)
+            for other, f in list(latest.items()):
+                if f.get("key") == r.get("key"):
+                    latest.pop(other)
+    return list(latest.values())
+
+
+def _error_text(error: str, limit: int = 160) -> str:
+    # Library messages quote code with backticks and can run long; neither belongs in a table note.
+    text = " ".join(str(error).replace("`", "'").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ------------------------------------------------------------------------------------ the plot's view
+
+
+def pareto_view(rec: policy.Recommendation, watts_per_core: float | None = None) -> ParetoView:
+    """The plot's content, decided by the policy's recommendation."""
+    points = [Point(key=e["key"], name=e["rung"], x=e["joules_per_query"], y=e["metric"],
+                    lo=(e["ci"] or [e["metric"]] * 2)[0], hi=(e["ci"] or [e["metric"]] * 2)[1], adequate=e["adequate"])
+              for e in rec.configs]
+    if rec.rule == "min":
+        threshold = rec.target["min"]
+        label = f"target: {rec.metric} ≥ {threshold:g} (95% CI lower bound must clear it)"
+    else:
+        d = rec.target["within"]
+        threshold = rec.best["metric"] - d
+        label = f"target: within {d:g} of best = {threshold:.3f} (judged by paired bootstrap)"
+    front = [e["key"] for e in rec.configs if e["pareto"]]
+    # A ladder's handful of configs are all named; a search's hundreds would bury the front in text.
+    others = [p.key for p in points if p.key not in front] if len(points) <= LABEL_ALL_UP_TO else []
+    return ParetoView(
+        points=points, metric=rec.metric, front=front, extra_labels=others,
+        recommended=rec.chosen["key"] if rec.chosen else None, largest=rec.largest["key"],
+        threshold=threshold, threshold_label=label, split=rec.split,
+        title=f"{rec.task}: {rec.metric} vs energy per query ({len(points)} configs)",
+        caption=plot_caption(rec, watts_per_core),
+    )
+
+
+def plot_caption(rec: policy.Recommendation, watts_per_core: float | None = None) -> str:
+    source = energy_words(rec, watts_per_core)
+    adequacy = ("filled: adequate by the 95% CI lower bound" if rec.rule == "min" else
+                "filled: adequate (non-inferior to the best by a paired bootstrap; the dashed line is only a guide)")
+    return (f"Energy: {source}. {rec.split.capitalize()} split, {rec.n_examples} examples; bars: 95% bootstrap "
+            f"intervals; {adequacy}; line: Pareto front (no config is both better and cheaper).")
+
+
+def energy_words(rec: policy.Recommendation, watts_per_core: float | None = None) -> str:
+    """The energy source in words; an estimate is always called one."""
+    sources = ", ".join(sorted({str(e.get("energy_source")) for e in rec.configs}))
+    if rec.estimated:
+        watts = f"{watts_per_core:g} W" if watts_per_core else "watts"
+        return (f"{sources} (process CPU time × {watts} per core) — an estimate, not a measurement: ratios between "
+                "configs measured on one machine are meaningful, absolute joules are not")
+    return f"measured by {sources}"
+
+
+def _watts(environments: Sequence[dict]) -> float | None:
+    values = {(e.get("meter") or {}).get("cpu_watts_per_core") for e in environments} - {None}
+    return values.pop() if len(values) == 1 else None
+
+
+# ------------------------------------------------------------------------------------ the document
+
+# Blocks: ("h1"|"h2"|"p", text), ("ul", [text]), ("table", headers, rows, align), ("plot", alt), ("code", text).
+# Text may carry **bold** and `code`; everything else is escaped by each renderer.
+Block = tuple
+
+
+def document(rec: policy.Recommendation, group: dict[str, dict], failed: list[dict], environments: list[dict],
+             study: Path | None, plot_name: str, pruned: int = 0) -> list[Block]:
+    target = (f"{rec.metric} ≥ {rec.target['min']:g} (95% CI lower bound)" if rec.rule == "min" else
+              f"within {rec.target['within']:g} of the best config (paired bootstrap, 95%)")
+    watts = _watts(environments)
+    doc: list[Block] = [
+        ("h1", f"rightsize report — {rec.task}"),
+        ("p", f"{rec.split.capitalize()} split, {rec.n_examples} examples · metric `{rec.metric}` · target: {target} · "
+              f"energy: {energy_words(rec, watts)}."),
+        ("h2", "Recommendation"),
+        *_recommendation(rec),
+        # The caption is drawn into the figure itself, so the plot file travels with its energy note.
+        ("plot", f"{rec.task}: {rec.metric} against J/query for every config, with the Pareto front", plot_name),
+        ("h2", "Configs"),
+        _config_table(rec, group),
+    ]
+    if failed or pruned or rec.excluded.get("other_examples"):
+        notes = [f"`{r.get('rung')}` failed in {r.get('failed_phase', '?')}: {_error_text(r.get('error', ''))}"
+                 for r in failed]
+        if pruned:
+            notes.append(f"{pruned} search trial(s) stopped early by the pruner (their CI upper bound could not "
+                         "reach the target)")
+        if rec.excluded.get("other_examples"):
+            notes.append(f"{rec.excluded['other_examples']} record(s) scored on other examples (another --limit, "
+                         "split or task) are not compared here")
+        doc += [("p", "Not in the table:"), ("ul", notes)]
+    doc += _lifetime(rec)
+    doc += [("h2", "Environment"), ("ul", _environment(environments))]
+    if study is not None:
+        doc += [("h2", "Search study"),
+                ("p", "The search's Optuna study (trial user attributes: rung, metric, J/query, adequacy) opens in "
+                      "optuna-dashboard (`pip install optuna-dashboard` if it is not installed):"),
+                ("code", dashboard_command(study))]
+    return doc
+
+
+def dashboard_command(study: Path) -> str:
+    return f"optuna-dashboard sqlite:///{study.resolve()}"
+
+
+def _recommendation(rec: policy.Recommendation) -> list[Block]:
+    if rec.chosen is None:
+        closest = ", ".join(f"`{e['rung']}` ({e['detail']})" for e in rec.closest)
+        return [("p", f"**No evaluated config is adequate.** Closest to the target: {closest}."),
+                ("p", "Try larger rungs, more training data, or reconsider the target.")]
+    c, big = rec.chosen, rec.largest
+    out: list[Block] = [
+        ("p", f"Deploy **{c['rung']}** ({_what(c)}, {human_count(c['n_params'])} parameters): {rec.metric} "
+              f"{_metric(c)} at **{human_joules(c['joules_per_query'])}/query**."),
+        ("p", f"Why it is adequate ({c['rule']} rule): {c['detail']}. It is the adequate config with the least "
+              "energy per query."),
+    ]
+    if c["key"] == big["key"]:
+        out.append(("p", "It is also the largest config evaluated: nothing smaller meets the target."))
+    else:
+        s, g = rec.savings or {}, rec.given_up or {}
+        pct = s.get("percent_saved")
+        test = f" ({g['test']:+.4f} on test)" if g.get("test") is not None else ""
+        out.append(("p", f"Against the largest config, **{big['rung']}** ({human_count(big['n_params'])} parameters, "
+                         f"{rec.metric} {_metric(big)}, {human_joules(big['joules_per_query'])}/query): "
+                         f"**{pct:.0f}% less energy per query**, giving up {g.get('validation', 0):+.4f} "
+                         f"{rec.metric} on validation{test}." if pct is not None else
+                         f"The largest config, {big['rung']}, has no positive J/query to compare against."))
+    if c.get("test"):
+        t = c["test"]
+        out.append(("p", f"Held-out test split ({t['n_examples']} examples): {rec.metric} {_metric(t)}."))
+    return out
+
+
+def _what(e: dict) -> str:
+    cfg = e["config"] or {}
+    return f"{cfg.get('kind')}" + (f", `{cfg['model']}`" if cfg.get("model") else "")
+
+
+def _metric(e: dict) -> str:
+    ci = e.get("ci")
+    return f"{e['metric']:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def _config_table(rec: policy.Recommendation, group: dict[str, dict]) -> Block:
+    headers = ["config", "kind", "model", f"{rec.metric} [95% CI]", "adequate", "J/query", "params",
+               "load J", "fit J", "infer J", "seconds", "note"]
+    rows = []
+    for e in rec.configs:
+        r = group.get(e["key"], {})
+        joules = r.get("joules") or {}
+        notes = [n for n, on in (("recommended", rec.chosen and e["key"] == rec.chosen["key"]),
+                                 ("largest", e["key"] == rec.largest["key"]), ("front", e["pareto"])) if on]
+        model = (e["config"] or {}).get("model")
+        rows.append([f"`{e['rung']}`", (e["config"] or {}).get("kind", "-"), model.rstrip("/").split("/")[-1] if model else "-",
+                     _metric(e), "yes" if e["adequate"] else "no", human_joules(e["joules_per_query"]),
+                     human_count(e["n_params"]), *(human_joules(joules.get(p)) for p in ("load", "fit", "infer")),
+                     f"{r.get('seconds_total', 0):.1f}", ", ".join(notes)])
+    return ("table", headers, rows, "lllrlrrrrrrl")
+
+
+def _lifetime(rec: policy.Recommendation) -> list[Block]:
+    a = rec.assumptions
+    queries = a["queries_per_day"] * a["days"]
+    grid = (f"region `{a['region']}` at {a['grid_g_per_kwh']:g} gCO2e/kWh ({a['grid_year']}; {a['grid_source']})"
+            if a.get("region") else "no region given, so no carbon figure (pass `--region`, an ISO country code)")
+    blocks: list[Block] = [
+        ("h2", "Lifetime energy and carbon"),
+        ("p", f"Assumptions: {a['queries_per_day']:,.0f} queries/day for {a['days']:g} days ({queries:,.0f} queries); "
+              f"lifetime = fit once + queries × J/query (loading is not counted); PUE {a['pue']:g}; {grid}. "
+              f"Energy is the IT load as recorded ({'estimated' if rec.estimated else 'measured'}); carbon = kWh × "
+              "PUE × grid intensity."),
+    ]
+    rows = []
+    shown = [("recommended", rec.chosen)] if rec.chosen else []
+    if not rec.chosen or rec.largest["key"] != rec.chosen["key"]:
+        shown.append(("largest", rec.largest))
+    for role, e in shown:
+        rows.append([f"{role}: `{e['rung']}`", human_joules(e["lifetime_joules"]), f"{e['lifetime_joules'] / 3.6e6:.3g}",
+                     _grams(e["lifetime_carbon_g"])])
+    if rec.savings and rec.chosen and rec.chosen["key"] != rec.largest["key"]:
+        s = rec.savings
+        rows.append(["**saved**", human_joules(s["lifetime_joules_saved"]), f"{s['lifetime_kwh_saved']:.3g}",
+                     _grams(s["lifetime_carbon_g_saved"])])
+    blocks.append(("table", ["config", "lifetime energy", "kWh", "carbon (CO2e)"], rows, "lrrr"))
+    return blocks
+
+
+def _grams(g: float | None) -> str:
+    if g is None:
+        return "-"
+    for unit, size in (("t", 1e6), ("kg", 1e3), ("g", 1.0), ("mg", 1e-3)):
+        if abs(g) >= size:
+            return f"{g / size:.3g} {unit}"
+    return f"{g:.3g} g"
+
+
+def _environment(environments: list[dict]) -> list[str]:
+    if not environments:
+        return ["no environment.jsonl in the run folder"]
+    lines = []
+    for env in environments:
+        meter = env.get("meter") or {}
+        watts = f", {meter['cpu_watts_per_core']:g} W per core" if meter.get("cpu_watts_per_core") else ""
+        v = env.get("versions") or {}
+        versions = ", ".join(f"{k} {v[k]}" for k in ("torch", "transformers", "sentence-transformers", "faiss-cpu",
+                                                       "scikit-learn", "rightsize") if v.get(k))
+        gpus = ", ".join(env.get("gpus") or []) or "none"
+        lines.append(f"run `{env.get('run_id')}` ({env.get('time')}): host `{env.get('host')}`, {env.get('cpu')} × "
+                     f"{env.get('cpu_count')} CPUs ({env.get('torch_threads')} torch threads), device "
+                     f"{env.get('device')}, GPUs: {gpus}; meter {meter.get('source')}{watts}; Python "
+                     f"{env.get('python')}; {versions}; git {env.get('git') or 'unknown'}")
+    return lines
+
+
+# ------------------------------------------------------------------------------------ renderers
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def to_markdown(doc: list[Block]) -> str:
+    out = []
+    for block in doc:
+        kind = block[0]
+        if kind == "h1":
+            out.append(f"# {block[1]}")
+        elif kind == "h2":
+            out.append(f"## {block[1]}")
+        elif kind == "p":
+            out.append(block[1])
+        elif kind == "ul":
+            out.append("\n".join(f"- {item}" for item in block[1]))
+        elif kind == "code":
+            out.append(f"```\n{block[1]}\n```")
+        elif kind == "plot":
+            out.append(f"![{block[1]}]({block[2]})")
+        elif kind == "table":
+            _, headers, rows, align = block
+            cells = lambda row: "| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"  # noqa: E731
+            rule = "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"
+            out.append("\n".join([cells(headers), rule, *map(cells, rows)]))
+    return "\n\n".join(out) + "\n"
+
+
+_CSS = """
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1a1a1a;max-width:1200px;margin:2em auto;padding:0 1em}
+h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0;display:block;overflow-x:auto}
+th,td{padding:4px 8px;border-bottom:1px solid #e5e5e5;text-align:left;white-space:nowrap}th{background:#f5f5f5}
+td.r,th.r{text-align:right;font-variant-numeric:tabular-nums}
+code,pre{font:13px ui-monospace,Menlo,Consolas,monospace;background:#f3f3f3;border-radius:3px;padding:1px 4px}
+pre{padding:8px;overflow-x:auto}figure{margin:1em 0}img,svg{max-width:100%;height:auto}
+""".strip()
+
+
+def _inline(text: str) -> str:
+    escaped = html.escape(str(text), quote=False)
+    return _CODE.sub(r"<code>\1</code>", _BOLD.sub(r"<strong>\1</strong>", escaped))
+
+
+def to_html(doc: list[Block], *, title: str, plot: Path) -> str:
+    """A standalone page: inline CSS and the plot embedded (PNG as base64, SVG inline); no links out."""
+    body = []
+    for block in doc:
+        kind = block[0]
+        if kind in ("h1", "h2"):
+            body.append(f"<{kind}>{_inline(block[1])}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline(block[1])}</p>")
+        elif kind == "ul":
+            body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in block[1]) + "</ul>")
+        elif kind == "code":
+            body.append(f"<pre><code>{html.escape(block[1])}</code></pre>")
+        elif kind == "plot":
+            body.append(f"<figure>{_embedded(plot, block[1])}</figure>")
+        elif kind == "table":
+            _, headers, rows, align = block
+            cls = lambda i: ' class="r"' if align[i] == "r" else ""  # noqa: E731
+            head = "".join(f"<th{cls(i)}>{_inline(h)}</th>" for i, h in enumerate(headers))
+            trs = "".join("<tr>" + "".join(f"<td{cls(i)}>{_inline(c)}</td>" for i, c in enumerate(row)) + "</tr>"
+                          for row in rows)
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
+
+
+def _embedded(plot: Path, alt: str) -> str:
+    if plot.suffix == ".svg":
+        svg = plot.read_text(encoding="utf-8")
+        return svg[svg.index("<svg"):]  # drop the XML prolog and doctype: not allowed inside HTML
+    data = base64.b64encode(plot.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def summary_lines(files: ReportFiles) -> list[str]:
+    """What the CLI prints: where each file went, and the dashboard hint when there is a study."""
+    lines = [f"wrote {p}" for p in (*files.plots, files.markdown, files.html)]
+    rec = files.recommendation
+    if rec.chosen:
+        lines.append(f"recommended: {rec.chosen['rung']} ({human_joules(rec.chosen['joules_per_query'])}/query)")
+    else:
+        lines.append("recommended: none — no evaluated config is adequate")
+    if rec.estimated:
+        lines.append("energy source 'estimate': process CPU time x watts per core, not a measurement")
+    if files.study is not None:
+        lines.append(f"search study: {dashboard_command(files.study)}   (pip install optuna-dashboard)")
+    return lines

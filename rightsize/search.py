@@ -1,0 +1,713 @@
+"""`rightsize search`: an Optuna study for the smallest adequate configuration of a ladder's space.
+
+How it works, and why:
+
+* **Objective.** Minimize joules per query (the record's ``joules_per_query``, the config's cost)
+  subject to adequacy, given to the sampler as a constraint (``trial.set_constraint``, value <= 0
+  feasible; it replaces ``constraints_func``, deprecated in Optuna 5.0). The constraint is the
+  policy's own test (:func:`rightsize.recommend.assess`) over the study's records so far. For a
+  ``within`` target adequacy is relative to the best config found *so far*, so constraints of early
+  trials can go stale: the answer is made at the end by :func:`rightsize.recommend.recommend` over
+  every record of the study, never by Optuna's ``best_trial``. ``objective="pareto"`` runs NSGA-II
+  on (metric up, J/query down) instead, without pruning: a cheap inadequate config can still be on
+  the Pareto front.
+* **Cheap trials.** The ladder's rungs are enqueued first, in ladder order, at their own knob values
+  (small rungs first), so the cheap configs and a first "best" are known early. A trial is fit once
+  and predicts nested, growing seeded parts of the validation split (``steps``, 25/50/100%); after
+  each part it reports the metric's 95% bootstrap CI *upper* bound and :class:`AdequacyPruner` stops
+  it when that bound is below the bar (``target.min``, or the best complete score so far minus
+  ``within``) once at least ``min_prune_examples`` examples were seen. The embedding cache, when the
+  rungs use it, makes repeated encodes of the same texts cheap; a record's ``joules_spent`` (what a
+  run really spent) is what the search is charged.
+* **No config twice.** A trial's config key is the evaluation key of ``runs.jsonl``. A trial first
+  writes its key into the study (a user attribute), then reads every other trial: if one with the
+  same key is complete, pruned, failed or running, it steps back as a ``duplicate`` (a complete one
+  lends it its values, as Optuna's FAQ recommends); a key already in ``runs.jsonl`` is reused, not
+  re-evaluated. Since every trial writes before it reads, of two trials with the same key the later
+  writer always sees the earlier one: two workers can never both evaluate a config. The race we
+  accept: when both write before either reads, both step back and the config waits until it is
+  sampled again.
+* **Storage, workers, resume.** The study lives in a SQLite file of the run folder by default, or in
+  any database Optuna's ``RDBStorage`` takes (``postgresql://...``); processes with the same study
+  name share it. Heartbeats mark a dead worker's running trial failed after ``GRACE_S`` seconds and
+  re-queue its config; a worker of *this* machine that is gone (its process no longer exists) is
+  recognised at once on start. Records are appended to ``runs.jsonl`` before the trial is told, so a
+  kill loses at most the trial that was running.
+* **Energy of the search.** One meter window spans the whole search (evaluations plus sampling,
+  storage and bookkeeping); each trial stores its share, so the study knows what all its workers
+  spent. ``budget_joules`` stops starting new trials once the study's energy plus the mean cost of
+  a trial so far would pass it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import os
+import socket
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from rightsize import metrics as M
+from rightsize.energy import make_meter
+from rightsize.errors import RightsizeError
+from rightsize.evaluate import EvalPlan, Step, StopEvaluation, evaluate_rung, evaluation_key, new_run_id, task_identity
+from rightsize.ladder import load_ladder
+from rightsize.results import RunLog
+from rightsize.rungs import RunContext
+from rightsize.space import SearchSpace, build_space
+
+log = logging.getLogger(__name__)
+
+STEPS = (0.25, 0.5, 1.0)
+MIN_PRUNE_EXAMPLES = 30
+HEARTBEAT_S = 10
+GRACE_S = 60
+STUDY_FILE = "study.db"
+RECORD_ATTR = "rightsize:record"  # the trial's full record (system attribute: kept out of dashboards)
+OBJECTIVES = ("smallest", "pareto")
+# Outcomes of a trial (user attribute "outcome"); the first four spent an evaluation on a config.
+EVALUATED = ("complete", "pruned", "failed", "reused")
+DUPLICATE = "duplicate"
+
+
+@dataclass
+class SearchRequest:
+    task: Path
+    ladder: Path | None = None
+    trials: int = 30
+    timeout: float | None = None
+    budget_joules: float | None = None
+    storage: str | None = None
+    study: str | None = None
+    out_dir: Path | None = None
+    seed: int = 0
+    objective: str = "smallest"
+    limit: int | None = None
+    train_limit: int | None = None
+    meter: str = "auto"
+    cpu_watts: float | None = None
+    device: str = "auto"
+    steps: tuple[float, ...] = STEPS
+    min_prune_examples: int = MIN_PRUNE_EXAMPLES
+    progress: bool = False
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+    cache_dir: Path | None = None  # the embedding cache (default: as `rightsize evaluate`)
+    no_cache: bool = False
+    task_name: str | None = None
+
+    def resolved_out_dir(self) -> Path:
+        return self.out_dir if self.out_dir is not None else Path("results") / (self.task_name or Path(self.task).stem)
+
+
+@dataclass
+class TrialOutcome:
+    """One trial as this worker saw it (what the CLI prints per line)."""
+
+    number: int
+    rung: str
+    searched: dict[str, Any]
+    outcome: str  # complete | pruned | failed | reused | duplicate
+    metric: str
+    score: float | None = None
+    joules_per_query: float | None = None
+    adequate: bool | None = None
+    detail: str = ""
+    joules: float = 0.0  # what this trial's evaluation spent (0 for duplicates and reused records)
+    key: str = ""
+
+
+@dataclass
+class SearchResult:
+    study: str
+    storage: str
+    objective: str
+    out_dir: str
+    space_size: int
+    stopped: str
+    trials: list[TrialOutcome]  # this worker's
+    study_counts: dict[str, int]  # every worker's trials, by outcome
+    energy: dict[str, Any]
+    records: list[dict] = field(default_factory=list)
+    recommendation: Any = None  # rightsize.recommend.Recommendation, or None
+    no_recommendation: str | None = None
+    pareto: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if k not in ("records", "recommendation")}
+        out["recommendation"] = self.recommendation.to_dict() if self.recommendation is not None else None
+        return out
+
+
+# ------------------------------------------------------------------------------------ pruning
+
+
+class AdequacyPruner(optuna.pruners.BasePruner):
+    """Prunes a trial whose reported value (the metric's 95% CI upper bound on the examples seen so
+    far, reported at step = their number) is below the bar: ``target.min``, or (``within``) the best
+    complete score of the study minus ``within``. Never before ``min_examples`` examples."""
+
+    def __init__(self, rule: str, value: float, min_examples: int = MIN_PRUNE_EXAMPLES) -> None:
+        self.rule, self.value, self.min_examples = rule, value, min_examples
+
+    def threshold(self, study: optuna.Study) -> float | None:
+        if self.rule == "min":
+            return self.value
+        scores = [t.user_attrs["score"] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                  if isinstance(t.user_attrs.get("score"), (int, float))]
+        return max(scores) - self.value if scores else None
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step < self.min_examples:
+            return False  # a bootstrap interval over a handful of examples is too optimistic to act on
+        bar = self.threshold(study)
+        return bar is not None and trial.intermediate_values[step] < bar
+
+
+# ------------------------------------------------------------------------------------ storage
+
+
+def masked(url: str) -> str:
+    """The storage URL without its password, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 — a URL SQLAlchemy cannot parse is shown as given, minus a password
+        import re
+
+        return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's RDBStorage with heartbeats; a dead worker's running trial is failed and re-queued."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        engine_kwargs = {"connect_args": {"timeout": 120}}  # workers take turns on the file lock
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # heartbeat and the retry callback are "experimental"
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                heartbeat_stale_trial_callback=_Requeue(max_retry=3))
+        except (SQLAlchemyError, ValueError, ImportError) as exc:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise RightsizeError(f"--storage {masked(url)}: cannot open the study storage "
+                                 f"({exc.__class__.__name__}: {first})"[:400]) from None
+
+
+class _Requeue(optuna.storages.RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry callback, minus the dead worker's name on the new trial (otherwise the trial,
+    once a live worker takes it, could look dead to another worker's start-up check)."""
+
+    def __init__(self, max_retry: int | None = None):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "experimental"
+            super().__init__(max_retry=max_retry)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        trial = copy.deepcopy(trial)
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ("worker", "outcome")}
+        super().__call__(study, trial)
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid()) or ''}"
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (distinguishes a reused pid); None when unknown or dead."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()
+    if fields and fields[0] == "Z":
+        return None  # a zombie: killed, not yet reaped
+    return fields[19] if len(fields) > 19 else None
+
+
+def _worker_alive(worker: str) -> bool | None:
+    """True/False for a worker of this machine; None for another machine's (heartbeats decide)."""
+    host, _, rest = worker.partition(":")
+    pid_text, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    if not Path("/proc").is_dir():
+        try:
+            os.kill(int(pid_text), 0)
+            return True
+        except OSError:
+            return False
+    now = _process_start(int(pid_text))
+    return now is not None and (not started or now == started)
+
+
+def recover_dead_trials(study) -> list[int]:
+    """Fail and re-queue running trials whose worker, on this machine, no longer exists."""
+    storage, recovered = study._storage, []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = t.user_attrs.get("worker")
+        if not worker or _worker_alive(worker) is not False:
+            continue
+        try:
+            if not storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another process got there first
+        log.info("trial %d of a stopped worker (%s) marked failed; its config is queued again", t.number, worker)
+        _Requeue(max_retry=3)(study, storage.get_trial(t._trial_id))
+        recovered.append(t.number)
+    return recovered
+
+
+# ------------------------------------------------------------------------------------ the search
+
+
+class _RungFailed(Exception):
+    """A config whose evaluation failed (recorded as failed); the trial is marked FAIL."""
+
+
+def run_search(request: SearchRequest, on_trial: Callable[[TrialOutcome], None] | None = None,
+               on_note: Callable[[str], None] | None = None) -> SearchResult:
+    """Run (or resume, or join) the study and return what it found."""
+    from rightsize.runner import preflight_models, resolve_device
+    from rightsize.tasks import load_data, load_task
+
+    if request.objective not in OBJECTIVES:
+        raise RightsizeError(f"--objective {request.objective!r}: choose one of {', '.join(OBJECTIVES)}")
+    if request.trials < 1:
+        raise RightsizeError(f"--trials must be at least 1, got {request.trials}")
+    if request.budget_joules is not None and not request.budget_joules > 0:
+        raise RightsizeError(f"--budget-joules must be positive, got {request.budget_joules!r}")
+    steps = tuple(sorted({float(s) for s in request.steps}))
+    if not steps or steps[0] <= 0 or steps[-1] != 1.0:
+        raise RightsizeError(f"steps {request.steps!r}: fractions in (0, 1] ending with 1.0")
+    task = load_task(request.task)
+    request.task_name = task.name
+    ladder = load_ladder(request.ladder)
+    device = resolve_device(request.device)
+    ladder = preflight_models(ladder, request.allow_pickle) or ladder
+    space = build_space(ladder, device)
+    data = load_data(task)
+    run_log = RunLog(request.resolved_out_dir())
+    meter = make_meter(request.meter, device=device, cpu_watts=request.cpu_watts)
+    search = _Search(request, task, data, space, run_log, meter, device, steps, on_trial, on_note or (lambda _: None))
+    return search.run()
+
+
+class _Search:
+    """One worker's run of the study: the objective, the stop rules and the energy ledger."""
+
+    def __init__(self, request, task, data, space: SearchSpace, run_log: RunLog, meter, device: str, steps,
+                 on_trial, on_note):
+        from rightsize.recommend import target_rule
+
+        self.r, self.task, self.data, self.space, self.run_log, self.meter = request, task, data, space, run_log, meter
+        self.steps, self.on_trial, self.note = steps, on_trial, on_note
+        self.metric = task.metric
+        self.target = {"min": task.target.min, "within": task.target.within}
+        self.rule, self.rule_value = target_rule(self.target)
+        self.plan = EvalPlan(split="validation", limit=request.limit, train_limit=request.train_limit)
+        # Evaluations use the seed of `rightsize evaluate` (0): the same config has the same key and
+        # subsets in both commands, so their records are shared. --seed drives the sampler.
+        from rightsize.cache import EmbeddingCache
+
+        cache = None if request.no_cache else EmbeddingCache(request.cache_dir)
+        self.context = RunContext(device=device, seed=0, progress=request.progress,
+                                  trust_remote_code=request.trust_remote_code, allow_pickle=request.allow_pickle,
+                                  cache=cache)
+        self.ident = task_identity(data)
+        self.run_id = new_run_id()
+        self.worker = _worker_id()
+        self.outcomes: list[TrialOutcome] = []
+        self.total_joules = 0.0  # this worker's meter window, closed segments
+        self.spent: dict[str, float] = {"evaluations": 0.0, "pruned": 0.0}
+        self.stopped = ""
+        self.duplicates_in_a_row = 0
+        self.threads = None
+
+    # -------------------------------------------------------------- set-up
+
+    def study_name(self) -> str:
+        if self.r.study:
+            return self.r.study
+        ident = {"task": self.ident, "space": self.space.describe(), "plan": asdict(self.plan),
+                 "objective": self.r.objective, "metric": self.metric, "target": self.target}
+        digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        return f"{self.task.name}-{self.r.objective}-{digest}"
+
+    def open_study(self) -> optuna.Study:
+        url = self.r.storage or f"sqlite:///{(self.run_log.dir / STUDY_FILE).resolve()}"
+        self.storage_url = url
+        storage = open_storage(url)
+        name = self.study_name()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TPE's multivariate/group options are "experimental"
+            if self.r.objective == "pareto":
+                sampler = optuna.samplers.NSGAIISampler(seed=self.r.seed,
+                                                        population_size=max(4, min(20, self.r.trials // 2)))
+                directions, pruner = ["maximize", "minimize"], optuna.pruners.NopPruner()
+            else:
+                sampler = optuna.samplers.TPESampler(seed=self.r.seed, multivariate=True, group=True,
+                                                     n_startup_trials=len(self.space.rungs) + 3)
+                directions = ["minimize"]
+                pruner = AdequacyPruner(self.rule, self.rule_value, self.r.min_prune_examples)
+            try:
+                study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+                                            directions=directions, load_if_exists=True)
+            except Exception as exc:  # noqa: BLE001 — e.g. an existing study with other directions
+                raise RightsizeError(f"study {name!r} in {masked(url)}: {exc}".splitlines()[0]) from None
+        facts = {"task": self.ident, "metric": self.metric,
+                 "target": self.target, "objective": self.r.objective, "space": self.space.describe(),
+                 "plan": asdict(self.plan)}
+        known = study.user_attrs.get("rightsize")
+        if known is None:
+            study.set_user_attr("rightsize", facts)
+        elif json.loads(json.dumps(known)) != json.loads(json.dumps(facts, default=str)):
+            what = next((k for k in facts if json.dumps(known.get(k), default=str, sort_keys=True)
+                         != json.dumps(facts[k], default=str, sort_keys=True)), "settings")
+            raise RightsizeError(f"study {name!r} in {masked(url)} was created with another {what}; "
+                                 f"give a new --study name (or the same task, ladder and options)")
+        self.study = study
+        return study
+
+    # -------------------------------------------------------------- run
+
+    def run(self) -> SearchResult:
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # the CLI prints each trial itself
+        try:
+            return self._run()
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+
+    def _run(self) -> SearchResult:
+        study = self.open_study()
+        recovered = recover_dead_trials(study)
+        if recovered:
+            self.note(f"trials {', '.join(map(str, recovered))} were left running by a stopped worker; "
+                      f"their configs are queued again")
+        for params in self.space.small_first():
+            study.enqueue_trial(params, skip_if_exists=True)
+        done = self._evaluated_keys(study)
+        if done:
+            self.note(f"study {study.study_name!r}: {len(done)} configs already evaluated; continuing")
+        self.threads = _current_threads() if any(r.base.model for r in self.space.rungs) else None
+        self.meter.begin("search")
+        started = time.monotonic()
+        try:
+            self.stopped = self._stop_reason(study)
+            if not self.stopped:
+                study.optimize(self.objective, timeout=self.r.timeout, callbacks=[self._after_trial],
+                               catch=(_RungFailed,), gc_after_trial=False)
+                if not self.stopped:
+                    timed_out = self.r.timeout is not None and time.monotonic() - started >= self.r.timeout
+                    self.stopped = f"timeout ({self.r.timeout:g} s)" if timed_out else "stopped"
+        finally:
+            self.total_joules += self.meter.end("search").joules
+        return self.result(study)
+
+    def _segment(self) -> float:
+        """Energy of this worker since the last trial ended (the trial's share of the search)."""
+        m = self.meter.end("search")
+        self.meter.begin("search")
+        self.total_joules += m.joules
+        return m.joules
+
+    def objective(self, trial: optuna.Trial):
+        trial.set_user_attr("worker", self.worker)
+        spec, searched = self.space.suggest(trial)
+        key = evaluation_key(self.ident, spec, self.plan, self.context)
+        for name, value in (("config_key", key), ("rung", spec.name), ("config", spec.config()),
+                            ("searched", searched), ("metric", self.metric)):
+            trial.set_user_attr(name, value)
+        outcome = TrialOutcome(trial.number, spec.name, searched, "", self.metric, key=key)
+        other = _claimed(trial.study, trial.number, key)
+        if other is not None:
+            return self._duplicate(trial, other, outcome)
+        self.duplicates_in_a_row = 0
+        record = self._recorded(key)
+        if record is not None:
+            outcome.outcome = "reused" if record["status"] == "ok" else "pruned"
+            outcome.detail = "recorded earlier in runs.jsonl"
+        else:
+            _restore_threads(self.threads)
+            on_step = self._reporter(trial) if self.r.objective == "smallest" else None
+            record = evaluate_rung(self.data, spec, self.meter, self.context, self.plan, run_id=self.run_id,
+                                   steps=self.steps, on_step=on_step)
+            record["search"] = {"study": trial.study.study_name, "trial": trial.number, "searched": searched}
+            self.run_log.append(record)
+            outcome.joules = _spent(record)
+            outcome.outcome = {"ok": "complete", "pruned": "pruned"}.get(record["status"], "failed")
+        trial.storage.set_trial_system_attr(trial._trial_id, RECORD_ATTR, _storable(record))
+        self._describe(trial, record, outcome)
+        if outcome.outcome == "pruned":
+            self.spent["pruned"] += outcome.joules
+        self.spent["evaluations"] += outcome.joules
+        trial.set_user_attr("eval_joules", outcome.joules)
+        trial.set_user_attr("search_joules", self._segment())
+        self._tell_progress(outcome)
+        if record["status"] == "failed":
+            raise _RungFailed(record.get("error", "failed"))
+        if record["status"] == "pruned":
+            trial.set_constraint("adequacy", self._pruned_gap(trial.study, record))
+            raise optuna.TrialPruned(outcome.detail)
+        if self.r.objective == "pareto":
+            return record["metrics"][self.metric], record["joules_per_query"]
+        return record["joules_per_query"]
+
+    def _recorded(self, key: str) -> dict | None:
+        """The latest record of ``key`` in runs.jsonl that a trial can stand on (a kill between the
+        append and telling the study, or an earlier `rightsize evaluate`): ok, or pruned when pruning."""
+        usable = ("ok", "pruned") if self.r.objective == "smallest" else ("ok",)
+        found = None
+        for r in self.run_log.records():
+            if r.get("key") == key and r.get("status") in usable:
+                found = r
+        return found
+
+    def _pruned_gap(self, study: optuna.Study, record: dict) -> float:
+        """How far a pruned record falls short (> 0, the constraint): the bar minus its CI upper bound."""
+        names = record["label_names"]
+        _, hi = M.confidence_interval(self.metric, record["references"], record["predictions"], len(names))
+        bar = study.pruner.threshold(study) if isinstance(study.pruner, AdequacyPruner) else None
+        return max((bar - hi) if bar is not None else 0.0, 1e-9)
+
+    def _reporter(self, trial) -> Callable[[Step], None]:
+        metric = self.metric
+
+        def on_step(step: Step) -> None:
+            _, hi = M.confidence_interval(metric, step.references, step.predictions, step.n_classes)
+            trial.report(hi, step.n)
+            if not step.final and trial.should_prune():
+                point = M.score(metric, step.references, step.predictions, step.n_classes)
+                bar = trial.study.pruner.threshold(trial.study)
+                raise StopEvaluation(f"{metric} {point:.3f} on {step.n}/{step.total} examples: 95% CI upper bound "
+                                     f"{hi:.3f} < {bar:.3f} needed")
+
+        return on_step
+
+    def _describe(self, trial, record: dict, outcome: TrialOutcome) -> None:
+        """Readable user attributes (optuna-dashboard shows them) and the adequacy constraint."""
+        trial.set_user_attr("outcome", outcome.outcome)
+        trial.set_user_attr("energy_source", record.get("energy_source"))
+        if record["status"] == "failed":
+            outcome.detail = record.get("error", "")
+            trial.set_user_attr("error", outcome.detail)
+            return
+        score, jpq = record["metrics"][self.metric], record["joules_per_query"]
+        outcome.score, outcome.joules_per_query = score, jpq
+        trial.set_user_attr("score", score)
+        trial.set_user_attr("ci", record.get("ci", {}).get(self.metric))
+        trial.set_user_attr("joules_per_query", jpq)
+        trial.set_user_attr("n_examples", record.get("n_examples"))
+        trial.set_user_attr("n_params", record.get("n_params"))
+        if record["status"] == "pruned":
+            outcome.adequate = False
+            outcome.detail = record["pruned"]["reason"]
+            trial.set_user_attr("adequate", False)
+            trial.set_user_attr("adequacy", f"pruned: {outcome.detail}")
+            return
+        verdict = self._adequacy(trial.study, record)
+        if verdict is None:
+            return
+        outcome.adequate = verdict.adequate
+        trial.set_user_attr("adequate", verdict.adequate)
+        trial.set_user_attr("adequacy", verdict.detail)
+        if self.r.objective == "smallest":
+            gap = verdict.threshold - verdict.bound
+            trial.set_constraint("adequacy", min(gap, 0.0) if verdict.adequate else max(gap, 1e-9))
+
+    def _adequacy(self, study, record: dict):
+        from rightsize.recommend import assess, comparable
+
+        group = comparable(study_records(study) + [record])
+        verdicts = assess(group, self.target, self.metric) if group else {}
+        verdict = verdicts.get(record["key"])
+        if verdict is None:
+            log.warning("trial record %s is not comparable with the study's records; no adequacy", record["key"])
+        return verdict
+
+    def _duplicate(self, trial, other, outcome: TrialOutcome):
+        self.duplicates_in_a_row += 1
+        outcome.outcome = DUPLICATE
+        outcome.detail = f"duplicate of trial {other.number} ({other.state.name.lower()})"
+        trial.set_user_attr("outcome", DUPLICATE)
+        trial.set_user_attr("duplicate_of", other.number)
+        for name in ("score", "ci", "joules_per_query", "adequate", "adequacy", "energy_source", "n_examples"):
+            if name in other.user_attrs:
+                trial.set_user_attr(name, other.user_attrs[name])
+        outcome.score = other.user_attrs.get("score")
+        outcome.joules_per_query = other.user_attrs.get("joules_per_query")
+        outcome.adequate = other.user_attrs.get("adequate")
+        for name, value in other.constraints.items():
+            trial.set_constraint(name, value)
+        trial.set_user_attr("search_joules", self._segment())
+        self._tell_progress(outcome)
+        if other.state == TrialState.COMPLETE:
+            return other.values if len(other.values) > 1 else other.values[0]
+        raise optuna.TrialPruned(outcome.detail)
+
+    def _tell_progress(self, outcome: TrialOutcome) -> None:
+        self.outcomes.append(outcome)
+        if self.on_trial is not None:
+            self.on_trial(outcome)
+
+    # -------------------------------------------------------------- stopping
+
+    def _after_trial(self, study, trial) -> None:
+        reason = self._stop_reason(study)
+        if reason:
+            self.stopped = reason
+            study.stop()
+
+    def _evaluated_keys(self, study) -> set[str]:
+        """Config keys of the study's finished trials that evaluated (or reused) a config."""
+        finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        return {t.user_attrs["config_key"] for t in study.get_trials(deepcopy=False, states=finished)
+                if t.user_attrs.get("outcome") in EVALUATED and "config_key" in t.user_attrs}
+
+    def _stop_reason(self, study) -> str:
+        keys = self._evaluated_keys(study)
+        if len(keys) >= self.space.size:
+            return f"every config of the space evaluated ({self.space.size})"
+        if len(keys) >= self.r.trials:
+            return f"{self.r.trials} configs evaluated (--trials)"
+        if self.r.budget_joules is not None:
+            spent, mean = self.study_energy(study)
+            if spent >= self.r.budget_joules or spent + mean > self.r.budget_joules:
+                return (f"energy budget: the search has used {spent:.3g} J of {self.r.budget_joules:g} J and a "
+                        f"trial costs {mean:.3g} J on average (--budget-joules)")
+        if self.duplicates_in_a_row >= max(20, self.r.trials):
+            return f"the sampler proposed only evaluated configs {self.duplicates_in_a_row} times in a row"
+        return ""
+
+    def study_energy(self, study) -> tuple[float, float]:
+        """Energy of the whole study (every worker's trials) and the mean of its evaluating trials."""
+        trials = study.get_trials(deepcopy=False)
+        total = sum(float(t.user_attrs.get("search_joules", 0.0)) for t in trials)
+        evaluating = [float(t.user_attrs.get("search_joules", 0.0)) for t in trials
+                      if t.user_attrs.get("outcome") in ("complete", "pruned", "failed")]
+        return total, (sum(evaluating) / len(evaluating) if evaluating else 0.0)
+
+    # -------------------------------------------------------------- result
+
+    def result(self, study) -> SearchResult:
+        from rightsize.recommend import comparable, pareto_front, recommend
+
+        records = study_records(study)
+        counts: dict[str, int] = {}
+        for t in study.get_trials(deepcopy=False):
+            outcome = t.user_attrs.get("outcome") or t.state.name.lower()
+            counts[outcome] = counts.get(outcome, 0) + 1
+        study_total, _ = self.study_energy(study)
+        evaluations = self.spent["evaluations"]
+        energy = {
+            "source": self.meter.source,
+            "estimated": "estimate" in self.meter.source,
+            "total_joules": self.total_joules,  # this worker: evaluations + sampling, storage, bookkeeping
+            "evaluations_joules": evaluations,
+            "pruned_joules": self.spent["pruned"],
+            "overhead_joules": self.total_joules - evaluations,
+            "study_joules": study_total,  # every worker of the study, trials so far
+            "budget_joules": self.r.budget_joules,
+        }
+        rec, why, front = None, None, []
+        ok = [r for r in records if r.get("status") == "ok"]
+        if ok:
+            try:
+                rec = recommend(ok)
+            except RightsizeError as exc:
+                why = str(exc)
+            group = comparable(ok)
+            front = [{"rung": r["rung"], "config": r["config"], "key": r["key"], "metric": r["metrics"][self.metric],
+                      "joules_per_query": r["joules_per_query"]} for r in pareto_front(group, self.metric)]
+        else:
+            why = "no trial finished with a complete evaluation"
+        return SearchResult(
+            study=study.study_name, storage=masked(self.storage_url), objective=self.r.objective,
+            out_dir=str(self.run_log.dir), space_size=self.space.size, stopped=self.stopped, trials=self.outcomes,
+            study_counts=counts, energy=energy, records=records, recommendation=rec, no_recommendation=why,
+            pareto=front)
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _claimed(study, me: int, key: str):
+    """Another trial that has (or is evaluating) config ``key``: complete first, else the earliest."""
+    state = TrialState
+    found = []
+    for t in study.get_trials(deepcopy=False):
+        if t.number == me or t.user_attrs.get("config_key") != key:
+            continue
+        if t.state in (state.COMPLETE, state.PRUNED, state.RUNNING) or (
+                t.state == state.FAIL and t.user_attrs.get("outcome") == "failed"):
+            found.append(t)
+    if not found:
+        return None
+    return min(found, key=lambda t: (t.state != state.COMPLETE, t.number))
+
+
+def study_records(study) -> list[dict]:
+    """The records of the study's trials (every worker's), one per config key, in trial order."""
+    out: dict[str, dict] = {}
+    for t in study.get_trials(deepcopy=False):
+        record = t.system_attrs.get(RECORD_ATTR)
+        if isinstance(record, dict) and "key" in record:
+            out.setdefault(record["key"], record)
+    return list(out.values())
+
+
+def _storable(record: dict) -> dict:
+    return {k: v for k, v in record.items() if not k.startswith("_")}
+
+
+def _spent(record: dict) -> float:
+    """What an evaluation really spent (``joules_spent``: less than its cost when the embedding
+    cache served part of it); ``joules`` for records written before the cache existed."""
+    if isinstance(record.get("joules_total_spent"), (int, float)):
+        return float(record["joules_total_spent"])
+    spent = record.get("joules_spent")
+    if isinstance(spent, dict) and spent:
+        return float(sum(spent.values()))
+    return float(record.get("joules_total") or sum((record.get("joules") or {}).values()))
+
+
+def _current_threads() -> int | None:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _restore_threads(threads: int | None) -> None:
+    """Undo a previous trial's ``threads`` knob: EncoderRung sets torch/FAISS threads and never resets
+    them, so a later trial with ``threads: null`` (every core) would otherwise inherit one thread."""
+    if threads is None:
+        return
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    faiss = sys.modules.get("faiss")
+    if faiss is not None:
+        faiss.omp_set_num_threads(threads)
+
+
+def config_label(searched: dict[str, Any]) -> str:
+    """``k=5 layers=3`` for a trial's searched knobs (``None`` shown as ``-``, the model's own)."""
+    return " ".join(f"{k}={'-' if v is None else v}" for k, v in searched.items())

@@ -1,0 +1,283 @@
+"""The search space of `rightsize search`: which configurations may be tried, built from a ladder.
+
+Each rung of the ladder is one value of the categorical parameter ``rung``; its searched knobs are
+conditional parameters named ``<rung>.<knob>``. Every dimension is a finite list of values, so a
+trial's configuration is exact, two trials of the same configuration are recognisable (same
+evaluation key) and the whole space can be enumerated for an exhaustive baseline.
+
+Which values a knob takes, first match wins:
+
+1. the ladder's ``search.space.<rung>.<knob>`` list, or ``search.fix`` (one value);
+2. knobs not in ``search.knobs`` (when the ladder gives that list) stay at the rung's value;
+3. a built-in grid: :data:`GRIDS`, or one that depends on the model and the device
+   (``layers`` 1..N of the model, ``max_length`` below the model's maximum, ``precision``
+   fp32/bf16/int8 on CPU and fp32/bf16/fp16 on GPU, ``threads`` 1, 2, 4.. up to the cores,
+   ``attn_implementation`` sdpa/eager, plus flash_attention_2 on GPU when ``flash_attn`` is
+   installed), kept within the knob's min/max;
+4. the knob's own ``choices`` (e.g. the kNN ``index``);
+5. otherwise the knob stays at the rung's value.
+
+The rung's own value (from the ladder, else the knob's default) is always one of the values, and
+choosing it leaves the knob out of the config, so the ladder's defaults have the same evaluation
+key as in `rightsize evaluate`. ``None`` means "the model's own" (all layers, its max length, every
+core), so "all N layers" and "keep N layers" are one config, not two.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from rightsize.ladder import Ladder
+from rightsize.rungs import Knob, RungSpec, rung_class
+
+GRIDS: dict[str, tuple] = {
+    "k": (1, 3, 5, 10, 20, 50),
+    "batch_size": (16, 32, 64, 128),
+    "max_length": (32, 64, 128, 256),
+    "C": (0.1, 1.0, 10.0, 100.0),
+    "ngram_max": (1, 2, 3),
+    "weight": (0.1, 0.3, 0.5, 0.7),
+    "shots": (0, 1, 2, 4, 8),
+}
+CPU_PRECISIONS = ("fp32", "bf16", "int8")
+GPU_PRECISIONS = ("fp32", "bf16", "fp16")
+# Knobs whose grid is worked out from the model or the device (see _dynamic_grid).
+DYNAMIC = ("layers", "max_length", "precision", "threads", "attn_implementation")
+PARAM_RUNG = "rung"
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched knob of one rung: the values it may take (the rung's own value included)."""
+
+    knob: str
+    values: tuple
+
+
+@dataclass(frozen=True)
+class RungSpace:
+    """One rung and its searched knobs; ``base`` is the rung with its fixed knobs applied."""
+
+    base: RungSpec
+    dims: tuple[Dimension, ...]
+    own: dict[str, Any] = field(default_factory=dict)  # the value each searched knob has in ``base``
+
+    @property
+    def name(self) -> str:
+        return self.base.name
+
+    def param(self, knob: str) -> str:
+        return f"{self.name}.{knob}"
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.dims:
+            n *= len(d.values)
+        return n
+
+    def spec_for(self, values: dict[str, Any]) -> RungSpec:
+        """The RungSpec of this rung with ``values`` for its searched knobs (canonical knobs)."""
+        knobs = dict(self.base.knobs)
+        for knob, value in values.items():
+            if value == self.own[knob] and type(value) is type(self.own[knob]):
+                continue  # the rung's own value: leave the config as the ladder wrote it
+            knobs[knob] = value
+        return RungSpec(self.base.name, self.base.kind, self.base.model, knobs)
+
+    def default_params(self) -> dict[str, Any]:
+        """Trial parameters of the rung as the ladder gives it (what "small first" enqueues)."""
+        return {PARAM_RUNG: self.name, **{self.param(d.knob): self.own[d.knob] for d in self.dims}}
+
+    def configs(self) -> Iterator[tuple[dict[str, Any], RungSpec]]:
+        """Every (searched values, spec) of this rung."""
+        for combo in itertools.product(*(d.values for d in self.dims)):
+            values = {d.knob: v for d, v in zip(self.dims, combo)}
+            yield values, self.spec_for(values)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    rungs: tuple[RungSpace, ...]
+    device: str
+
+    def __getitem__(self, name: str) -> RungSpace:
+        for r in self.rungs:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    @property
+    def size(self) -> int:
+        return sum(r.size for r in self.rungs)
+
+    def suggest(self, trial) -> tuple[RungSpec, dict[str, Any]]:
+        """Ask an Optuna trial for a config; returns the spec and the searched knob values."""
+        name = trial.suggest_categorical(PARAM_RUNG, [r.name for r in self.rungs])
+        rung = self[name]
+        values = {d.knob: trial.suggest_categorical(rung.param(d.knob), list(d.values)) for d in rung.dims}
+        return rung.spec_for(values), values
+
+    def small_first(self) -> list[dict[str, Any]]:
+        """Trial parameters of each rung at its ladder values, in ladder order (small to large)."""
+        return [r.default_params() for r in self.rungs]
+
+    def configs(self) -> Iterator[tuple[str, dict[str, Any], RungSpec]]:
+        for r in self.rungs:
+            for values, spec in r.configs():
+                yield r.name, values, spec
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description (what the study name digests and the study records)."""
+        return {
+            "device": self.device,
+            "size": self.size,
+            "rungs": [{"name": r.name, "config": r.base.config(), "searched": {d.knob: list(d.values) for d in r.dims}}
+                      for r in self.rungs],
+        }
+
+
+def build_space(ladder: Ladder, device: str = "cpu", cores: int | None = None) -> SearchSpace:
+    """The search space of ``ladder`` (with its ``search`` block) on ``device``."""
+    block = ladder.search or {}
+    searched_names = block.get("knobs")
+    fix = block.get("fix") or {}
+    spaces = block.get("space") or {}
+    exclude = set(block.get("exclude") or ())
+    cores = cores or os.cpu_count() or 1
+    out = []
+    for spec in ladder.rungs:
+        if spec.name in exclude:
+            continue
+        cls = rung_class(spec.kind)
+        knobs = dict(spec.knobs)
+        knobs.update({k: v for k, v in fix.items() if k in cls.knobs})
+        base = RungSpec(spec.name, spec.kind, spec.model, knobs)
+        own = {k: knobs.get(k, knob.default) for k, knob in cls.knobs.items()}
+        given = spaces.get(spec.name, {})
+        shape = _ModelShape(spec.model) if cls.needs_model and spec.model else None
+        dims = []
+        for k, knob in cls.knobs.items():
+            if k in fix:
+                continue
+            if k in given:
+                values = list(given[k])
+            elif searched_names is not None and k not in searched_names:
+                continue
+            else:
+                values = _default_values(k, knob, shape, device, cores)
+                if values is None:
+                    continue
+            values = _canonical(k, knob, values, shape)
+            own[k] = _canonical(k, knob, [own[k]], shape)[0]
+            if own[k] not in values:
+                values = [own[k]] + values  # the ladder's own value is always in the space
+            if len(values) > 1:
+                dims.append(Dimension(k, tuple(values)))
+        out.append(RungSpace(base, tuple(dims), {d.knob: own[d.knob] for d in dims}))
+    return SearchSpace(tuple(out), device)
+
+
+def _default_values(name: str, knob: Knob, shape: "_ModelShape | None", device: str, cores: int) -> list | None:
+    if name in DYNAMIC:
+        values = _dynamic_grid(name, knob, shape, device, cores)
+    elif name in GRIDS:
+        values = list(GRIDS[name])
+    elif knob.choices is not None:
+        values = list(knob.choices)
+    else:
+        return None
+    if values is None:
+        return None
+    kept = []
+    for v in values:
+        if v is None and not (knob.nullable or knob.default is None):
+            continue
+        if v is not None and not isinstance(v, str):
+            if knob.type is float:
+                v = float(v)
+            if (knob.min is not None and v < knob.min) or (knob.max is not None and v > knob.max):
+                continue
+        if knob.choices is not None and v is not None and v not in knob.choices:
+            continue
+        kept.append(v)
+    return kept or None
+
+
+def _dynamic_grid(name: str, knob: Knob, shape: "_ModelShape | None", device: str, cores: int) -> list | None:
+    gpu = device.startswith("cuda")
+    if name == "precision":
+        return list(GPU_PRECISIONS if gpu else CPU_PRECISIONS)
+    if name == "attn_implementation":
+        values = ["sdpa", "eager"]
+        if gpu and _flash_attn_installed():
+            values.append("flash_attention_2")
+        return values
+    if name == "threads":
+        if gpu:
+            return None  # the GPU does the work; threads only move energy around the host
+        values = [t for t in (1, 2, 4, 8, 16, 32, 64) if t < cores]
+        return values + [None]
+    if shape is None:
+        return None
+    if name == "layers":
+        return None if shape.layers is None else list(range(1, shape.layers)) + [None]
+    if name == "max_length":
+        if shape.max_length is None:
+            return None
+        return [m for m in GRIDS["max_length"] if m < shape.max_length] + [None if knob.nullable else shape.max_length]
+    return None
+
+
+def _canonical(name: str, knob: Knob, values: list, shape: "_ModelShape | None") -> list:
+    """``None`` for "the model's own" (all layers, its max length) where the knob allows it; no repeats."""
+    out = []
+    nullable = knob.nullable or knob.default is None
+    for v in values:
+        if nullable and shape is not None and v is not None:
+            if (name == "layers" and v == shape.layers) or (name == "max_length" and v == shape.max_length):
+                v = None
+        if not any(v == o and type(v) is type(o) for o in out):
+            out.append(v)
+    return out
+
+
+def _flash_attn_installed() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("flash_attn") is not None
+
+
+class _ModelShape:
+    """A model's depth and maximum sequence length, read from its config files (no weights loaded)."""
+
+    def __init__(self, model: str):
+        from rightsize.models import resolve_model
+
+        folder = resolve_model(model)
+        config = _read_json(folder / "config.json") or {}
+        modules = _read_json(folder / "modules.json")
+        if not config and isinstance(modules, list):
+            # A sentence-transformers folder whose transformer lives in a sub-folder.
+            for m in modules:
+                sub = _read_json(folder / str(m.get("path", "")) / "config.json") if isinstance(m, dict) else None
+                if sub:
+                    config = sub
+                    break
+        layers = config.get("num_hidden_layers") or config.get("n_layer") or config.get("num_layers")
+        self.layers: int | None = int(layers) if isinstance(layers, int) else None
+        st = _read_json(folder / "sentence_bert_config.json") or {}
+        length = st.get("max_seq_length") or config.get("max_position_embeddings")
+        self.max_length: int | None = int(length) if isinstance(length, int) else None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,336 @@
+"""The recommendation policy (adequacy rules, orderings, energy and carbon) and `rightsize recommend`.
+
+Adequacy examples are checked by reasoning about the bootstrap, not by calling the function twice:
+with a candidate equal to the best except on k examples (where only the best is right), the paired
+difference of a resample is -(number of those k examples drawn) / n, a Binomial(n, k/n) count.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from rightsize import carbon
+from rightsize import metrics as M
+from rightsize import recommend as R
+from rightsize.cli import cli
+from rightsize.errors import RightsizeError
+from rightsize.ladder import load_ladder
+from rightsize.results import RunLog
+
+N_CLASSES = 3
+
+
+def record(rung, predictions, references, *, jpq=0.001, n_params=1000, fit=1.0, split="validation",
+           target=None, metric="accuracy", source="rapl", limit=None, key=None, status="ok"):
+    """A record as evaluate_rung writes it, built by hand."""
+    y_true, y_pred = np.asarray(references), np.asarray(predictions)
+    n = len(references)
+    return {
+        "schema": "rightsize.record/1", "key": key or f"{rung}-{split}-{limit}", "run_id": "r", "time": "t",
+        "task": "hand", "task_file": "/nonexistent/hand.yaml", "metric": metric,
+        "target": target or {"min": None, "within": 0.02}, "rung": rung,
+        "config": {"kind": "tfidf", "model": None, "C": float(len(rung))} | {"tag": rung},
+        "split": split, "limit": limit, "train_limit": None, "n_train": 10, "n_examples": n, "device": "cpu",
+        "seed": 0, "energy_source": source, "seconds": {"load": 0.1, "fit": 0.1, "infer": 0.1},
+        "joules": {"load": 0.5, "fit": fit, "infer": jpq * n},
+        "energy_parts": {p: {source: 0.1} for p in ("load", "fit", "infer")},
+        "metrics": {m: M.score(m, y_true, y_pred, N_CLASSES) for m in M.METRICS},
+        "ci": {m: list(M.confidence_interval(m, y_true, y_pred, N_CLASSES)) for m in M.METRICS},
+        "label_names": ["a", "b", "c"], "references": y_true.tolist(), "predictions": y_pred.tolist(),
+        "n_params": n_params, "facts": {}, "joules_per_query": jpq, "joules_total": 0.5 + fit + jpq * n,
+        "seconds_total": 0.3, "status": status,
+    }
+
+
+def refs(n):
+    return [i % N_CLASSES for i in range(n)]
+
+
+def flipped(references, k):
+    """The references with the first k examples wrong."""
+    out = list(references)
+    for i in range(k):
+        out[i] = (out[i] + 1) % N_CLASSES
+    return out
+
+
+# ------------------------------------------------------------------------------------ adequacy
+
+
+def test_within_one_flip_in_100_is_not_within_002_but_is_within_005():
+    y = refs(100)
+    best, cand = record("best", y, y, jpq=2.0), record("cand", flipped(y, 1), y, jpq=1.0)
+    # Flips drawn per resample X ~ Binomial(100, 0.01): P(X >= 3) = 7.9% > 2.5%, so the 2.5% quantile of
+    # the difference is at most -0.03 (not within 0.02); P(X >= 5) = 0.34% < 2.5%, so it is at least -0.04.
+    strict = R.assess([best, cand], {"within": 0.02}, "accuracy")
+    assert not strict["cand-validation-None"].adequate
+    assert -0.04 <= strict["cand-validation-None"].bound <= -0.03
+    assert strict["cand-validation-None"].threshold == -0.02 and strict["cand-validation-None"].rule == "within"
+    loose = R.assess([best, cand], {"within": 0.05}, "accuracy")
+    assert loose["cand-validation-None"].adequate
+    assert "best" in loose["cand-validation-None"].detail and "-0.05" in loose["cand-validation-None"].detail
+
+
+def test_within_five_flips_in_1000_is_within_002():
+    y = refs(1000)
+    best, cand = record("best", y, y), record("cand", flipped(y, 5), y)
+    # X ~ Binomial(1000, 0.005), mean 5: P(X >= 6) = 38% so the bound is below -0.005; P(X >= 20) ~ 1e-6,
+    # so it is well above -0.02. Same 0.5% loss as one flip in 200, but 10x the evidence.
+    verdict = R.assess([best, cand], {"within": 0.02}, "accuracy")["cand-validation-None"]
+    assert verdict.adequate and -0.02 < verdict.bound < -0.005
+
+
+def test_identical_predictions_are_non_inferior_and_the_best_is_adequate_even_with_zero_margin():
+    y = refs(60)
+    best, twin = record("best", y, y, jpq=1.0), record("twin", flipped(y, 0), y, jpq=2.0)  # tie: cheaper is best
+    verdicts = R.assess([best, twin], {"within": 0.0}, "macro_f1")
+    assert verdicts["best-validation-None"].adequate  # the best itself, trivially
+    assert verdicts["twin-validation-None"].bound == 0.0
+    assert not verdicts["twin-validation-None"].adequate  # 0 > -0 fails: non-inferiority needs a margin
+    assert R.assess([best, twin], {"within": 0.001}, "macro_f1")["twin-validation-None"].adequate
+
+
+def test_min_rule_uses_the_ci_lower_bound():
+    y = refs(100)
+    ninety = record("ninety", flipped(y, 10), y)
+    perfect = record("perfect", y, y)
+    # 90 of 100 right: bootstrap accuracy ~ N(0.90, 0.03); 2.5% quantile ~ 0.84.
+    loose = R.assess([ninety, perfect], {"min": 0.80}, "accuracy")
+    assert loose["ninety-validation-None"].adequate and loose["ninety-validation-None"].rule == "min"
+    strict = R.assess([ninety, perfect], {"min": 0.88}, "accuracy")
+    assert not strict["ninety-validation-None"].adequate  # the point estimate 0.90 clears 0.88, the evidence does not
+    # The bound is the stored 95% CI's lower end (same resamples, same seed).
+    assert strict["ninety-validation-None"].bound == pytest.approx(ninety["ci"]["accuracy"][0])
+    assert "0.88" in strict["ninety-validation-None"].detail
+    # Every resample of an all-correct config scores 1.0: the bound equals min 1.0, and ">=" clears it.
+    assert R.assess([perfect], {"min": 1.0}, "accuracy")["perfect-validation-None"].adequate
+
+
+def test_assess_refuses_records_on_different_examples():
+    with pytest.raises(ValueError, match="comparable"):
+        R.assess([record("a", refs(10), refs(10)), record("b", refs(12), refs(12))], {"within": 0.02}, "accuracy")
+
+
+# ------------------------------------------------------------------------------------ orderings
+
+
+def test_smallest_adequate_takes_least_joules_then_fewest_params():
+    y = refs(100)
+    big = record("big", y, y, jpq=5.0, n_params=100)
+    fat = record("fat", y, y, jpq=1.0, n_params=50)
+    lean = record("lean", y, y, jpq=1.0, n_params=10)
+    costly = record("costly", y, y, jpq=3.0, n_params=1)
+    for order in ([big, fat, lean, costly], [costly, lean, fat, big]):
+        assert R.smallest_adequate(order, {"within": 0.02}, "accuracy")["rung"] == "lean"
+    weak = record("weak", flipped(y, 30), y, jpq=0.1, n_params=1)  # cheapest but 70% accurate
+    assert R.smallest_adequate([big, weak], {"within": 0.02}, "accuracy")["rung"] == "big"
+    assert R.smallest_adequate([weak], {"min": 0.9}, "accuracy") is None
+
+
+def test_best_and_largest_tie_breaks():
+    y = refs(30)
+    a = record("a", y, y, jpq=2.0, n_params=10)
+    b = record("b", y, y, jpq=1.0, n_params=10)
+    assert R.best([a, b], "accuracy")["rung"] == "b"  # same accuracy: lower J/query
+    assert R.largest([a, b])["rung"] == "a"  # same params: more J/query
+    assert R.largest([a, b, record("c", flipped(y, 5), y, jpq=0.1, n_params=11)])["rung"] == "c"
+
+
+def test_pareto_front_on_a_hand_made_set():
+    y = refs(100)
+    # name: (wrong of 100, J/query). F (.91, 1 J) dominates A (.90, 1 J); B (.95, 2 J) dominates C (.94, 3 J);
+    # D (1.0, 5 J) dominates E (1.0, 6 J). The front, cheapest first: F, B, D.
+    points = {"A": (10, 1.0), "B": (5, 2.0), "C": (6, 3.0), "D": (0, 5.0), "E": (0, 6.0), "F": (9, 1.0)}
+    records = [record(name, flipped(y, wrong), y, jpq=j) for name, (wrong, j) in points.items()]
+    assert [r["rung"] for r in R.pareto_front(records, "accuracy")] == ["F", "B", "D"]
+
+
+def test_comparable_keeps_ok_validation_records_on_the_same_examples_latest_per_key():
+    y = refs(40)
+    old = record("a", flipped(y, 9), y)
+    new = record("a", y, y)  # same key, rerun with --force: replaces the old one
+    failed = record("b", y, y, status="failed")
+    test = record("c", y, y, split="test")
+    other = record("d", refs(20), refs(20), limit=20)  # another sample: a smaller group
+    group = R.comparable([old, failed, test, other, new, record("e", y, y)])
+    assert [r["rung"] for r in group] == ["a", "e"]
+    assert group[0]["metrics"]["accuracy"] == 1.0
+
+
+def test_spec_from_config_inverts_config(tiny_ladder):
+    for spec in load_ladder(tiny_ladder).rungs:
+        assert R.spec_from_config(spec.name, spec.config()) == spec
+    with pytest.raises(RightsizeError, match="'nope'"):
+        R.spec_from_config("x", {"kind": "tfidf", "model": None, "nope": 1})
+
+
+# ------------------------------------------------------------------------------------ energy, carbon
+
+
+def test_lifetime_joules_is_fit_plus_queries():
+    r = record("a", refs(10), refs(10), jpq=0.002, fit=100.0)
+    assert R.lifetime_joules(r, 1000, 10) == pytest.approx(100.0 + 1000 * 10 * 0.002)
+
+
+def test_carbon_arithmetic(monkeypatch):
+    monkeypatch.setattr(carbon, "intensity", lambda region: carbon.GridIntensity(region, 400.0, 2025))
+    # 3.6e6 J = 1 kWh; x PUE 1.5 x 400 g/kWh = 600 g
+    assert R.carbon_grams(3.6e6, 1.5, "zz") == pytest.approx(600.0)
+
+
+def test_carbon_reads_the_shipped_table():
+    from importlib import resources
+
+    table = json.loads((resources.files("rightsize") / "data" / "grid-intensity-by-country.json").read_text())
+    de = next(row for row in table["countries"] if row["name"] == "de")
+    assert R.carbon_grams(3.6e6, 1.0, "DE") == pytest.approx(de["co2g_kwh"])
+    assert carbon.intensity("uk").region == "gb"
+    assert "CC BY 4.0" in carbon.attribution() and "Ember" in carbon.attribution()
+    assert "Our World in Data" in (resources.files("rightsize") / "data" / "CARBON_SOURCE.md").read_text()
+
+
+def test_unknown_region_is_named():
+    with pytest.raises(RightsizeError, match=r"'atlantis'.*e\.g\. de, us, fr"):
+        R.carbon_grams(1.0, 1.2, "atlantis")
+
+
+# ------------------------------------------------------------------------------------ recommend()
+
+
+def test_recommend_savings_against_the_largest(monkeypatch):
+    monkeypatch.setattr(carbon, "intensity", lambda region: carbon.GridIntensity("zz", 400.0, 2025))
+    y = refs(100)
+    small = record("small", flipped(y, 1), y, jpq=0.001, fit=10.0, n_params=10)
+    big = record("big", y, y, jpq=0.004, fit=1000.0, n_params=1000)
+    rec = R.recommend([big, small], target={"within": 0.05}, queries_per_day=1000, days=100, pue=1.5, region="zz")
+    assert rec.chosen["rung"] == "small" and rec.largest["rung"] == "big" and rec.rule == "within"
+    s = rec.savings
+    # small: 10 + 1000*100*0.001 = 110 J; big: 1000 + 1000*100*0.004 = 1400 J
+    assert s["joules_per_query_saved"] == pytest.approx(0.003) and s["percent_saved"] == pytest.approx(75.0)
+    assert s["lifetime_joules_saved"] == pytest.approx(1290.0)
+    assert s["lifetime_kwh_saved"] == pytest.approx(1290.0 / 3.6e6)
+    assert s["lifetime_carbon_g_saved"] == pytest.approx(1290.0 / 3.6e6 * 1.5 * 400.0)
+    assert rec.given_up == {"validation": pytest.approx(0.01), "test": None}
+    assert not rec.estimated
+
+
+def test_target_and_metric_default_to_the_records():
+    y = refs(100)
+    records = [record("a", flipped(y, 10), y, target={"min": 0.5, "within": None}, metric="macro_f1", jpq=0.1),
+               record("b", y, y, target={"min": 0.5, "within": None}, metric="macro_f1", jpq=1.0)]
+    rec = R.recommend(records)
+    assert rec.rule == "min" and rec.target == {"min": 0.5} and rec.metric == "macro_f1"
+    assert rec.chosen["rung"] == "a"
+
+
+def test_test_records_never_influence_the_choice():
+    y, t = refs(100), refs(50)
+    cheap = record("cheap", flipped(y, 1), y, jpq=0.01, n_params=10)
+    big = record("big", y, y, jpq=1.0, n_params=100)
+    validation_only = R.recommend([cheap, big], target={"within": 0.05})
+    # Test records that would change everything if they were used: the cheap config fails on test, a
+    # config never seen on validation is perfect and free there, and the big one is perfect.
+    tests = [record("cheap", flipped(t, 40), t, split="test", jpq=0.01, n_params=10),
+             record("big", t, t, split="test", jpq=1.0, n_params=100),
+             record("ghost", t, t, split="test", jpq=0.0, n_params=1)]
+    rec = R.recommend([cheap, *tests, big], target={"within": 0.05})
+    assert rec.chosen["rung"] == validation_only.chosen["rung"] == "cheap"
+    assert [e["rung"] for e in rec.configs] == ["cheap", "big"]
+    assert rec.chosen["metric"] == validation_only.chosen["metric"]
+    # ... they are only reported, next to the validation score.
+    assert rec.chosen["test"]["metric"] == pytest.approx(0.2) and rec.largest["test"]["metric"] == 1.0
+    assert rec.given_up["test"] == pytest.approx(0.8)
+
+
+def test_recommend_without_records_is_a_user_error():
+    with pytest.raises(RightsizeError, match="rightsize evaluate"):
+        R.recommend([record("a", refs(5), refs(5), status="failed")])
+
+
+# ------------------------------------------------------------------------------------ CLI
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def write_run(folder, records):
+    log = RunLog(folder)
+    for r in records:
+        log.append(r)
+    return folder
+
+
+def test_cli_nothing_adequate_exits_1_with_the_three_closest(tmp_path):
+    y = refs(100)
+    target = {"min": 0.99, "within": None}
+    wrong = {"w40": 40, "w5": 5, "w20": 20, "w10": 10}
+    folder = write_run(tmp_path / "run", [record(name, flipped(y, k), y, target=target) for name, k in wrong.items()])
+    result = run("recommend", folder)
+    assert result.exit_code == 1, result.output
+    assert "no adequate configuration" in result.output
+    closest = result.output.split("closest configs")[1].split("configs (validation")[0]
+    assert [line.split(":")[0].strip() for line in closest.strip().splitlines()[1:]] == ["w5", "w10", "w20"]
+    assert "test split" not in result.output  # nothing chosen, nothing confirmed
+    as_json = run("recommend", folder, "--json")
+    assert as_json.exit_code == 1 and json.loads(as_json.output)["adequate"] is False
+    assert len(RunLog(folder, create=False).records()) == 4  # nothing appended
+
+
+def test_cli_json_schema(tmp_path):
+    y = refs(100)
+    folder = write_run(tmp_path / "run", [record("small", y, y, jpq=0.001, n_params=10, source="estimate"),
+                                          record("big", y, y, jpq=0.01, n_params=100, source="estimate")])
+    result = run("recommend", folder, "--json", "--no-confirm", "--region", "FR", "--queries-per-day", 100, "--days", 10)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["schema"] == "rightsize.recommendation/1" and doc["adequate"] is True
+    assert {"task", "metric", "target", "rule", "split", "n_examples", "chosen", "largest", "best", "configs", "closest",
+            "savings", "given_up", "assumptions", "estimated", "excluded", "confirmation"} <= set(doc)
+    assert doc["chosen"]["rung"] == "small" and doc["largest"]["rung"] == "big" and doc["confirmation"] is None
+    assert {"rung", "metric", "ci", "joules_per_query", "n_params", "adequate", "rule", "detail", "bound", "threshold",
+            "estimated", "test"} <= set(doc["chosen"])
+    assert doc["estimated"] is True and doc["chosen"]["estimated"] is True
+    a = doc["assumptions"]
+    assert (a["region"], a["queries_per_day"], a["days"], a["pue"]) == ("fr", 100, 10, 1.2)
+    assert a["grid_g_per_kwh"] == carbon.intensity("fr").g_per_kwh and "CC BY 4.0" in a["grid_source"]
+
+
+@pytest.mark.parametrize("args, fragment", [(["--region", "atlantis"], "atlantis"), ([], "no runs.jsonl")])
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, fragment):
+    y = refs(10)
+    folder = write_run(tmp_path / "run", [record("a", y, y)]) if args else tmp_path / "empty"
+    result = run("recommend", folder, "--no-confirm", *args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in result.output
+
+
+def test_cli_end_to_end_with_test_confirmation(tiny_task, tiny_ladder, tmp_path):
+    out = tmp_path / "run"
+    evaluated = run("evaluate", tiny_task, "--ladder", tiny_ladder, "--rungs", "tfidf,tiny-probe", "--out", out,
+                    "--meter", "estimate", "--quiet")
+    assert evaluated.exit_code == 0, evaluated.output
+    result = run("recommend", out, "--region", "de")
+    assert result.exit_code == 0, result.output
+    records = RunLog(out, create=False).records()
+    tests = [r for r in records if r["split"] == "test"]
+    validation = {r["rung"]: r for r in records if r["split"] == "validation"}
+    rec = R.recommend(records, region="de")
+    # TF-IDF is perfect on this task and far cheaper than a BERT forward pass; the probe has more parameters.
+    assert (rec.chosen["rung"], rec.largest["rung"]) == ("tfidf", "tiny-probe")
+    assert {r["rung"] for r in tests} == {rec.chosen["rung"], rec.largest["rung"]}
+    for t in tests:
+        v = validation[t["rung"]]
+        assert t["status"] == "ok" and t["config"] == v["config"] and t["n_examples"] == 30  # the whole test split
+    assert f"recommendation: {rec.chosen['rung']}" in result.output
+    assert "test " in result.output and "evaluated" in result.output and "estimate" in result.output
+    assert rec.chosen["test"] is not None and rec.largest["test"] is not None
+    assert "CO2e" in result.output and "Ember" in result.output
+    again = run("recommend", out, "--region", "de")
+    assert again.exit_code == 0 and "recorded earlier" in again.output
+    assert len(RunLog(out, create=False).records()) == len(records)  # confirmed once, not again
+    skipped = run("recommend", out, "--no-confirm")
+    assert "not evaluated (--no-confirm)" in skipped.output and "--region" in skipped.output
