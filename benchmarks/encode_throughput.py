@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         "energy_source": meter.source,
         "min_cosine_between_paths": round(float(cosine.min()), 6),
         "rounds_s": {k: [round(x, 4) for x in v] for k, v in seconds.items()},
+        "rounds_j": {k: [round(x, 4) for x in v] for k, v in joules.items()},
     }
     config = {"model": args.model, "dataset": args.dataset, "n": len(texts), "batch_size": args.batch_size,
               "threads": threads, "device": args.device, "precision": args.precision, "attn": args.attn,

@@ -12,8 +12,9 @@ peak is reset (``/proc/self/clear_refs``) once the model is loaded and warm, and
   sparse matrix and vocabulary grow with n by nature; reported, not judged).
 
 Time is judged linear when the time per text at the largest size is within 1.5x of that at the
-middle size (the smallest is dominated by fixed costs), memory flat when ``extra_beyond_output_mib``
-at the largest size is under 64 MiB.
+middle size (the smallest is dominated by fixed costs); memory flat when ``extra_beyond_output_mib``
+(the batch working set: activations, one tokenized chunk) grows by less than 16 MiB from the middle
+size to the largest.
 
 Usage: python benchmarks/scaling.py [--sizes 1000,10000,50000] [--layers 1]
        python benchmarks/scaling.py --child encoder 10000   (one measurement, used by the parent)
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 LINEAR_TOLERANCE = 1.5
-FLAT_MIB = 64.0
+FLAT_GROWTH_MIB = 16.0
 
 
 def rss_mib(field: str = "VmRSS") -> float:
@@ -77,10 +78,10 @@ def child(workload: str, n: int, args: argparse.Namespace) -> dict:
         labels = [json.loads(line)["label"] for line in open(C.DEFAULT_DATA / "sst2" / "train.jsonl")][:n]
         queries = C.read_texts("sst2", 872, split="validation")
         rung = build_rung(RungSpec("tfidf", "tfidf"), RunContext())
+        rung.load()  # imports scikit-learn: start-up, not scaling
         out["peak_reset"] = reset_peak()
         before = rss_mib()
         t = time.perf_counter()
-        rung.load()
         rung.fit(texts, labels)
         rung.predict(queries)
         out["seconds"] = time.perf_counter() - t
@@ -132,11 +133,11 @@ def main(argv: list[str] | None = None) -> None:
         mid, big = enc[-2], enc[-1]
         time_ratio = big["ms_per_1k_texts"] / mid["ms_per_1k_texts"]
         figures["encoder_time_per_text_largest_over_middle"] = round(time_ratio, 3)
-        figures["encoder_extra_beyond_output_mib_largest"] = round(big["extra_beyond_output_mib"], 1)
-        met = bool(time_ratio <= LINEAR_TOLERANCE and big["extra_beyond_output_mib"] < FLAT_MIB
-                   and all(r["peak_reset"] for r in enc))
+        growth = big["extra_beyond_output_mib"] - mid["extra_beyond_output_mib"]
+        figures["encoder_extra_beyond_output_growth_mib"] = round(growth, 1)
+        met = bool(time_ratio <= LINEAR_TOLERANCE and growth < FLAT_GROWTH_MIB and all(r["peak_reset"] for r in enc))
     C.emit("scaling", f"encoder time linear (per-text time within {LINEAR_TOLERANCE}x), memory flat "
-                      f"(< {FLAT_MIB:.0f} MiB beyond the output matrix)", met, figures,
+                      f"(working set beyond the output matrix grows < {FLAT_GROWTH_MIB:.0f} MiB, middle to largest size)", met, figures,
            {"sizes": sizes, "model": args.model, "layers": args.layers, "max_length": 64, "batch_size": 64,
             "dataset": "sst2 train (first n)"})
 

@@ -1,7 +1,7 @@
 """Grid carbon intensity by country (gCO2e per kWh), from the table shipped in ``rightsize/data``.
 
 The figures are annual averages: Ember (2026), with major processing by Our World in Data, CC BY 4.0
-(see ``data/CARBON_SOURCE.md``; the attribution travels with every use, see :data:`ATTRIBUTION`).
+(see ``data/CARBON_SOURCE.md``; :func:`attribution` gives the line to show next to any figure).
 """
 
 from __future__ import annotations
@@ -59,4 +59,4 @@ def intensity(region: str) -> GridIntensity:
 def attribution() -> str:
     """One line to print or store next to any carbon figure (CC BY 4.0 requires it)."""
     t = _table()
-    return f"grid intensity: {t['source']}, {t['license'].split(' ')[0]} {t['license'].split(' ', 1)[-1]} ({t['url']})"
+    return f"grid intensity: {t['source']}, {t['license']} ({t['url']})"

@@ -16,13 +16,20 @@ log = logging.getLogger("rightsize")
 
 
 class _Group(click.Group):
-    """Turns RightsizeError into one line and exit code 2; Ctrl-C into a short note, exit 130."""
+    """Turns RightsizeError and a bad option value into one line and exit code 2; Ctrl-C into a
+    short note, exit 130."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except RightsizeError as exc:
             err = click.ClickException(str(exc))
+            err.exit_code = 2
+            raise err from None
+        except click.UsageError as exc:
+            # click's own usage errors take three lines (usage, hint, error); bad input is one line.
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            err = click.ClickException(exc.format_message() + where)
             err.exit_code = 2
             raise err from None
         except KeyboardInterrupt:
@@ -619,21 +626,21 @@ def _format_search(result) -> str:
         lines.append(f"no recommendation: {result.no_recommendation}")
     elif rec.chosen is None:
         lines.append(f"no adequate config among {len(rec.configs)} evaluated; closest:")
-        lines += [f"  {e['rung']} {_knobs_text(e['config'])}: {e['detail']}" for e in rec.closest]
+        lines += [f"  {_config_name(e)}: {e['detail']}" for e in rec.closest]
     else:
         c, big = rec.chosen, rec.largest
         ci = f" [{c['ci'][0]:.3f}, {c['ci'][1]:.3f}]" if c.get("ci") else ""
-        lines.append(f"recommendation: {c['rung']} {_knobs_text(c['config'])}")
+        lines.append(f"recommendation: {_config_name(c)}")
         lines.append(f"  {rec.metric} {c['metric']:.4f}{ci}, {human_joules(c['joules_per_query'])}/query; "
                      f"{c['detail']}")
         if rec.savings and big["key"] != c["key"]:
             pct = rec.savings.get("percent_saved")
-            lines.append(f"  against the largest config evaluated ({big['rung']} {_knobs_text(big['config'])}, "
+            lines.append(f"  against the largest config evaluated ({_config_name(big)}, "
                          f"{human_joules(big['joules_per_query'])}/query): "
                          f"{'-' if pct is None else f'{pct:.0f}%'} less energy per query")
     if result.objective == "pareto" and result.pareto:
         lines.append(f"pareto front ({rec.metric if rec else 'metric'} vs J/query):")
-        lines += [f"  {p['rung']} {_knobs_text(p['config'])}: {p['metric']:.4f}, {human_joules(p['joules_per_query'])}/query"
+        lines += [f"  {_config_name(p)}: {p['metric']:.4f}, {human_joules(p['joules_per_query'])}/query"
                   for p in result.pareto]
     e = result.energy
     lines.append(f"search energy (this process, {e['source']}): {human_joules(e['total_joules'])} = "
@@ -647,9 +654,10 @@ def _format_search(result) -> str:
     return "\n".join(lines)
 
 
-def _knobs_text(config: dict) -> str:
-    knobs = {k: v for k, v in config.items() if k not in ("kind", "model")}
-    return "(" + ", ".join(f"{k}={v}" for k, v in knobs.items()) + ")" if knobs else ""
+def _config_name(entry: dict) -> str:
+    """``minilm-knn (k=5, layers=3)``: the rung and the knobs its config sets."""
+    knobs = {k: v for k, v in entry["config"].items() if k not in ("kind", "model")}
+    return entry["rung"] + (" (" + ", ".join(f"{k}={v}" for k, v in knobs.items()) + ")" if knobs else "")
 
 
 def main() -> None:

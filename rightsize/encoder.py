@@ -31,7 +31,7 @@ _windows = itertools.count()
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-TOKENIZE_CHUNK = 4096  # texts tokenized per call before packing (bounds the tokenizer's objects)
+TOKENIZE_CHUNK = 2048  # texts tokenized per call before packing (bounds the tokenizer's objects)
 
 
 class Encoder:

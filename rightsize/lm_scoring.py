@@ -6,10 +6,10 @@ prefix + prompt + option once per (example, label): 77 labels means 77 copies of
 Here the work is shared instead:
 
 * the prefix runs once and its key/value cache is reused by every example;
-* each batch row holds one example's prompt followed by every option's tokens, and a 4D attention
-  mask lets each option token see the prefix, its own prompt and its own earlier tokens only (a
-  "tree" of continuations), so one forward pass scores all labels of an example. An option's last
-  token is never fed: only the logits before it are needed.
+* each batch row holds one example's prompt followed by every option's tokens as a trie (shared
+  leading tokens once), and a 4D attention mask lets each option token see the prefix, its own
+  prompt and its own earlier tokens only (a tree of continuations), so one forward pass scores all
+  labels of an example. An option's last token is never fed: only the logits before it are needed.
 
 Rows are sorted by prompt length so a batch pads little, padding is masked out, and positions are
 given explicitly. Models that ignore custom 4D masks would score wrongly, so the first call checks
@@ -134,10 +134,11 @@ class ContinuationScorer:
         column = np.full(q, -1, dtype=np.int64)  # sequence position -> column of the kept logits
         column[keep if self._keep_arg else np.arange(q)] = np.arange(len(keep) if self._keep_arg else q)
         logz = torch.logsumexp(logits.float(), dim=-1)  # (b, kept)
-        first = torch.tensor([o[0] for o in tree.options])
-        step_cols = torch.from_numpy(column[width + tree.step_pos])
-        step_targets = torch.from_numpy(tree.step_target)
-        step_owner = torch.from_numpy(tree.step_owner)
+        dev = logits.device
+        first = torch.tensor([o[0] for o in tree.options], device=dev)
+        step_cols = torch.from_numpy(column[width + tree.step_pos]).to(dev)
+        step_targets = torch.from_numpy(tree.step_target).to(dev)
+        step_owner = torch.from_numpy(tree.step_owner).to(dev)
         out = np.zeros((b, len(tree.options)))
         for r, n in enumerate(lengths):
             if n == 0:  # the prefix's own last logits predict the first option token
@@ -176,8 +177,8 @@ class ContinuationScorer:
                 logp = torch.log_softmax(logits, dim=-1)
                 for r, (i, j) in enumerate(chunk):
                     m, n = len(options[j]), len(seqs[r])
-                    targets = torch.tensor(options[j])
-                    steps = torch.arange(n - m - 1, n - 1)
+                    targets = torch.tensor(options[j], device=logp.device)
+                    steps = torch.arange(n - m - 1, n - 1, device=logp.device)
                     out[i, j] = float(logp[r, steps, targets].sum())
         return out
 
@@ -201,27 +202,37 @@ class ContinuationScorer:
 
 
 class _Tree:
-    """The options laid out as one block of tokens: each option's tokens except its last.
+    """The options as a trie of tokens: each option's tokens except its last, shared prefixes once.
 
-    Block token i belongs to option ``step_owner[i]``; the logits at block position ``step_pos[s]``
-    score token ``step_target[s]``. ``mask[i, j]``: block token i may attend to block token j.
+    Labels often share words ("card arrival", "card linking"): their common tokens are fed once.
+    Block token i is the trie node for one option prefix; ``mask[i, j]`` says node i may attend to
+    node j (its ancestors and itself). The logits at node ``step_pos[s]`` score token
+    ``step_target[s]`` of option ``step_owner[s]``.
     """
 
     def __init__(self, options: Sequence[Sequence[int]]):
         self.options = [list(o) for o in options]
-        tokens, offset, owner, step_pos, step_target = [], [], [], [], []
+        node_of: dict[tuple[int, ...], int] = {}
+        tokens, offset, parent = [], [], []
+        step_pos, step_target, step_owner = [], [], []
         for o, option in enumerate(self.options):
-            for k, token in enumerate(option[:-1]):
-                step_pos.append(len(tokens))  # the logits at this block position ...
-                step_target.append(option[k + 1])  # ... score this next token of option o
-                tokens.append(token)
-                offset.append(k)
-                owner.append(o)
+            for k in range(len(option) - 1):
+                key = tuple(option[: k + 1])
+                if key not in node_of:
+                    node_of[key] = len(tokens)
+                    tokens.append(option[k])
+                    offset.append(k)
+                    parent.append(node_of[key[:-1]] if k else -1)
+                step_pos.append(node_of[key])
+                step_target.append(option[k + 1])
+                step_owner.append(o)
         self.tokens = tokens
         self.size = len(tokens)
         self.offset = np.array(offset, dtype=np.int64)
         self.step_pos = np.array(step_pos, dtype=np.int64)
         self.step_target = np.array(step_target, dtype=np.int64)
-        self.step_owner = np.array(owner, dtype=np.int64)
-        index = np.arange(self.size)
-        self.mask = (self.step_owner[:, None] == self.step_owner[None, :]) & (index[None, :] <= index[:, None])
+        self.step_owner = np.array(step_owner, dtype=np.int64)
+        self.mask = np.eye(self.size, dtype=bool)
+        for i in range(self.size):  # parents come before children: copy the parent's row
+            if parent[i] >= 0:
+                self.mask[i] |= self.mask[parent[i]]

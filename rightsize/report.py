@@ -212,16 +212,27 @@ def _recommendation(rec: policy.Recommendation) -> list[Block]:
     else:
         s, g = rec.savings or {}, rec.given_up or {}
         pct = s.get("percent_saved")
-        test = f" ({g['test']:+.4f} on test)" if g.get("test") is not None else ""
         out.append(("p", f"Against the largest config, **{big['rung']}** ({human_count(big['n_params'])} parameters, "
                          f"{rec.metric} {_metric(big)}, {human_joules(big['joules_per_query'])}/query): "
-                         f"**{pct:.0f}% less energy per query**, giving up {g.get('validation', 0):+.4f} "
-                         f"{rec.metric} on validation{test}." if pct is not None else
-                         f"The largest config, {big['rung']}, has no positive J/query to compare against."))
+                         f"**{pct:.0f}% less energy per query**, and {_given_up_words(g, rec.metric)}."
+                    if pct is not None else
+                    f"The largest config, {big['rung']}, has no positive J/query to compare against."))
     if c.get("test"):
         t = c["test"]
         out.append(("p", f"Held-out test split ({t['n_examples']} examples): {rec.metric} {_metric(t)}."))
     return out
+
+
+def _given_up_words(given_up: dict, metric: str) -> str:
+    """``given_up`` is largest minus chosen: positive is a loss, negative a gain."""
+    parts = []
+    for split in ("validation", "test"):
+        d = given_up.get(split)
+        if d is None:
+            continue
+        parts.append(f"gives up {d:.4f} {metric} on {split}" if d > 0 else
+                     f"scores {-d:.4f} higher on {split}" if d < 0 else f"scores the same on {split}")
+    return " and ".join(parts) or "no score difference recorded"
 
 
 def _what(e: dict) -> str:
@@ -235,7 +246,7 @@ def _metric(e: dict) -> str:
 
 
 def _config_table(rec: policy.Recommendation, group: dict[str, dict]) -> Block:
-    headers = ["config", "kind", "model", f"{rec.metric} [95% CI]", "adequate", "J/query", "params",
+    headers = ["config", "kind", "model", "knobs", f"{rec.metric} [95% CI]", "adequate", "J/query", "params",
                "load J", "fit J", "infer J", "seconds", "note"]
     rows = []
     for e in rec.configs:
@@ -243,12 +254,15 @@ def _config_table(rec: policy.Recommendation, group: dict[str, dict]) -> Block:
         joules = r.get("joules") or {}
         notes = [n for n, on in (("recommended", rec.chosen and e["key"] == rec.chosen["key"]),
                                  ("largest", e["key"] == rec.largest["key"]), ("front", e["pareto"])) if on]
-        model = (e["config"] or {}).get("model")
-        rows.append([f"`{e['rung']}`", (e["config"] or {}).get("kind", "-"), model.rstrip("/").split("/")[-1] if model else "-",
+        config = e["config"] or {}
+        model = config.get("model")
+        knobs = ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("kind", "model") and v is not None)
+        rows.append([f"`{e['rung']}`", config.get("kind", "-"), model.rstrip("/").split("/")[-1] if model else "-",
+                     knobs or "-",
                      _metric(e), "yes" if e["adequate"] else "no", human_joules(e["joules_per_query"]),
                      human_count(e["n_params"]), *(human_joules(joules.get(p)) for p in ("load", "fit", "infer")),
                      f"{r.get('seconds_total', 0):.1f}", ", ".join(notes)])
-    return ("table", headers, rows, "lllrlrrrrrrl")
+    return ("table", headers, rows, "llllrlrrrrrrl")
 
 
 def _lifetime(rec: policy.Recommendation) -> list[Block]:

@@ -193,21 +193,46 @@ def masked(url: str) -> str:
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """Optuna's RDBStorage with heartbeats; a dead worker's running trial is failed and re-queued."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 
+    engine_url = _with_driver(url)
     engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
+    if engine_url.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 120}}  # workers take turns on the file lock
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # heartbeat and the retry callback are "experimental"
-        try:
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                heartbeat_stale_trial_callback=_Requeue(max_retry=3))
-        except (SQLAlchemyError, ValueError, ImportError) as exc:
-            first = (str(exc).strip().splitlines() or [""])[0]
-            raise RightsizeError(f"--storage {masked(url)}: cannot open the study storage "
-                                 f"({exc.__class__.__name__}: {first})"[:400]) from None
+    for attempt in range(5):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # heartbeat and the retry callback are "experimental"
+            try:
+                return optuna.storages.RDBStorage(
+                    engine_url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                    heartbeat_stale_trial_callback=_Requeue(max_retry=3))
+            except (IntegrityError, ProgrammingError, OperationalError) as exc:
+                # Workers starting together on a new database race to create Optuna's tables; the
+                # loser sees "already exists" (or a locked SQLite file) and finds them on the next try.
+                racing = not isinstance(exc, OperationalError) or any(
+                    w in str(exc) for w in ("already exists", "database is locked"))
+                if attempt == 4 or not racing:
+                    raise RightsizeError(_storage_problem(url, exc)) from None
+                time.sleep(0.5 + attempt)
+            except (SQLAlchemyError, ValueError, ImportError) as exc:
+                raise RightsizeError(_storage_problem(url, exc)) from None
+    raise AssertionError("unreachable")
+
+
+def _storage_problem(url: str, exc: Exception) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"--storage {masked(url)}: cannot open the study storage ({exc.__class__.__name__}: {first})"[:400]
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` with the driver rightsize ships: SQLAlchemy 2.1 maps a bare ``postgresql://``
+    to psycopg 3, while the requirements pin psycopg2-binary; an explicit ``+driver`` is kept."""
+    from importlib.util import find_spec
+
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix) and find_spec("psycopg") is None and find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
 
 
 class _Requeue(optuna.storages.RetryHeartbeatStaleTrialCallback):

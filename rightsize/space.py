@@ -259,21 +259,24 @@ class _ModelShape:
     def __init__(self, model: str):
         from rightsize.models import resolve_model
 
-        folder = resolve_model(model)
-        config = _read_json(folder / "config.json") or {}
-        modules = _read_json(folder / "modules.json")
-        if not config and isinstance(modules, list):
-            # A sentence-transformers folder whose transformer lives in a sub-folder.
+        root = resolve_model(model)
+        folder = root  # the transformer module's folder: the root, or a sub-folder named in modules.json
+        modules = _read_json(root / "modules.json")
+        if isinstance(modules, list):
             for m in modules:
-                sub = _read_json(folder / str(m.get("path", "")) / "config.json") if isinstance(m, dict) else None
-                if sub:
-                    config = sub
+                if isinstance(m, dict) and "Transformer" in str(m.get("type", "")):
+                    folder = root / str(m.get("path", ""))
                     break
+        config = _read_json(folder / "config.json") or {}
         layers = config.get("num_hidden_layers") or config.get("n_layer") or config.get("num_layers")
-        self.layers: int | None = int(layers) if isinstance(layers, int) else None
-        st = _read_json(folder / "sentence_bert_config.json") or {}
-        length = st.get("max_seq_length") or config.get("max_position_embeddings")
-        self.max_length: int | None = int(length) if isinstance(length, int) else None
+        self.layers: int | None = layers if isinstance(layers, int) else None
+        # What sentence-transformers truncates at: sentence_bert_config.json (up to v5), else the
+        # tokenizer's model_max_length (v6 keeps it there), else the position embeddings.
+        candidates = [(_read_json(folder / "sentence_bert_config.json") or {}).get("max_seq_length"),
+                      (_read_json(folder / "tokenizer_config.json") or {}).get("model_max_length"),
+                      config.get("max_position_embeddings")]
+        self.max_length: int | None = next(
+            (int(c) for c in candidates if isinstance(c, (int, float)) and 0 < c < 1_000_000), None)
 
 
 def _read_json(path: Path) -> Any:

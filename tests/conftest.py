@@ -18,6 +18,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
+
+@pytest.fixture(autouse=True)
+def _own_embedding_cache(monkeypatch, tmp_path_factory):
+    """Each test gets an empty embedding cache: never the user's, never another test's hits."""
+    monkeypatch.setenv("RIGHTSIZE_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
+
 WORDS = {
     "sports": "match goal team player score win league coach".split(),
     "money": "bank card loan cash account transfer fee rate".split(),

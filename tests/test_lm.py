@@ -208,6 +208,21 @@ def test_few_shot_puts_the_nearest_train_examples_last(data, tiny_lm, tiny_encod
     rung.close()
 
 
+@pytest.mark.parametrize("calibrate", [True, False])
+def test_calibration_subtracts_the_content_free_score(data, tiny_lm, calibrate):
+    spec = RungSpec("lm0", "lm", str(tiny_lm), {"calibrate": calibrate})
+    rung = LmRung(spec, RunContext(), make_meter("estimate"))
+    rung.load()
+    rung.fit(data.train.texts, data.train.labels)
+    texts = data.validation.texts[:6]
+    raw = rung._scores([rung._ids(rung._prompt(t, [])) for t in texts])
+    content_free = rung._scores([rung._ids("Text: N/A\nCategory:")])[0]
+    np.testing.assert_allclose(rung.baseline, content_free if calibrate else 0.0, atol=1e-9)
+    expected = [rung.classes[i] for i in (raw - (content_free if calibrate else 0.0)).argmax(axis=1)]
+    assert rung.predict(texts) == expected
+    rung.close()
+
+
 def test_few_shot_record_counts_the_retriever(data, tiny_lm, tiny_encoder, lm_model):
     from sentence_transformers import SentenceTransformer
 
@@ -260,3 +275,16 @@ def test_smollm2_zero_shot_on_real_weights(data):
     assert record["status"] == "ok", record.get("error")
     assert record["facts"]["kv_reuse"] is True and record["facts"]["gguf_file"].endswith(".gguf")
     assert 130e6 < record["n_params"] < 140e6
+
+
+def test_options_sharing_leading_tokens_are_fed_once(lm_model):
+    from rightsize.lm_scoring import _Tree
+
+    options = [[5, 6, 7], [5, 6, 8], [5, 9], [10]]
+    tree = _Tree(options)
+    assert tree.tokens == [5, 6]  # the prefixes (5,) and (5, 6) once each; last tokens are never fed
+    assert tree.mask.tolist() == [[True, False], [True, True]]
+    prefix, prompts, _ = random_case(4)
+    scorer = ContinuationScorer(lm_model, batch_size=3)
+    np.testing.assert_allclose(scorer.score_shared(prefix, prompts, options),
+                               reference_scores(lm_model, prefix, prompts, options), atol=1e-5)

@@ -334,3 +334,17 @@ def test_cli_end_to_end_with_test_confirmation(tiny_task, tiny_ladder, tmp_path)
     assert len(RunLog(out, create=False).records()) == len(records)  # confirmed once, not again
     skipped = run("recommend", out, "--no-confirm")
     assert "not evaluated (--no-confirm)" in skipped.output and "--region" in skipped.output
+
+
+def test_cli_task_without_test_split_says_so(tmp_path):
+    from conftest import make_examples, write_jsonl
+
+    write_jsonl(tmp_path / "data" / "train.jsonl", make_examples(20, seed=1))
+    task = tmp_path / "notest.yaml"
+    task.write_text("name: notest\ndata: {train: data/train.jsonl}\nmetric: accuracy\ntarget: {min: 0.5}\n")
+    out = tmp_path / "run"
+    assert run("evaluate", task, "--rungs", "tfidf", "--out", out, "--meter", "estimate", "--quiet").exit_code == 0
+    result = run("recommend", out)
+    assert result.exit_code == 0, result.output
+    assert "tfidf no test split" in result.output and "test       not evaluated" in result.output
+    assert all(r["split"] == "validation" for r in RunLog(out, create=False).records())

@@ -103,7 +103,8 @@ def test_markdown_has_recommendation_rule_table_savings_lifetime_environment(bui
     table = [line for line in md.splitlines() if line.startswith("| `")]
     assert [re.match(r"\| `([^`]+)`", row).group(1) for row in table[:5]] == [
         "tfidf", "minilm-knn", "minilm-probe", "mpnet-knn", "mpnet-probe"]  # by J/query
-    assert "| `minilm-probe` | probe | all-MiniLM-L6-v2 | 0.9250 [" in md
+    assert "| `minilm-probe` | probe | all-MiniLM-L6-v2 | - | 0.9250 [" in md
+    assert "and gives up 0.0050 accuracy on validation." in md
     assert "recommended, front" in md and "largest, front" in md
     assert "`smollm-zeroshot` failed in load: MemoryError" in md
     assert "1 record(s) scored on other examples" in md

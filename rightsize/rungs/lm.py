@@ -2,7 +2,8 @@
 
 No free text is generated or parsed: the prediction is the label whose verbalization (the label
 with ``_`` and ``-`` as spaces, or ``label_words``) the model finds most likely after the prompt,
-by mean log-probability per token (``normalize: sum`` for the plain sum).
+by mean log-probability per token (``normalize: sum`` for the plain sum), minus the same score
+after a content-free text (``calibrate``, on by default).
 
 * zero-shot (``shots: 0``): instruction + label list + the text;
 * few-shot with retrieval (``shots: N``): the N train examples nearest to the text (FAISS over the
@@ -94,6 +95,7 @@ class LmRung(Rung):
         "template": TemplateKnob(str, DEFAULT_TEMPLATE, help="prompt with {labels}, {shots}, {text}"),
         "normalize": Knob(str, "mean", choices=("mean", "sum"), help="label log-likelihood per token or summed"),
         "label_words": LabelWordsKnob(dict, None, nullable=True, help="label -> words (default: from the label)"),
+        "calibrate": Knob(bool, True, help="subtract each label's score after a content-free text ('N/A')"),
     }
 
     @classmethod
@@ -159,15 +161,24 @@ class LmRung(Rung):
         if self.retriever is not None:
             self.index = build_index(self.retriever.encode(self.train_texts), self.k["index"], seed=self.context.seed)
         self._prompt_tokens: list[int] = []
+        # Contextual calibration (Zhao et al. 2021): some label words are likely after any text
+        # (a two-token abbreviation whose second token is predictable); their prior is removed.
+        self.baseline = np.zeros(len(self.classes))
+        if self.k["calibrate"]:
+            self.baseline = self._scores([self._ids(self._fill("N/A"))])[0]
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         prompts = [self._prompt(text, shots) for text, shots in zip(texts, self._shots(texts))]
         ids = [self._ids(p) for p in prompts]
         self._prompt_tokens.extend(len(x) for x in ids)
-        scores = self.scorer.score(self.prefix_ids, ids, self.option_ids)
+        scores = self._scores(ids) - self.baseline[None, :]
+        return [self.classes[i] for i in scores.argmax(axis=1)]
+
+    def _scores(self, prompt_ids: list[list[int]]) -> np.ndarray:
+        scores = self.scorer.score(self.prefix_ids, prompt_ids, self.option_ids)
         if self.k["normalize"] == "mean":
             scores = scores / np.array([len(o) for o in self.option_ids])[None, :]
-        return [self.classes[i] for i in scores.argmax(axis=1)]
+        return scores
 
     def _shots(self, texts: Sequence[str]) -> list[list[int]]:
         """Train positions of each text's shots, nearest last (closest to the question)."""

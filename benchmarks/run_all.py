@@ -1,0 +1,101 @@
+"""Run every benchmark (each in its own process), print a summary, write benchmarks/results.json.
+
+``make bench`` runs this. Each benchmark prints one JSON object on stdout; this collects them with
+the date, machine and command into ``benchmarks/results.json``, the source of the figures in
+``benchmarks/README.md``. A benchmark that fails is recorded as failed and the rest still run;
+the exit code is 1 if any failed to run (a missed target is reported, not an error).
+
+Usage: python benchmarks/run_all.py [--only encode_throughput,scaling] [--quick] [--out PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import _common as C  # noqa: E402
+
+# name -> (script, arguments, arguments with --quick). Sizes are chosen so the whole set ends well
+# inside 20 minutes on 2 cores; --quick is a smoke run of every script in a couple of minutes.
+BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
+    "encode_throughput": ("encode_throughput.py", ["--n", "2000", "--rounds", "3"], ["--n", "300", "--rounds", "1"]),
+    "meter_overhead": ("meter_overhead.py", [], ["--pairs", "2000", "--phase-repeats", "3"]),
+    "cache_reuse": ("cache_reuse.py", ["--train-limit", "2000", "--limit", "500"],
+                    ["--train-limit", "200", "--limit", "50"]),
+    "scaling": ("scaling.py", ["--sizes", "1000,10000,50000"], ["--sizes", "200,1000,2000"]),
+    # Owned by the search work; run when it is there.
+    "search_vs_exhaustive": ("search_vs_exhaustive.py", [], ["--quick"]),
+}
+
+
+def run_one(name: str, script: str, args: list[str]) -> dict:
+    path = HERE / script
+    if not path.exists():
+        return {"benchmark": name, "status": "missing", "detail": f"{script} is not in benchmarks/ yet"}
+    cmd = [sys.executable, str(path), *args]
+    C.log(f"{name}: {' '.join(cmd[1:])}")
+    start = time.perf_counter()
+    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "PYTHONUNBUFFERED": "1"}
+    # stderr passes through (progress lines); stdout is the JSON result.
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=HERE.parent)
+    seconds = time.perf_counter() - start
+    result = None
+    for line in reversed(done.stdout.strip().splitlines()):
+        try:
+            result = json.loads(line)
+            break
+        except json.JSONDecodeError:
+            continue
+    if done.returncode != 0 or not isinstance(result, dict):
+        return {"benchmark": name, "status": "failed", "exit_code": done.returncode, "seconds": round(seconds, 1),
+                "detail": done.stdout[-1000:]}
+    return {**result, "status": "ran", "command": " ".join(["python", f"benchmarks/{script}", *args]),
+            "wall_seconds": round(seconds, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", help="comma-separated benchmark names")
+    p.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not figures")
+    p.add_argument("--out", type=Path, default=HERE / "results.json")
+    args = p.parse_args(argv)
+    names = args.only.split(",") if args.only else list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        p.error(f"unknown benchmark {unknown[0]!r}; known: {', '.join(BENCHMARKS)}")
+
+    started = time.perf_counter()
+    results = []
+    for name in names:
+        script, full, quick = BENCHMARKS[name]
+        results.append(run_one(name, script, quick if args.quick else full))
+    total = time.perf_counter() - started
+    report = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["python", "benchmarks/run_all.py", *(argv if argv is not None else sys.argv[1:])]),
+        "quick": args.quick,
+        "machine": C.machine(),
+        "total_seconds": round(total, 1),
+        "results": results,
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+    print(f"\n{'benchmark':<22} {'status':<8} {'met':<6} {'seconds':>8}  target")
+    for r in results:
+        met = {True: "yes", False: "NO", None: "-"}[r.get("met")] if r["status"] == "ran" else "-"
+        print(f"{r['benchmark']:<22} {r['status']:<8} {met:<6} {r.get('wall_seconds', r.get('seconds', 0)):>8}  "
+              f"{r.get('target', r.get('detail', ''))}")
+    print(f"\ntotal {total / 60:.1f} min; results: {args.out}")
+    return 1 if any(r["status"] == "failed" for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,387 @@
+"""`rightsize search`: the space from a ladder, small-first order, pruning, the budget stop, workers
+sharing a study (SQLite, PostgreSQL) without evaluating a config twice, and kill-and-resume."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+
+from conftest import make_examples, write_jsonl
+from rightsize.cli import cli
+from rightsize.energy import make_meter
+from rightsize.errors import RightsizeError
+from rightsize.evaluate import EvalPlan, StopEvaluation, evaluate_rung, evaluation_key, task_identity
+from rightsize.ladder import load_ladder, parse_ladder
+from rightsize.results import RunLog
+from rightsize.rungs import RunContext
+from rightsize.search import AdequacyPruner, SearchRequest, _claimed, recover_dead_trials, run_search
+from rightsize.space import build_space
+from rightsize.tasks import load_data, load_task
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+RIGHTSIZE = [sys.executable, "-m", "rightsize.cli"]
+
+
+@pytest.fixture
+def task(tmp_path) -> Path:
+    """3 classes, 240 train / 120 validation (carved) / 30 test: TF-IDF separates them perfectly."""
+    write_jsonl(tmp_path / "data" / "train.jsonl", make_examples(120, seed=1))
+    write_jsonl(tmp_path / "data" / "test.jsonl", make_examples(10, seed=2))
+    path = tmp_path / "task.yaml"
+    path.write_text("name: words\ndata: {train: data/train.jsonl, test: data/test.jsonl}\n"
+                    "metric: accuracy\ntarget: {within: 0.05}\nvalidation_fraction: 0.334\n")
+    return path
+
+
+@pytest.fixture
+def tfidf_ladder(tmp_path) -> Path:
+    """12 TF-IDF configs (C x n-grams): no torch, so worker processes start fast."""
+    path = tmp_path / "tfidf.yaml"
+    path.write_text("rungs:\n  - {name: tfidf, kind: tfidf, max_features: 5000}\nsearch:\n  knobs: [C, ngram_max]\n")
+    return path
+
+
+def request(task, ladder, out, **kw) -> SearchRequest:
+    return SearchRequest(task=task, ladder=ladder, out_dir=out, meter="estimate", no_cache=True, **kw)
+
+
+def study_of(out: Path) -> optuna.Study:
+    return optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}")
+
+
+# ------------------------------------------------------------------------------------ the space
+
+
+def test_space_follows_the_ladder_search_block(tmp_path, tiny_encoder):
+    ladder = parse_ladder({
+        "rungs": [{"name": "tfidf", "kind": "tfidf"},
+                  {"name": "knn", "kind": "knn", "model": str(tiny_encoder), "k": 5},
+                  {"name": "probe", "kind": "probe", "model": str(tiny_encoder)}],
+        "search": {"knobs": ["k", "layers", "precision"], "fix": {"precision": "bf16"},
+                   "space": {"knn": {"k": [3, 7]}}, "exclude": ["tfidf"]},
+    }, "l.yaml")
+    space = build_space(ladder, "cpu")
+    assert [r.name for r in space.rungs] == ["knn", "probe"]  # tfidf excluded
+    knn, probe = space["knn"], space["probe"]
+    # k: the ladder's list plus the rung's own value (5); layers: 1 or all 2 (None); precision fixed.
+    assert dict((d.knob, d.values) for d in knn.dims) == {"layers": (1, None), "k": (5, 3, 7)}
+    assert dict((d.knob, d.values) for d in probe.dims) == {"layers": (1, None)}
+    assert knn.base.knobs["precision"] == "bf16"
+    assert space.size == 6 + 2
+    specs = [spec for _, _, spec in space.configs()]
+    assert len({json.dumps(s.config(), sort_keys=True) for s in specs}) == space.size
+    # The rung's own values keep the config as the ladder wrote it (same key as `rightsize evaluate`).
+    own = knn.spec_for({"layers": None, "k": 5})
+    assert own.config() == knn.base.config()
+    assert space.small_first() == [{"rung": "knn", "knn.layers": None, "knn.k": 5},
+                                   {"rung": "probe", "probe.layers": None}]
+
+
+def test_default_grids_respect_the_device_and_the_knob_schema(tiny_encoder):
+    ladder = parse_ladder({"rungs": [{"name": "knn", "kind": "knn", "model": str(tiny_encoder)}]}, "l.yaml")
+    cpu = {d.knob: d.values for d in build_space(ladder, "cpu", cores=4)["knn"].dims}
+    gpu = {d.knob: d.values for d in build_space(ladder, "cuda")["knn"].dims}
+    assert cpu["precision"] == ("fp32", "bf16", "int8") and gpu["precision"] == ("fp32", "bf16", "fp16")
+    assert cpu["k"] == (1, 3, 5, 10, 20, 50)
+    assert cpu["threads"] == (1, 2, None) and "threads" not in gpu  # None: every core
+    assert cpu["batch_size"] == (16, 32, 64, 128)
+    assert "max_length" not in cpu  # the tiny model's maximum (32) is the smallest grid value
+    assert cpu["index"] == ("flat", "hnsw", "ivf") and cpu["attn_implementation"] == ("sdpa", "eager")
+
+
+@pytest.mark.parametrize("search, message", [
+    ({"colour": 1}, "unknown key 'colour'"),
+    ({"exclude": ["nope"]}, "search.exclude: no rung named 'nope'"),
+    ({"exclude": ["t", "p"]}, "excludes every rung"),
+    ({"knobs": ["depth"]}, "search.knobs: no knob named 'depth'"),
+    ({"fix": {"precision": "fp8"}}, "'fp8' is not one of"),
+    ({"fix": {"warp": 9}}, "no rung of this ladder has a knob 'warp'"),
+    ({"space": {"nope": {"C": [1.0]}}}, "search.space: no rung named 'nope'"),
+    ({"space": {"t": {"k": [1]}}}, "kind 'tfidf' has no knob 'k'"),
+    ({"space": {"p": {"C": []}}}, "non-empty list"),
+    ({"space": {"p": {"C": [1.0, 1]}}}, "lists a value twice"),
+    ({"space": {"p": {"C": [-1.0]}}}, "below its minimum"),
+    ({"space": {"p": {"precision": ["fp32"]}}, "fix": {"precision": "fp32"}}, "also fixed in search.fix"),
+    ({"space": {"p": {"C": [1.0]}}, "exclude": ["p"]}, "also in search.exclude"),
+])
+def test_bad_search_blocks_name_the_problem(search, message):
+    doc = {"rungs": [{"name": "t", "kind": "tfidf"}, {"name": "p", "kind": "probe", "model": "x/y"}], "search": search}
+    with pytest.raises(RightsizeError, match=message):
+        parse_ladder(doc, "ladder.yaml")
+
+
+# ------------------------------------------------------------------------------------ staged evaluation
+
+
+def test_staged_inference_fits_once_and_matches_a_plain_evaluation(task):
+    data = load_data(load_task(task))
+    spec = load_ladder(None).rungs[0]  # tfidf, deterministic
+    plain = evaluate_rung(data, spec, make_meter("estimate"), RunContext())
+    seen = []
+    staged = evaluate_rung(data, spec, make_meter("estimate"), RunContext(), steps=(0.25, 0.5, 1.0),
+                           on_step=lambda s: seen.append((s.n, s.final, len(s.references))))
+    assert staged["status"] == "ok" and staged["key"] == plain["key"]
+    assert staged["references"] == plain["references"] and staged["predictions"] == plain["predictions"]
+    n = plain["n_examples"]
+    assert seen == [(30, False, 30), (60, False, 60), (n, True, n)]
+
+    def stop(step):
+        if step.n >= 60:
+            raise StopEvaluation("enough")
+
+    pruned = evaluate_rung(data, spec, make_meter("estimate"), RunContext(), steps=(0.25, 0.5, 1.0), on_step=stop)
+    assert pruned["status"] == "pruned" and pruned["n_examples"] == 60
+    assert pruned["pruned"] == {"after": 60, "of": n, "reason": "enough"}
+    assert len(pruned["predictions"]) == 60 and "infer" in pruned["joules"]
+
+
+# ------------------------------------------------------------------------------------ pruner, claims, recovery
+
+
+def test_pruner_compares_the_ci_upper_bound_with_the_bar_after_enough_examples():
+    study = optuna.create_study()
+    done = study.ask()
+    done.set_user_attr("score", 0.9)
+    study.tell(done, 1.0)
+    trial = study.ask()
+    within = AdequacyPruner("within", 0.05, min_examples=30)
+    assert within.threshold(study) == pytest.approx(0.85)
+    trial.report(0.6, 20)
+    assert not within.prune(study, study.trials[-1])  # too few examples to act on
+    trial.report(0.6, 40)
+    assert within.prune(study, study.trials[-1])
+    trial.report(0.86, 80)
+    assert not within.prune(study, study.trials[-1])
+    assert AdequacyPruner("min", 0.95).prune(study, study.trials[-1])
+    assert AdequacyPruner("within", 0.05).threshold(optuna.create_study()) is None  # no best yet
+
+
+def test_a_trial_steps_back_for_any_other_trial_of_the_same_config():
+    study = optuna.create_study()
+    running = study.ask()
+    running.set_user_attr("config_key", "K")
+    later = study.ask()
+    later.set_user_attr("config_key", "K")
+    # Both wrote their key: each sees the other, so neither can evaluate alone unnoticed.
+    assert _claimed(study, later.number, "K").number == running.number
+    assert _claimed(study, running.number, "K").number == later.number
+    assert _claimed(study, later.number, "other") is None
+    study.tell(later, 2.0)
+    assert _claimed(study, running.number, "K").state.name == "COMPLETE"  # complete is preferred
+
+
+def test_a_running_trial_of_a_dead_local_worker_is_failed_and_queued_again(tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    study = optuna.create_study(storage=storage)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    trial = study.ask({"x": optuna.distributions.CategoricalDistribution([1, 2])})
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{dead_pid}:1")
+    trial.set_user_attr("config_key", "K")
+    alive = study.ask({"x": optuna.distributions.CategoricalDistribution([1, 2])})
+    from rightsize.search import _worker_id
+
+    alive.set_user_attr("worker", _worker_id())
+    assert recover_dead_trials(study) == [trial.number]
+    states = {t.number: t.state.name for t in study.trials}
+    assert states[trial.number] == "FAIL" and states[alive.number] == "RUNNING"
+    retry = study.trials[-1]
+    assert retry.state.name == "WAITING" and retry.params == trial.params
+    assert retry.user_attrs.get("config_key") == "K" and "worker" not in retry.user_attrs
+
+
+# ------------------------------------------------------------------------------------ the search, in process
+
+
+def test_small_rungs_are_tried_first_in_ladder_order(task, tmp_path):
+    ladder = tmp_path / "three.yaml"
+    ladder.write_text("rungs:\n  - {name: uni, kind: tfidf, ngram_max: 1, max_features: 2000}\n"
+                      "  - {name: bi, kind: tfidf, ngram_max: 2, max_features: 2000}\n"
+                      "  - {name: tri, kind: tfidf, ngram_max: 3, max_features: 2000}\n"
+                      "search: {knobs: [C]}\n")
+    out = tmp_path / "run"
+    result = run_search(request(task, ladder, out, trials=4))
+    study = study_of(out)
+    space = build_space(load_ladder(ladder))
+    assert [t.params for t in study.trials[:3]] == space.small_first()
+    assert [r["rung"] for r in RunLog(out, create=False).records()][:3] == ["uni", "bi", "tri"]
+    assert result.stopped.startswith("4 configs evaluated")
+
+
+def test_a_hopeless_config_is_pruned_on_part_of_the_validation_split(task, tmp_path, tiny_encoder):
+    ladder = tmp_path / "l.yaml"
+    ladder.write_text(f"rungs:\n  - {{name: tfidf, kind: tfidf, max_features: 5000}}\n"
+                      f"  - {{name: random-knn, kind: knn, model: '{tiny_encoder}', k: 1}}\n"
+                      "search: {knobs: []}\n")  # two configs: the rungs as written
+    out = tmp_path / "run"
+    outcomes = []
+    result = run_search(request(task, ladder, out, trials=2), on_trial=outcomes.append)
+    assert [o.outcome for o in outcomes] == ["complete", "pruned"]
+    tfidf, knn = RunLog(out, create=False).records()
+    assert tfidf["status"] == "ok" and tfidf["metrics"]["accuracy"] == 1.0
+    # A random 2-layer encoder with one neighbour is near chance: its CI upper bound on the first
+    # 25% (30 examples) is far below the best (1.0) minus 0.05, so it never sees the rest.
+    assert knn["status"] == "pruned" and knn["n_examples"] == 30 < tfidf["n_examples"]
+    assert "95% CI upper bound" in knn["pruned"]["reason"]
+    trial = study_of(out).trials[1]
+    assert trial.state.name == "PRUNED" and list(trial.intermediate_values) == [30]
+    assert trial.constraints["adequacy"] > 0  # the sampler sees it as infeasible
+    assert result.study_counts == {"complete": 1, "pruned": 1}
+    assert result.energy["pruned_joules"] == pytest.approx(outcomes[1].joules) and outcomes[1].joules > 0
+    assert result.recommendation.chosen["rung"] == "tfidf"
+
+
+def test_the_budget_stops_the_search_after_the_first_trial(task, tfidf_ladder, tmp_path):
+    out = tmp_path / "run"
+    result = run_search(request(task, tfidf_ladder, out, trials=12, budget_joules=1e-6))
+    assert len(result.trials) == 1 and result.trials[0].outcome == "complete"
+    assert result.stopped.startswith("energy budget")
+    assert len(RunLog(out, create=False).records()) == 1
+    assert result.energy["study_joules"] > 1e-6
+    again = run_search(request(task, tfidf_ladder, out, trials=12, budget_joules=1e-6))
+    assert again.trials == [] and again.stopped.startswith("energy budget")  # spent is spent, across runs
+
+
+def test_pareto_objective_runs_nsga2_without_pruning(task, tfidf_ladder, tmp_path):
+    out = tmp_path / "run"
+    result = run_search(request(task, tfidf_ladder, out, trials=4, objective="pareto"))
+    study = study_of(out)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
+    assert result.pareto and all(p["metric"] == 1.0 for p in result.pareto)
+
+
+def test_a_config_recorded_in_runs_jsonl_is_reused_not_evaluated(task, tfidf_ladder, tmp_path):
+    out = tmp_path / "run"
+    data = load_data(load_task(task))
+    spec = load_ladder(tfidf_ladder).rungs[0]
+    record = evaluate_rung(data, spec, make_meter("estimate"), RunContext())
+    RunLog(out).append(record)
+    result = run_search(request(task, tfidf_ladder, out, trials=1))
+    assert result.trials[0].outcome == "reused" and result.trials[0].joules == 0.0
+    assert len(RunLog(out, create=False).records()) == 1
+
+
+# ------------------------------------------------------------------------------------ the CLI
+
+
+def test_cli_prints_each_trial_the_recommendation_and_the_search_energy(task, tfidf_ladder, tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["search", str(task), "--ladder", str(tfidf_ladder), "--trials", "3",
+                                      "--out", str(out), "--meter", "estimate", "--no-cache"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("trial ") >= 3 and "recommendation: tfidf" in result.output
+    assert "search energy (this process, estimate)" in result.output and "3 configs evaluated" in result.output
+    as_json = CliRunner().invoke(cli, ["search", str(task), "--ladder", str(tfidf_ladder), "--trials", "4",
+                                       "--out", str(out), "--meter", "estimate", "--no-cache", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    doc = json.loads(as_json.output)
+    assert doc["recommendation"]["chosen"]["rung"] == "tfidf" and len(doc["trials"]) == 1  # resumed at 3
+    assert doc["energy"]["source"] == "estimate" and doc["study_counts"]["complete"] >= 4
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--storage", "nosuchdb://x/y"], "cannot open the study storage"),
+    (["--storage", "sqlite:////nonexistent-dir/x/study.db"], "cannot open the study storage"),
+])
+def test_cli_bad_storage_is_one_line(task, tfidf_ladder, tmp_path, args, fragment):
+    result = CliRunner().invoke(cli, ["search", str(task), "--ladder", str(tfidf_ladder), "--out",
+                                      str(tmp_path / "run"), "--meter", "estimate", *args])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in result.output
+
+
+def test_cli_refuses_to_mix_another_space_into_a_named_study(task, tfidf_ladder, tmp_path):
+    out = tmp_path / "run"
+    base = ["search", str(task), "--out", str(out), "--meter", "estimate", "--study", "s1", "--trials", "1"]
+    assert CliRunner().invoke(cli, base + ["--ladder", str(tfidf_ladder)]).exit_code == 0
+    other = tmp_path / "other.yaml"
+    other.write_text("rungs:\n  - {name: tfidf, kind: tfidf}\nsearch: {knobs: [C]}\n")
+    result = CliRunner().invoke(cli, base + ["--ladder", str(other)])
+    assert result.exit_code == 2 and "was created with another space" in result.output
+
+
+# ------------------------------------------------------------------------------------ workers, kill, resume
+
+
+def _search_cmd(task, ladder, out, *extra) -> list[str]:
+    return RIGHTSIZE + ["search", str(task), "--ladder", str(ladder), "--out", str(out), "--meter", "estimate",
+                        "--no-cache", "--quiet", *map(str, extra)]
+
+
+def _env() -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def _two_workers(task, ladder, out, *extra) -> None:
+    procs = [subprocess.Popen(_search_cmd(task, ladder, out, "--seed", seed, *extra), env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=120)
+        assert p.returncode == 0, stderr[-2000:]
+
+
+def _assert_each_config_once(out: Path, expected: int) -> None:
+    keys = collections.Counter(r["key"] for r in RunLog(out, create=False).records())
+    assert keys and max(keys.values()) == 1, [k for k, n in keys.items() if n > 1]
+    assert len(keys) >= expected
+
+
+def test_two_workers_share_a_sqlite_study_and_never_evaluate_a_config_twice(task, tfidf_ladder, tmp_path):
+    out = tmp_path / "run"
+    _two_workers(task, tfidf_ladder, out, "--trials", 12, "--study", "shared")
+    _assert_each_config_once(out, 12)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not os.environ.get("RIGHTSIZE_TEST_POSTGRES_URL"),
+                    reason="RIGHTSIZE_TEST_POSTGRES_URL is not set: .ci/run starts a PostgreSQL server and sets it")
+def test_two_workers_share_a_postgresql_study_and_never_evaluate_a_config_twice(task, tfidf_ladder, tmp_path):
+    url = os.environ["RIGHTSIZE_TEST_POSTGRES_URL"]
+    out, name = tmp_path / "run", f"test-{uuid.uuid4().hex[:12]}"
+    _two_workers(task, tfidf_ladder, out, "--trials", 12, "--study", name, "--storage", url)
+    _assert_each_config_once(out, 12)
+    from rightsize.search import _with_driver
+
+    study = optuna.load_study(study_name=name, storage=_with_driver(url))
+    assert len({t.user_attrs["config_key"] for t in study.trials if t.user_attrs.get("outcome") == "complete"}) >= 12
+
+
+def test_a_killed_search_resumes_without_redoing_finished_trials(task, tfidf_ladder, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_search_cmd(task, tfidf_ladder, out, "--trials", 12), env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = out / "runs.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if runs.exists() and runs.read_bytes().count(b"\n") >= 1:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the search finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {r["key"] for r in RunLog(out, create=False).records()}
+    assert before
+    again = subprocess.run(_search_cmd(task, tfidf_ladder, out, "--trials", 12), env=_env(),
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    records = RunLog(out, create=False).records()  # every line parses (a torn one would be moved aside)
+    assert all(json.loads(line) for line in runs.read_text().splitlines())
+    _assert_each_config_once(out, 12)
+    assert before <= {r["key"] for r in records}
+    study = study_of(out)
+    assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
+    assert "12 configs evaluated" in again.stdout or "every config of the space" in again.stdout
