@@ -46,7 +46,7 @@ class Encoder:
         batch_size: int = 64,
         max_length: int | None = None,
         layers: int | None = None,
-        attn_implementation: str = "sdpa",
+        attn_implementation: str | None = None,
         progress: bool = False,
         trust_remote_code: bool = False,
         allow_pickle: bool = False,
@@ -72,6 +72,7 @@ class Encoder:
         self.ledger = ledger if ledger is not None else CacheLedger()
         self.namespace: str | None = None
         self.st = None
+        self.attn_used = None
         self.folder = None
         self.params = 0
 
@@ -90,9 +91,10 @@ class Encoder:
             device=self.device,
             trust_remote_code=self.trust_remote_code,
             local_files_only=True,
-            model_kwargs={"attn_implementation": self.attn_implementation},
+            model_kwargs={} if self.attn_implementation is None else {"attn_implementation": self.attn_implementation},
         )
         hf_model = st[0].model
+        self.attn_used = getattr(hf_model.config, "_attn_implementation", None)
         if self.layers is not None:
             _keep_first_layers(hf_model, self.layers, self.model_id)
         if self.precision in DTYPES and self.precision != "fp32":

@@ -1,11 +1,12 @@
 """The accuracy–energy Pareto plot: every config as a point with its interval, J/query on a log axis.
 
-Readability rules: Okabe–Ito colours plus distinct marker shapes (so colour is never the only cue),
-labels only on the configs a reader acts on (the front, the recommended, the largest), and label
-boxes placed in display space so that none overlaps another label, a point or the axes edge; a
-label that cannot be placed cleanly is dropped rather than drawn over another (the recommended and
-the largest are placed first, so they always get the best spot). The plot knows nothing about the
-policy: :mod:`rightsize.report` decides what is adequate, recommended and on the front.
+Readability rules: Okabe–Ito colours plus distinct marker shapes (so colour is never the only cue);
+labels on the configs a reader acts on (the recommended, the largest, the front) and on the others
+while they fit; label boxes placed in display space so that none overlaps another label, a point
+or the axes edge; a label that cannot be placed cleanly is dropped rather than drawn over another
+(the recommended and the largest are placed first, so they always get the best spot). The plot
+knows nothing about the policy: :mod:`rightsize.report` decides what is adequate, recommended and
+on the front.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only; never open a window (CI, servers)
 
@@ -163,10 +165,11 @@ def _scatter(ax, points: Sequence[Point], *, marker: str, face: str, edge: str, 
 def _limits(ax, points: Sequence[Point], threshold: float | None) -> None:
     xs = [p.x for p in points]
     lo_x, hi_x = min(xs), max(xs)
-    # At least a factor 10 of x range, plus room either side for labels.
+    # At least a factor 10 of x range, plus room either side for labels; more on the right, where
+    # the largest config (usually the costliest) needs its label to fit.
     span = max(hi_x / lo_x, 10.0)
     centre = (lo_x * hi_x) ** 0.5
-    ax.set_xlim(centre / span ** 0.5 / 2.5, centre * span ** 0.5 * 2.5)
+    ax.set_xlim(centre / span ** 0.5 / 2.5, centre * span ** 0.5 * 2.5 * max(1.0, span ** 0.12))
     ys = [p.lo for p in points] + [p.hi for p in points] + ([threshold] if threshold is not None else [])
     y0, y1 = min(ys), max(ys)
     pad = max(y1 - y0, 0.02)
@@ -175,27 +178,33 @@ def _limits(ax, points: Sequence[Point], threshold: float | None) -> None:
 
 # ------------------------------------------------------------------------------------ label placement
 
-# Offsets in points, tried in order: the four diagonals close by, then the sides, then further out.
-_RINGS = (9, 20, 34)
-_DIRECTIONS = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))
+# Offsets in points, tried in order: close by first (no leader line), then further out.
+_RINGS = (9, 20, 34, 52)
+# (dx, dy, horizontal alignment): above and below, a label may also run left or right of its point.
+_DIRECTIONS = ((1, 1, "left"), (1, -1, "left"), (-1, 1, "right"), (-1, -1, "right"), (1, 0, "left"),
+               (-1, 0, "right"), (0, 1, "center"), (0, -1, "center"), (0, 1, "right"), (0, 1, "left"),
+               (0, -1, "right"), (0, -1, "left"))
+_SAME_SPOT = 8.0  # px: markers closer than this overlap on screen
 
 
-def _label_text(p: Point, view: ParetoView) -> str:
+def _label_text(p: Point, view: ParetoView, compact: bool = False) -> str:
     tags = []
     if p.key == view.recommended:
         tags.append("recommended")
     if p.key == view.largest:
         tags.append("largest")
-    return p.name + (f" ({', '.join(tags)})" if tags else "")
+    return p.name + (("\n" if compact else " ") + f"({', '.join(tags)})" if tags else "")
 
 
 def _place_labels(fig: Figure, ax, view: ParetoView, points: Sequence[Point], by_key: dict[str, Point]) -> None:
     """Annotate the chosen points so that no two label boxes overlap (greedy, most important first).
 
-    Each label tries offsets ring by ring and takes the first whose box stays inside the axes and
-    touches no placed label and no other point. A label with no clean spot is dropped, except the
-    recommended and the largest, which take their least-bad spot (they are placed first, so they
-    can only ever sit on a point's interval bar, never on another label).
+    Each label tries offsets ring by ring (further rings draw a leader line) and takes the first spot
+    whose box stays inside the axes and touches no data (markers, interval bars, the target rule, the
+    front) and no placed label or leader; a leader may cross data, never a label. Configs drawn on
+    the same spot share one label. A label with no clean spot is dropped, except the recommended and
+    the largest, which take their least-bad spot (they are placed first, so at worst they sit on data,
+    never on another label).
     """
     order: list[str] = []
     for key in [view.recommended, view.largest, *sorted(view.front, key=lambda k: by_key[k].x if k in by_key else 0),
@@ -204,13 +213,15 @@ def _place_labels(fig: Figure, ax, view: ParetoView, points: Sequence[Point], by
             order.append(key)
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer).padded(-2)
-    # Every marker with its interval bar is an obstacle, so labels do not sit on data.
-    obstacles: dict[str, Bbox] = {}
+    # Every marker and its interval bar (thin, with caps) are obstacles, so labels do not sit on data.
+    obstacles: dict[str, list[Bbox]] = {}
     for p in points:
         cx, cy = ax.transData.transform((p.x, p.y))
         _, lo = ax.transData.transform((p.x, p.lo))
         _, hi = ax.transData.transform((p.x, p.hi))
-        obstacles[p.key] = Bbox.from_extents(cx - 7, min(lo, cy - 7), cx + 7, max(hi, cy + 7))
+        obstacles[p.key] = [Bbox.from_extents(cx - 7, cy - 7, cx + 7, cy + 7),
+                            Bbox.from_extents(cx - 2, min(lo, cy), cx + 2, max(hi, cy)),
+                            Bbox.from_extents(cx - 6, lo - 2, cx + 6, lo + 2), Bbox.from_extents(cx - 6, hi - 2, cx + 6, hi + 2)]
     # Lines are obstacles too: the target rule and each segment of the front's steps.
     lines: list[Bbox] = []
     if view.threshold is not None:
@@ -221,32 +232,74 @@ def _place_labels(fig: Figure, ax, view: ParetoView, points: Sequence[Point], by
         (ax_, ay), (bx, by_) = ax.transData.transform((a.x, a.y)), ax.transData.transform((b.x, b.y))
         lines.append(Bbox.from_extents(ax_, ay - 2, bx, ay + 2))                       # along, at a's height
         lines.append(Bbox.from_extents(bx - 2, min(ay, by_), bx + 2, max(ay, by_)))  # up to b
-    placed: list[Bbox] = []
+    placed: list[Bbox] = []  # label boxes, and the dots of their leader lines: nothing may cross them
+    scale = fig.dpi / 72.0
+    where = {k: ax.transData.transform((q.x, q.y)) for k, q in by_key.items()}
+    named: set[str] = set()
     for key in order:
+        if key in named:
+            continue
         p = by_key[key]
-        others = [b for k, b in obstacles.items() if k != key] + lines
-        text = _label_text(p, view)
+        px, py = where[key]
+        # Configs drawn on top of each other share one label (the more important one first).
+        twins = [k for k in order if k != key and k not in named
+                 and abs(where[k][0] - px) < _SAME_SPOT and abs(where[k][1] - py) < _SAME_SPOT]
+        named.update([key, *twins])
+        # A label may touch its own markers (it names them), never an interval bar, its own included.
+        blocked = _extents([b for k, boxes in obstacles.items() for i, b in enumerate(boxes)
+                            if not (i == 0 and (k == key or k in twins))] + lines)
         bold = key == view.recommended
         muted = key not in view.front and key not in (view.recommended, view.largest)
-        best: tuple[float, float, float, bool] | None = None
-        for ring in _RINGS:
-            for dx, dy in _DIRECTIONS:
-                leader = ring > _RINGS[0]
-                ann = _annotate(ax, p, text, dx * ring, dy * ring, bold=bold, leader=leader, muted=muted)
-                box = text_box(ann, renderer).padded(2)
-                ann.remove()
-                cost = (0.0 if _contains(frame, box) else 1e9) + 100 * sum(_overlap_area(box, b) for b in placed) \
-                    + sum(_overlap_area(box, b) for b in others)
-                if best is None or cost < best[0]:
-                    best = (cost, dx * ring, dy * ring, leader)
-                if cost == 0:
+        # The one-line label first; if it has no clean spot, the narrower form with tags on their own line.
+        best: tuple | None = None
+        taken = _extents(placed)
+        for compact in (False, True):
+            text = "\n".join(_label_text(by_key[k], view, compact) for k in [key, *twins])
+            # A label's box only moves with its offset: measure it once, then place it by arithmetic.
+            probe = _annotate(ax, p, text, 0, 0, "left", bold=bold, leader=False, muted=muted)
+            size = text_box(probe, renderer)
+            probe.remove()
+            for ring in _RINGS:
+                for dx, dy, ha in _DIRECTIONS:
+                    leader = ring > _RINGS[0]
+                    ox, oy = px + dx * ring * scale, py + dy * ring * scale
+                    box = _box_at(ox, oy, size.width, size.height, ha, dy).padded(2)
+                    mine = _extents([box])
+                    cost = (0.0 if _contains(frame, box) else 1e9) + _overlap(mine, blocked)
+                    if leader:  # a leader may cross data, never another label or leader
+                        mine = np.vstack([mine, _extents(_leader_dots((ox, oy), (px, py)))])
+                    cost += 100 * _overlap(mine, taken)
+                    if best is None or cost < best[0]:
+                        best = (cost, dx * ring, dy * ring, leader, ha, text)
+                    if cost == 0:
+                        break
+                if best[0] == 0:
                     break
-            if best is not None and best[0] == 0:
+            if best[0] == 0:
                 break
         if best is None or (best[0] > 0 and key not in (view.recommended, view.largest)):
             continue
-        ann = _annotate(ax, p, text, best[1], best[2], bold=bold, leader=best[3], muted=muted)
+        ann = _annotate(ax, p, best[5], best[1], best[2], best[4], bold=bold, leader=best[3], muted=muted)
         placed.append(text_box(ann, renderer).padded(2))
+        if best[3]:
+            placed.extend(_leader_dots((px + best[1] * scale, py + best[2] * scale), (px, py)))
+
+
+def _leader_dots(start: tuple[float, float], end: tuple[float, float], step: float = 5.0) -> list[Bbox]:
+    """Small boxes along a leader line (display space), stopping short of the point it marks."""
+    (x0, y0), (x1, y1) = start, end
+    length = ((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5
+    n = int(max(length - 10, 0) // step)  # the last 10 px touch the point's own marker
+    return [Bbox.from_extents(x - 1.5, y - 1.5, x + 1.5, y + 1.5)
+            for x, y in ((x0 + (x1 - x0) * i * step / length, y0 + (y1 - y0) * i * step / length)
+                         for i in range(n + 1))] if length else []
+
+
+def _box_at(x: float, y: float, width: float, height: float, ha: str, dy: float) -> Bbox:
+    """The display box of a ``width`` x ``height`` label anchored at (x, y) as :func:`_annotate` aligns it."""
+    x0 = x if ha == "left" else x - width if ha == "right" else x - width / 2
+    y0 = y if dy > 0 else y - height if dy < 0 else y - height / 2
+    return Bbox.from_bounds(x0, y0, width, height)
 
 
 def text_box(ann, renderer) -> Bbox:
@@ -255,8 +308,8 @@ def text_box(ann, renderer) -> Bbox:
     return Text.get_window_extent(ann, renderer)
 
 
-def _annotate(ax, p: Point, text: str, dx: float, dy: float, *, bold: bool, leader: bool, muted: bool = False):
-    ha = "left" if dx > 0 else "right" if dx < 0 else "center"
+def _annotate(ax, p: Point, text: str, dx: float, dy: float, ha: str, *, bold: bool, leader: bool,
+              muted: bool = False):
     va = "bottom" if dy > 0 else "top" if dy < 0 else "center"
     return ax.annotate(
         text, (p.x, p.y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, fontsize=9,
@@ -271,10 +324,17 @@ def _contains(frame: Bbox, box: Bbox) -> bool:
     return frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
 
 
-def _overlap_area(a: Bbox, b: Bbox) -> float:
-    w = min(a.x1, b.x1) - max(a.x0, b.x0)
-    h = min(a.y1, b.y1) - max(a.y0, b.y0)
-    return max(w, 0) * max(h, 0)
+def _extents(boxes: Sequence[Bbox]) -> np.ndarray:
+    return np.array([b.extents for b in boxes], dtype=float).reshape(-1, 4)
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Total overlap area (px²) between every box of ``a`` and every box of ``b`` (rows x0, y0, x1, y1)."""
+    if not len(a) or not len(b):
+        return 0.0
+    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    return float((np.clip(w, 0, None) * np.clip(h, 0, None)).sum())
 
 
 def label_boxes(fig: Figure) -> list[Bbox]:

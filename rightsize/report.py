@@ -353,8 +353,8 @@ _CSS = """
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1a1a1a;max-width:1200px;margin:2em auto;padding:0 1em}
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:13px;margin:.5em 0;display:block;overflow-x:auto}
-th,td{padding:4px 8px;border-bottom:1px solid #e5e5e5;text-align:left;white-space:nowrap}th{background:#f5f5f5}
-td.r,th.r{text-align:right;font-variant-numeric:tabular-nums}
+th,td{padding:4px 8px;border-bottom:1px solid #e5e5e5;text-align:left;vertical-align:top}th{background:#f5f5f5}
+td.r,th.r{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td:first-child,td code{white-space:nowrap}
 code,pre{font:13px ui-monospace,Menlo,Consolas,monospace;background:#f3f3f3;border-radius:3px;padding:1px 4px}
 pre{padding:8px;overflow-x:auto}figure{margin:1em 0}img,svg{max-width:100%;height:auto}
 """.strip()

@@ -214,7 +214,7 @@ def _dynamic_grid(name: str, knob: Knob, shape: "_ModelShape | None", device: st
     if name == "precision":
         return list(GPU_PRECISIONS if gpu else CPU_PRECISIONS)
     if name == "attn_implementation":
-        values = ["sdpa", "eager"]
+        values = [None, "eager"]  # None: the model's own kernel (sdpa where supported)
         if gpu and _flash_attn_installed():
             values.append("flash_attention_2")
         return values

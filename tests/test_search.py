@@ -22,7 +22,7 @@ from conftest import make_examples, write_jsonl
 from rightsize.cli import cli
 from rightsize.energy import make_meter
 from rightsize.errors import RightsizeError
-from rightsize.evaluate import EvalPlan, StopEvaluation, evaluate_rung, evaluation_key, task_identity
+from rightsize.evaluate import StopEvaluation, evaluate_rung
 from rightsize.ladder import load_ladder, parse_ladder
 from rightsize.results import RunLog
 from rightsize.rungs import RunContext
@@ -98,7 +98,7 @@ def test_default_grids_respect_the_device_and_the_knob_schema(tiny_encoder):
     assert cpu["threads"] == (1, 2, None) and "threads" not in gpu  # None: every core
     assert cpu["batch_size"] == (16, 32, 64, 128)
     assert "max_length" not in cpu  # the tiny model's maximum (32) is the smallest grid value
-    assert cpu["index"] == ("flat", "hnsw", "ivf") and cpu["attn_implementation"] == ("sdpa", "eager")
+    assert cpu["index"] == ("flat", "hnsw", "ivf") and cpu["attn_implementation"] == (None, "eager")
 
 
 @pytest.mark.parametrize("search, message", [
@@ -385,3 +385,8 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(task, tfidf_lad
     study = study_of(out)
     assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
     assert "12 configs evaluated" in again.stdout or "every config of the space" in again.stdout
+
+
+def test_search_help_has_an_example():
+    result = CliRunner().invoke(cli, ["search", "--help"])
+    assert result.exit_code == 0 and "Example:" in result.output and "rightsize search tasks/" in result.output

@@ -14,7 +14,10 @@ ENCODER_KNOBS = {
     "max_length": Knob(int, None, min=8, max=8192, nullable=True, help="tokens kept per text (default: the model's)"),
     "precision": Knob(str, "fp32", choices=PRECISIONS, help="fp32 | bf16 | fp16 (GPU) | int8 (dynamic, CPU)"),
     "layers": Knob(int, None, min=1, max=128, nullable=True, help="keep only the first N transformer layers"),
-    "attn_implementation": Knob(str, "sdpa", choices=("sdpa", "eager", "flash_attention_2"), help="attention kernel"),
+    # None = the model's own default (sdpa where the architecture supports it, e.g. BERT; eager
+    # for MPNet, which has no sdpa kernel in transformers 5) — so the default ladder always loads.
+    "attn_implementation": Knob(str, None, choices=("sdpa", "eager", "flash_attention_2"), nullable=True,
+                                help="attention kernel (default: the model's own)"),
     "threads": Knob(int, None, min=1, max=1024, nullable=True, help="CPU threads for torch and FAISS"),
 }
 
@@ -38,7 +41,7 @@ class EncoderRung(Rung):
 
     def facts(self) -> dict:
         return {"embedding_dim": self.encoder.dimension, "max_length": self.encoder.max_length,
-                "embedding_cache": self.encoder.namespace}
+                "attn_implementation": self.encoder.attn_used, "embedding_cache": self.encoder.namespace}
 
     def close(self) -> None:
         if getattr(self, "encoder", None) is not None:
