@@ -25,8 +25,13 @@ $(STAMP): pyproject.toml requirements.lock
 models: install
 	$(BIN)/rightsize models assemble
 
+# The default ladder on BBC News, sampled (400 train / 200 validation articles) so it runs in a
+# few minutes on 2 CPU cores; then the recommendation (confirmed on 200 test articles) and a report.
+DEMO_ARGS ?= --train-limit 400 --limit 200
 demo: models
-	$(BIN)/rightsize evaluate tasks/bbc-news.yaml --out results/demo
+	$(BIN)/rightsize evaluate tasks/bbc-news.yaml $(DEMO_ARGS) --out results/demo
+	$(BIN)/rightsize recommend results/demo
+	$(BIN)/rightsize report results/demo
 
 test: models
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

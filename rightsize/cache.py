@@ -107,6 +107,19 @@ class EmbeddingCache:
         self.max_bytes = default_max_bytes() if max_bytes is None else int(max_bytes)
         self.base = self.root / LAYOUT
 
+    def check_writable(self) -> None:
+        """Raise RightsizeError (one line) when the cache folder cannot be created or written."""
+        from rightsize.errors import RightsizeError
+
+        try:
+            self.base.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=self.base, prefix=".tmp-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise RightsizeError(f"embedding cache {self.root} is not writable ({exc.strerror or exc}); "
+                                 f"pass --cache-dir or --no-cache") from None
+
     # ------------------------------------------------------------------ namespaces
 
     @staticmethod

@@ -115,7 +115,8 @@ class Encoder:
         facts = {
             "model": self.model_id, "weights_sha256": self.cache.weights_hash(self.folder),
             "layers": self.layers, "max_length": self.max_length, "precision": self.precision,
-            "device": self.device, "batch_size": self.batch_size, "attn_implementation": self.attn_implementation,
+            # the kernel actually loaded: "sdpa" asked for and the default resolving to sdpa share entries
+            "device": self.device, "batch_size": self.batch_size, "attn_implementation": self.attn_used,
             "threads": self.threads, "energy_source": self.meter.source,
         }
         namespace = self.cache.namespace(**facts)
@@ -191,34 +192,37 @@ class Encoder:
         with torch.inference_mode():
             for start in range(0, n, self.batch_size):
                 idx = order[start : start + self.batch_size]
-                rows = {k: [ids[starts[i] : starts[i] + lengths[i]].tolist() for i in idx] for k, ids in packed.items()}
+                rows = {k: [packed[i // TOKENIZE_CHUNK][k][starts[i] : starts[i] + lengths[i]].tolist() for i in idx]
+                        for k in packed[0]}
                 batch = tokenizer.pad(rows, return_tensors="pt")
                 out[idx] = self._forward({k: v.to(self.device) for k, v in batch.items()})
                 bar.update(len(idx))
         bar.close()
         return out, lengths
 
-    def _tokenize(self, texts: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-        """Tokenize every text once, in chunks, into flat int32 arrays (one per tokenizer output).
+    def _tokenize(self, texts: Sequence[str]) -> tuple[list[dict[str, np.ndarray]], np.ndarray, np.ndarray]:
+        """Tokenize every text once, ``TOKENIZE_CHUNK`` texts at a time, into packed id arrays.
 
         Why packed: the tokenizer's own per-text objects take ~4 KB a text (200 MB for 50k short
-        texts, more than the output matrix); packed ids take 4 bytes a token, so memory stays flat in n.
-        Returns (arrays, start offset of each text, token count of each text).
+        texts, more than the output matrix); packed ids take 4 to 6 bytes a token (each output in
+        the smallest integer type that holds it), so memory stays flat in n. Returns one dict of
+        arrays per chunk (text i is in chunk i // TOKENIZE_CHUNK), each text's start within its
+        chunk, and each text's token count.
         """
         n = len(texts)
-        parts: dict[str, list[np.ndarray]] = {}
+        chunks: list[dict[str, np.ndarray]] = []
         lengths = np.empty(n, dtype=np.int64)
+        starts = np.zeros(n, dtype=np.int64)
         for lo in range(0, n, TOKENIZE_CHUNK):
             hi = min(n, lo + TOKENIZE_CHUNK)
             encoded = self.st.tokenizer([texts[i] for i in range(lo, hi)], truncation=True,
                                         max_length=self.max_length, padding=False)
             lengths[lo:hi] = [len(ids) for ids in encoded["input_ids"]]
-            for key, rows in encoded.items():
-                parts.setdefault(key, []).append(np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int32))
+            np.cumsum(lengths[lo : hi - 1], out=starts[lo + 1 : hi])
+            chunks.append({key: _compact(np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64))
+                           for key, rows in encoded.items()})
             del encoded
-        starts = np.zeros(n, dtype=np.int64)
-        np.cumsum(lengths[:-1], out=starts[1:])
-        return {k: np.concatenate(v) for k, v in parts.items()}, starts, lengths
+        return chunks, starts, lengths
 
     def _forward(self, features: dict) -> np.ndarray:
         """One padded batch through the model: normalized float32 vectors."""
@@ -233,6 +237,15 @@ class Encoder:
             import torch
 
             torch.cuda.empty_cache()
+
+
+def _compact(ids: np.ndarray) -> np.ndarray:
+    """``ids`` in the smallest signed integer type that holds them (masks and type ids fit in int8)."""
+    for dtype in (np.int8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if ids.size == 0 or (info.min <= ids.min() and ids.max() <= info.max):
+            return ids.astype(dtype)
+    return ids
 
 
 def _keep_first_layers(hf_model, layers: int, model_id: str) -> None:

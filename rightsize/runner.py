@@ -92,11 +92,14 @@ def run_evaluation(
     data = load_data(task)
     if getattr(data, request.split) is None:
         raise RightsizeError(f"task {request.task}: has no {request.split} split")
+    # Everything that can reject the request comes before the run folder is touched.
+    cache = None if request.no_cache else EmbeddingCache(request.cache_dir)
+    if cache is not None:
+        cache.check_writable()
     meter = make_meter(request.meter, device=device, cpu_watts=request.cpu_watts)
     run_log = RunLog(request.resolved_out_dir())
     run_id = new_run_id()
     run_log.write_environment(environment.collect(run_id, device, meter.describe()))
-    cache = None if request.no_cache else EmbeddingCache(request.cache_dir)
     context = RunContext(device=device, seed=request.seed, progress=request.progress,
                          trust_remote_code=request.trust_remote_code, allow_pickle=request.allow_pickle,
                          cache=cache)

@@ -243,3 +243,43 @@ def test_without_a_cache_every_run_spends_its_cost(data, tiny_encoder, counter):
         record = evaluate_rung(data, spec, Meter([counter]), RunContext(cache=None))
         assert record["joules"] == record["joules_spent"]
         assert record["joules"]["fit"] == pytest.approx(len(data.train.texts))
+
+
+@pytest.mark.parametrize("problem", ["file", "max"])
+def test_an_unusable_cache_setting_is_one_line_before_any_evaluation(tiny_task, tiny_ladder, tmp_path, monkeypatch,
+                                                                    problem):
+    args = ["evaluate", str(tiny_task), "--ladder", str(tiny_ladder), "--out", str(tmp_path / "run")]
+    if problem == "file":
+        blocker = tmp_path / "a-file"
+        blocker.write_text("x")
+        args += ["--cache-dir", str(blocker / "cache")]
+        expected = "embedding cache"
+    else:
+        monkeypatch.setenv("RIGHTSIZE_CACHE_MAX_MB", "lots")
+        expected = "RIGHTSIZE_CACHE_MAX_MB='lots'"
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0] and "Traceback" not in result.output
+    assert not (tmp_path / "run" / "runs.jsonl").exists()
+
+
+def test_no_cache_encodes_every_time(tiny_task, tiny_ladder, tmp_path):
+    from rightsize.results import RunLog
+
+    root = tmp_path / "c"
+    for _ in range(2):
+        result = CliRunner().invoke(cli, ["evaluate", str(tiny_task), "--ladder", str(tiny_ladder), "--rungs",
+                                          "tiny-knn", "--out", str(tmp_path / "run"), "--force", "--no-cache",
+                                          "--cache-dir", str(root), "--meter", "estimate", "--quiet"])
+        assert result.exit_code == 0, result.output
+    records = RunLog(tmp_path / "run", create=False).records()
+    assert [r["cache"]["hits"] for r in records] == [0, 0] and not root.exists()
+
+
+def test_the_attention_kernel_is_keyed_as_loaded(tiny_encoder, tmp_path, counter):
+    cache, meter = EmbeddingCache(tmp_path / "c"), Meter([counter])
+    default = encoder(tiny_encoder, cache, meter)
+    assert default.attn_used == "sdpa"  # BERT's default kernel
+    assert encoder(tiny_encoder, cache, meter, attn_implementation="sdpa").namespace == default.namespace
+    assert encoder(tiny_encoder, cache, meter, attn_implementation="eager").namespace != default.namespace

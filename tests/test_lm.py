@@ -78,18 +78,18 @@ def reference_scores(model, prefix, prompts, options) -> np.ndarray:
     return out
 
 
-def random_case(seed: int, n_prompts: int = 5, prefix_len: int = 6):
+def random_case(seed: int, n_prompts: int = 4, prefix_len: int = 6):
     rng = np.random.default_rng(seed)
     prefix = rng.integers(4, 40, size=prefix_len).tolist()
     prompts = [rng.integers(4, 40, size=int(n)).tolist() for n in rng.integers(1, 9, size=n_prompts)]
-    options = [rng.integers(4, 40, size=int(n)).tolist() for n in (1, 3, 2, 4, 1)]
+    options = [rng.integers(4, 40, size=int(n)).tolist() for n in (1, 3, 2, 4)]
     return prefix, prompts, options
 
 
 @pytest.mark.parametrize("prefix_len", [6, 0])
 def test_shared_prefix_tree_scoring_equals_full_sequences(lm_model, prefix_len):
     prefix, prompts, options = random_case(1, prefix_len=prefix_len)
-    scorer = ContinuationScorer(lm_model, batch_size=2)  # 3 batches of uneven prompt lengths: padding
+    scorer = ContinuationScorer(lm_model, batch_size=3)  # 2 batches of uneven prompt lengths: padding
     shared = scorer.score_shared(prefix, prompts, options)
     expected = reference_scores(lm_model, prefix, prompts, options)
     np.testing.assert_allclose(shared, expected, atol=1e-5)
@@ -288,3 +288,12 @@ def test_options_sharing_leading_tokens_are_fed_once(lm_model):
     scorer = ContinuationScorer(lm_model, batch_size=3)
     np.testing.assert_allclose(scorer.score_shared(prefix, prompts, options),
                                reference_scores(lm_model, prefix, prompts, options), atol=1e-5)
+
+
+def test_optional_must_be_a_boolean():
+    doc = {"rungs": [{"name": "lm", "kind": "lm", "model": "x/y", "optional": "yes"}]}
+    with pytest.raises(RightsizeError, match="'optional' must be true or false"):
+        parse_ladder(doc, "ladder.yaml")
+    doc["rungs"][0]["optional"] = True
+    spec = parse_ladder(doc, "ladder.yaml").rungs[0]
+    assert spec.optional and "optional" not in spec.config()  # not part of what is evaluated
