@@ -98,3 +98,33 @@ def emit(name: str, target: str, met: bool | None, figures: dict[str, Any], conf
     result = {"benchmark": name, "target": target, "met": met, "figures": figures, "config": config,
               "machine": machine(), "seconds": round(time.perf_counter() - _START, 2)}
     print(json.dumps(result, indent=None, sort_keys=False))
+
+
+def small_encoder(folder: Path, hidden: int = 128, layers: int = 2) -> Path:
+    """A small sentence encoder with MiniLM's real tokenizer (so texts split into the same tokens)
+    and a narrow BERT body with random weights: a fast stand-in where only the pipeline's
+    behaviour is measured (scaling), never accuracy. Saved as a sentence-transformers folder."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.sentence_transformer import modules as st_modules
+    except ImportError:
+        from sentence_transformers import models as st_modules
+    from rightsize.models import resolve_model
+
+    st_dir = folder / "st"
+    if (st_dir / "modules.json").exists():
+        return st_dir
+    hf = folder / "hf"
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model(MINILM)))
+    tokenizer.save_pretrained(hf)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                        num_attention_heads=2, intermediate_size=4 * hidden, max_position_embeddings=512)
+    BertModel(config).save_pretrained(hf)
+    transformer = st_modules.Transformer(str(hf), max_seq_length=64)
+    pooling = st_modules.Pooling(transformer.get_embedding_dimension(), "mean")
+    SentenceTransformer(modules=[transformer, pooling]).save(str(st_dir))
+    return st_dir

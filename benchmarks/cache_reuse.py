@@ -7,7 +7,7 @@ sample). The figure is the second evaluation's *spent* energy over the first's: 
 encoding alone. The *charged* energy (what each configuration costs, which comparisons read) must
 come out the same for both: the cache may save work, never make a configuration look cheaper.
 
-Usage: python benchmarks/cache_reuse.py [--train-limit 2000] [--limit 500] [--meter auto]
+Usage: python benchmarks/cache_reuse.py [--train-limit 2000] [--limit 500] [--meter auto] [--threads N]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--limit", type=int, default=500)
     p.add_argument("--meter", default="auto")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="the rungs' threads knob (torch and FAISS)")
     args = p.parse_args(argv)
     C.quiet()
 
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     from rightsize.evaluate import EvalPlan, evaluate_rung
     from rightsize.models import resolve_model
     from rightsize.rungs import RunContext, RungSpec
+    from rightsize.rungs.encoder_rung import set_threads
     from rightsize.tasks import load_data, load_task
 
     data = load_data(load_task(C.ROOT / "tasks" / "trec6.yaml"))
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         cache.weights_hash(resolve_model(args.model))
         # Warm the process (imports, first model load, allocator) so the first load phase is not
         # charged one-off start-up work that the second would then seem to save.
+        set_threads(args.threads)
         warm = Encoder(args.model, device=args.device)
         warm.load()
         warm.encode(data.train.texts[:64])
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         context = RunContext(device=args.device, cache=cache)
         records = []
         for k in (10, 5):
-            spec = RungSpec(f"minilm-knn-k{k}", "knn", args.model, {"k": k})
+            spec = RungSpec(f"minilm-knn-k{k}", "knn", args.model, {"k": k, "threads": args.threads})
             C.log(f"evaluating {spec.name}")
             record = evaluate_rung(data, spec, meter, context, plan)
             if record["status"] != "ok":
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         "second": summary(second),
     }
     config = {"model": args.model, "task": "trec6", "train_limit": args.train_limit, "limit": args.limit,
-              "device": args.device, "heads": ["knn k=10", "knn k=5"]}
+              "device": args.device, "threads": args.threads, "heads": ["knn k=10", "knn k=5"]}
     C.emit("cache_reuse", f"second evaluation sharing an encoder spends < {TARGET_RATIO:.0%} of the first",
            ratio_total < TARGET_RATIO, figures, config)
 

@@ -25,12 +25,17 @@ import _common as C  # noqa: E402
 
 # name -> (script, arguments, arguments with --quick). Sizes are chosen so the whole set ends well
 # inside 20 minutes on 2 cores; --quick is a smoke run of every script in a couple of minutes.
+# One torch thread: on a 2-core machine shared with other work, two OpenMP threads stall on each
+# other's descheduling (measured here: 5.7x the wall time and 5.5x the CPU time of one thread), which
+# would make the figures measure the neighbours. Both sides of every ratio use the same setting.
+ONE_THREAD = ["--threads", "1"]
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
-    "encode_throughput": ("encode_throughput.py", ["--n", "2000", "--rounds", "3"], ["--n", "300", "--rounds", "1"]),
+    "encode_throughput": ("encode_throughput.py", ["--n", "2000", "--rounds", "5", *ONE_THREAD],
+                          ["--n", "300", "--rounds", "1", *ONE_THREAD]),
     "meter_overhead": ("meter_overhead.py", [], ["--pairs", "2000", "--phase-repeats", "3"]),
-    "cache_reuse": ("cache_reuse.py", ["--train-limit", "2000", "--limit", "500"],
-                    ["--train-limit", "200", "--limit", "50"]),
-    "scaling": ("scaling.py", ["--sizes", "1000,10000,50000"], ["--sizes", "200,1000,2000"]),
+    "cache_reuse": ("cache_reuse.py", ["--train-limit", "2000", "--limit", "500", *ONE_THREAD],
+                    ["--train-limit", "200", "--limit", "50", *ONE_THREAD]),
+    "scaling": ("scaling.py", ["--sizes", "1000,10000,50000", *ONE_THREAD], ["--sizes", "200,1000,2000", *ONE_THREAD]),
     # Owned by the search work; run when it is there.
     "search_vs_exhaustive": ("search_vs_exhaustive.py", [], ["--quick"]),
 }
@@ -73,20 +78,24 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown benchmark {unknown[0]!r}; known: {', '.join(BENCHMARKS)}")
 
     started = time.perf_counter()
-    results = []
-    for name in names:
-        script, full, quick = BENCHMARKS[name]
-        results.append(run_one(name, script, quick if args.quick else full))
-    total = time.perf_counter() - started
+    results: list[dict] = []
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/run_all.py", *(argv if argv is not None else sys.argv[1:])]),
         "quick": args.quick,
         "machine": C.machine(),
-        "total_seconds": round(total, 1),
+        "total_seconds": None,
         "results": results,
     }
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    for name in names:
+        script, full, quick = BENCHMARKS[name]
+        results.append(run_one(name, script, quick if args.quick else full))
+        report["total_seconds"] = round(time.perf_counter() - started, 1)
+        # Written after each benchmark: an interrupted run keeps the figures it finished.
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+        tmp.replace(args.out)
+    total = time.perf_counter() - started
 
     print(f"\n{'benchmark':<22} {'status':<8} {'met':<6} {'seconds':>8}  target")
     for r in results:
