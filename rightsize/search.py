@@ -6,9 +6,11 @@ How it works, and why:
   subject to adequacy, given to the sampler as a constraint (``trial.set_constraint``, value <= 0
   feasible; it replaces ``constraints_func``, deprecated in Optuna 5.0). The constraint is the
   policy's own test (:func:`rightsize.recommend.assess`) over the study's records so far. For a
-  ``within`` target adequacy is relative to the best config found *so far*, so constraints of early
-  trials can go stale: the answer is made at the end by :func:`rightsize.recommend.recommend` over
-  every record of the study, never by Optuna's ``best_trial``. ``objective="pareto"`` runs NSGA-II
+  ``within`` target adequacy is relative to the best config found *so far*, so a stored constraint
+  goes stale when a better config turns up: :class:`FreshAdequacyTPESampler` recomputes every
+  trial's adequacy before it samples, and the answer is made at the end by
+  :func:`rightsize.recommend.recommend` over every record of the study, never by Optuna's
+  ``best_trial``. ``objective="pareto"`` runs NSGA-II
   on (metric up, J/query down) instead, without pruning: a cheap inadequate config can still be on
   the Pareto front.
 * **Cheap trials.** The ladder's rungs are enqueued first, in ladder order, at their own knob values
@@ -21,9 +23,9 @@ How it works, and why:
   run really spent) is what the search is charged.
 * **No config twice.** A trial's config key is the evaluation key of ``runs.jsonl``. A trial first
   writes its key into the study (a user attribute), then reads every other trial: if one with the
-  same key is complete, pruned, failed or running, it steps back as a ``duplicate`` (a complete one
-  lends it its values, as Optuna's FAQ recommends); a key already in ``runs.jsonl`` is reused, not
-  re-evaluated. Since every trial writes before it reads, of two trials with the same key the later
+  same key is complete, pruned, failed or running, it steps back as a ``duplicate`` (told to the
+  sampler as pruned and infeasible, so TPE does not propose it again and again); a key already in
+  ``runs.jsonl`` is reused, not re-evaluated. Since every trial writes before it reads, of two trials with the same key the later
   writer always sees the earlier one: two workers can never both evaluate a config. The race we
   accept: when both write before either reads, both step back and the config waits until it is
   sampled again.
@@ -31,8 +33,10 @@ How it works, and why:
   any database Optuna's ``RDBStorage`` takes (``postgresql://...``); processes with the same study
   name share it. Heartbeats mark a dead worker's running trial failed after ``GRACE_S`` seconds and
   re-queue its config; a worker of *this* machine that is gone (its process no longer exists) is
-  recognised at once on start. Records are appended to ``runs.jsonl`` before the trial is told, so a
-  kill loses at most the trial that was running.
+  recognised at once on start; a trial stopped by Ctrl-C is queued again. Records are appended to
+  ``runs.jsonl`` before the trial is told, so a kill loses at most the trial that was running. A
+  SQLite study runs in WAL mode (readers do not wait for the writer); on a network file system,
+  use PostgreSQL.
 * **Energy of the search.** One meter window spans the whole search (evaluations plus sampling,
   storage and bookkeeping); each trial stores its share, so the study knows what all its workers
   spent. ``budget_joules`` stops starting new trials once the study's energy plus the mean cost of
@@ -41,24 +45,29 @@ How it works, and why:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import logging
 import math
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import optuna
+from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.trial import TrialState
 
 from rightsize import metrics as M
+from rightsize.cache import EmbeddingCache
 from rightsize.energy import make_meter
 from rightsize.errors import RightsizeError
 from rightsize.evaluate import EvalPlan, Step, StopEvaluation, evaluate_rung, evaluation_key, new_run_id, task_identity
@@ -79,6 +88,7 @@ OBJECTIVES = ("smallest", "pareto")
 # Outcomes of a trial (user attribute "outcome"); the first four spent an evaluation on a config.
 EVALUATED = ("complete", "pruned", "failed", "reused")
 DUPLICATE = "duplicate"
+DUPLICATE_PENALTY = 1.0  # the constraint a duplicate trial is told (an accuracy gap: the largest there is)
 
 
 @dataclass
@@ -176,6 +186,87 @@ class AdequacyPruner(optuna.pruners.BasePruner):
         return bar is not None and trial.intermediate_values[step] < bar
 
 
+# ------------------------------------------------------------------------------------ sampler
+
+
+class FreshAdequacyTPESampler(optuna.samplers.TPESampler):
+    """TPE that sees each trial's adequacy as it stands *now*, not as it stood when the trial ended.
+
+    With a ``within`` target a config is adequate relative to the best config found so far, so the
+    constraint a trial stored goes stale as soon as a better config turns up: the TF-IDF trial that
+    was "adequate" as the first (and best) trial would stay feasible, and TPE would keep sampling
+    around it. Before each sampling this sampler recomputes adequacy over the study's records
+    (:func:`rightsize.recommend.assess`) and hands TPE copies of the trials with current constraints.
+    """
+
+    def __init__(self, target: dict, metric: str, **kwargs):
+        super().__init__(**kwargs)
+        self._target, self._metric = target, metric
+        self._memo: tuple[tuple, dict[str, float]] | None = None
+
+    def sample_relative(self, study, trial, search_space):
+        return super().sample_relative(_FreshStudy(study, self._refresh), trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return super().sample_independent(_FreshStudy(study, self._refresh), trial, param_name, param_distribution)
+
+    def _refresh(self, trials: list) -> list:
+        gaps = self._gaps(trials)
+        out = []
+        for t in trials:
+            gap = gaps.get(t.user_attrs.get("config_key")) if t.state == TrialState.COMPLETE else None
+            if gap is not None and t.constraints.get("adequacy") != gap:
+                t = copy.copy(t)
+                t._system_attrs = {**t.system_attrs, f"{_CONSTRAINTS_KEY}:adequacy": gap}
+            out.append(t)
+        return out
+
+    def _gaps(self, trials: list) -> dict[str, float]:
+        """Config key -> constraint (<= 0 adequate) over the records of the complete trials."""
+        from rightsize.recommend import assess, comparable
+
+        done = tuple(sorted(t.number for t in trials if t.state == TrialState.COMPLETE))
+        if self._memo is not None and self._memo[0] == done:
+            return self._memo[1]
+        records = {}
+        for t in trials:
+            record = t.system_attrs.get(RECORD_ATTR)
+            if t.state == TrialState.COMPLETE and isinstance(record, dict) and record.get("status") == "ok":
+                records.setdefault(record["key"], record)
+        group = comparable(list(records.values()))
+        verdicts = assess(group, self._target, self._metric) if group else {}
+        gaps = {key: _constraint(v) for key, v in verdicts.items()}
+        self._memo = (done, gaps)
+        return gaps
+
+
+class _FreshStudy:
+    """A study as the sampler sees it: the same study, with trials passed through ``refresh``."""
+
+    def __init__(self, study: optuna.Study, refresh: Callable[[list], list]):
+        self._study, self._refresh_trials = study, refresh
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def _get_trials(self, *args, **kwargs) -> list:
+        return self._refresh_trials(self._study._get_trials(*args, **kwargs))
+
+    def get_trials(self, *args, **kwargs) -> list:
+        return self._refresh_trials(self._study.get_trials(*args, **kwargs))
+
+
+def _gamma(n: int) -> int:
+    """How many of ``n`` finished trials TPE models as "good": a quarter, at most 25."""
+    return min(math.ceil(0.25 * n), 25)
+
+
+def _constraint(verdict) -> float:
+    """The adequacy constraint of a verdict: <= 0 when adequate, > 0 (by how much) when not."""
+    gap = verdict.threshold - verdict.bound
+    return min(gap, 0.0) if verdict.adequate else max(gap, 1e-9)
+
+
 # ------------------------------------------------------------------------------------ storage
 
 
@@ -197,15 +288,20 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
 
     engine_url = _with_driver(url)
     engine_kwargs: dict[str, Any] = {}
-    if engine_url.startswith("sqlite"):
+    sqlite = engine_url.startswith("sqlite")
+    if sqlite:
         engine_kwargs = {"connect_args": {"timeout": 120}}  # workers take turns on the file lock
+        _sqlite_wal(url)
     for attempt in range(5):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # heartbeat and the retry callback are "experimental"
             try:
-                return optuna.storages.RDBStorage(
+                storage = optuna.storages.RDBStorage(
                     engine_url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
                     heartbeat_stale_trial_callback=_Requeue(max_retry=3))
+                if sqlite:
+                    _sqlite_fast_commits(storage)
+                return storage
             except (IntegrityError, ProgrammingError, OperationalError) as exc:
                 # Workers starting together on a new database race to create Optuna's tables; the
                 # loser sees "already exists" (or a locked SQLite file) and finds them on the next try.
@@ -217,6 +313,36 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
             except (SQLAlchemyError, ValueError, ImportError) as exc:
                 raise RightsizeError(_storage_problem(url, exc)) from None
     raise AssertionError("unreachable")
+
+
+def _sqlite_wal(url: str) -> None:
+    """Write-ahead logging on the study file (it persists in the file): readers do not wait for a
+    writer, so workers sharing a SQLite study block each other far less."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    path = make_url(url).database
+    if not path or path == ":memory:":
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=120)) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as exc:
+        raise RightsizeError(_storage_problem(url, exc)) from None
+
+
+def _sqlite_fast_commits(storage) -> None:
+    """``synchronous=NORMAL``: in WAL mode a commit no longer waits for the disk. A killed process
+    loses nothing committed (the OS still has it); only a power cut can drop the last trials, and
+    their records are in runs.jsonl (fsynced), where a resumed search finds them."""
+    from sqlalchemy import event
+
+    def pragmas(dbapi_connection, _record) -> None:
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    event.listen(storage.engine, "connect", pragmas)
+    storage.engine.dispose()  # connections made while creating the tables get the pragma too
 
 
 def _storage_problem(url: str, exc: Exception) -> str:
@@ -350,8 +476,6 @@ class _Search:
         self.plan = EvalPlan(split="validation", limit=request.limit, train_limit=request.train_limit)
         # Evaluations use the seed of `rightsize evaluate` (0): the same config has the same key and
         # subsets in both commands, so their records are shared. --seed drives the sampler.
-        from rightsize.cache import EmbeddingCache
-
         cache = None if request.no_cache else EmbeddingCache(request.cache_dir)
         self.context = RunContext(device=device, seed=0, progress=request.progress,
                                   trust_remote_code=request.trust_remote_code, allow_pickle=request.allow_pickle,
@@ -365,6 +489,9 @@ class _Search:
         self.stopped = ""
         self.duplicates_in_a_row = 0
         self.threads = None
+        self._current: int | None = None  # the trial this worker is running
+        self._in_objective = False
+        self._interrupted = False  # Ctrl-C arrived outside the objective
 
     # -------------------------------------------------------------- set-up
 
@@ -388,8 +515,13 @@ class _Search:
                                                         population_size=max(4, min(20, self.r.trials // 2)))
                 directions, pruner = ["maximize", "minimize"], optuna.pruners.NopPruner()
             else:
-                sampler = optuna.samplers.TPESampler(seed=self.r.seed, multivariate=True, group=True,
-                                                     n_startup_trials=len(self.space.rungs) + 3)
+                # The enqueued ladder rungs are the start-up trials: TPE models from there on,
+                # instead of spending more trials on random (often large and costly) configs.
+                # gamma 0.25 (Hyperopt's; Optuna's 0.1 models the single best trial alone until there
+                # are 15 trials): with few trials TPE also studies the configs nearest to adequate.
+                sampler = FreshAdequacyTPESampler(self.target, self.metric, seed=self.r.seed, multivariate=True,
+                                                  group=True, n_startup_trials=len(self.space.rungs),
+                                                  gamma=_gamma)
                 directions = ["minimize"]
                 pruner = AdequacyPruner(self.rule, self.rule_value, self.r.min_prune_examples)
             try:
@@ -438,14 +570,49 @@ class _Search:
         try:
             self.stopped = self._stop_reason(study)
             if not self.stopped:
-                study.optimize(self.objective, timeout=self.r.timeout, callbacks=[self._after_trial],
-                               catch=(_RungFailed,), gc_after_trial=False)
+                try:
+                    with self._interruptible():
+                        study.optimize(self.objective, timeout=self.r.timeout, callbacks=[self._after_trial],
+                                       catch=(_RungFailed,), gc_after_trial=False)
+                except KeyboardInterrupt:
+                    self._requeue_interrupted(study)
+                    raise
                 if not self.stopped:
                     timed_out = self.r.timeout is not None and time.monotonic() - started >= self.r.timeout
                     self.stopped = f"timeout ({self.r.timeout:g} s)" if timed_out else "stopped"
         finally:
             self.total_joules += self.meter.end("search").joules
         return self.result(study)
+
+    @contextlib.contextmanager
+    def _interruptible(self) -> Iterator[None]:
+        """Ctrl-C raises inside the objective only: Optuna then fails the trial cleanly, whereas an
+        interrupt while it tells the storage leaves the trial running (and Optuna 5.0 turns it
+        into an UnboundLocalError). Outside the objective it is held until the trial is told."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_sigint(signum, frame) -> None:
+            if self._in_objective:
+                raise KeyboardInterrupt
+            self._interrupted = True
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _requeue_interrupted(self, study: optuna.Study) -> None:
+        """Ctrl-C: Optuna marks the running trial failed; queue its config again so a resumed search
+        (and "small first") still gets to it."""
+        if self._current is None:
+            return
+        trial = study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(
+            study._study_id, self._current))
+        if trial.state == TrialState.FAIL and trial.user_attrs.get("outcome") != "failed":
+            _Requeue(max_retry=3)(study, trial)  # if its record was written, the retry reuses it
 
     def _segment(self) -> float:
         """Energy of this worker since the last trial ended (the trial's share of the search)."""
@@ -455,6 +622,16 @@ class _Search:
         return m.joules
 
     def objective(self, trial: optuna.Trial):
+        self._current = trial.number
+        self._in_objective = True
+        try:
+            if self._interrupted:
+                raise KeyboardInterrupt
+            return self._objective(trial)
+        finally:
+            self._in_objective = False
+
+    def _objective(self, trial: optuna.Trial):
         trial.set_user_attr("worker", self.worker)
         spec, searched = self.space.suggest(trial)
         key = evaluation_key(self.ident, spec, self.plan, self.context)
@@ -540,8 +717,6 @@ class _Search:
         trial.set_user_attr("score", score)
         trial.set_user_attr("ci", record.get("ci", {}).get(self.metric))
         trial.set_user_attr("joules_per_query", jpq)
-        trial.set_user_attr("n_examples", record.get("n_examples"))
-        trial.set_user_attr("n_params", record.get("n_params"))
         if record["status"] == "pruned":
             outcome.adequate = False
             outcome.detail = record["pruned"]["reason"]
@@ -555,8 +730,7 @@ class _Search:
         trial.set_user_attr("adequate", verdict.adequate)
         trial.set_user_attr("adequacy", verdict.detail)
         if self.r.objective == "smallest":
-            gap = verdict.threshold - verdict.bound
-            trial.set_constraint("adequacy", min(gap, 0.0) if verdict.adequate else max(gap, 1e-9))
+            trial.set_constraint("adequacy", _constraint(verdict))
 
     def _adequacy(self, study, record: dict):
         from rightsize.recommend import assess, comparable
@@ -574,18 +748,20 @@ class _Search:
         outcome.detail = f"duplicate of trial {other.number} ({other.state.name.lower()})"
         trial.set_user_attr("outcome", DUPLICATE)
         trial.set_user_attr("duplicate_of", other.number)
-        for name in ("score", "ci", "joules_per_query", "adequate", "adequacy", "energy_source", "n_examples"):
+        for name in ("score", "ci", "joules_per_query", "adequate", "adequacy", "energy_source"):
             if name in other.user_attrs:
                 trial.set_user_attr(name, other.user_attrs[name])
         outcome.score = other.user_attrs.get("score")
         outcome.joules_per_query = other.user_attrs.get("joules_per_query")
         outcome.adequate = other.user_attrs.get("adequate")
-        for name, value in other.constraints.items():
-            trial.set_constraint(name, value)
         trial.set_user_attr("search_joules", self._segment())
         self._tell_progress(outcome)
-        if other.state == TrialState.COMPLETE:
-            return other.values if len(other.values) > 1 else other.values[0]
+        if self.r.objective == "pareto" and other.state == TrialState.COMPLETE:
+            return other.values
+        # To TPE a duplicate is a miss, not one more observation of a good point: told as a second
+        # "complete" trial it made TPE propose the same config over and over. Pruned and infeasible,
+        # it counts against proposing that config again.
+        trial.set_constraint("adequacy", DUPLICATE_PENALTY)
         raise optuna.TrialPruned(outcome.detail)
 
     def _tell_progress(self, outcome: TrialOutcome) -> None:
@@ -596,6 +772,8 @@ class _Search:
     # -------------------------------------------------------------- stopping
 
     def _after_trial(self, study, trial) -> None:
+        if self._interrupted:
+            raise KeyboardInterrupt
         reason = self._stop_reason(study)
         if reason:
             self.stopped = reason
