@@ -16,7 +16,10 @@ For each space and task (Banking77, TREC-6; validation sample ``--limit``, train
 ``--train-limit``):
 
 * **exhaustive**: every config once, through ``evaluate_rung``, in one process;
-* **search**: ``run_search`` with ``--trials`` configs, for each of ``--seeds`` sampler seeds.
+* **search**: ``run_search`` with ``--trials`` configs, for each of ``--seeds`` sampler seeds, for
+  each target of ``--targets``: ``task`` (the task file's own, ``within 0.02`` of the best) and
+  ``min`` (an absolute target from ``--min-targets``, in a copy of the task file). The exhaustive
+  records do not depend on the target, so one exhaustive run serves both.
 
 Each of these runs gets its own empty embedding cache (so no run profits from another's
 encodings, while each profits from its own, as a user's run would) and its own run folder. Energy
@@ -26,17 +29,26 @@ start-up. The search's answer agrees with the exhaustive answer when it is the s
 config that the exhaustive records find adequate and that costs at most 5% more J/query (both
 judged on the exhaustive run's records, so measurement noise between runs does not decide).
 
-Figures per task: the search's energy as a fraction of the exhaustive run's (mean and range over
-seeds), the agreement count, and a second fraction over the configs' *costs* (``joules``: what
-the evaluations would spend with no cache at all), which is derived from the records, not metered.
+Why the two targets behave differently: with ``within`` the bar is the best config of the space,
+so the search has to run the ladder's largest encoder at least once, and that one encode is most of
+what an exhaustive run (which encodes each encoder configuration once, thanks to the cache) costs:
+``by_encoder`` in the output shows each encoder configuration's share. With ``min`` nothing
+costlier than an adequate config can change the answer, and the search skips it.
 
-Usage: python benchmarks/search_vs_exhaustive.py [--tasks banking77,trec6] [--seeds 5] [--trials 8]
-       [--limit 200] [--train-limit 500] [--meter auto] [--quick]
+Figures per task and target: the search's energy as a fraction of the exhaustive run's (mean and
+range over seeds), the agreement count, and a second fraction over the configs' *costs* (``joules``:
+what the evaluations would spend with no cache at all), which is derived from the records, not
+metered.
+
+Usage: python benchmarks/search_vs_exhaustive.py [--tasks banking77,trec6] [--seeds 5] [--trials 10]
+       [--targets task,min] [--min-targets banking77=0.8,trec6=0.8] [--limit 200] [--train-limit 500]
+       [--meter auto] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -48,6 +60,11 @@ import _common as C  # noqa: E402
 MPNET = "sentence-transformers/all-mpnet-base-v2"
 TARGET = "search energy <= 30% of the exhaustive run's, same answer in >= 4 of 5 seeds, on each task"
 COSTLIER = 1.05
+# Absolute targets for --targets min, chosen after one exhaustive run (limit 200, train-limit 500):
+# the round numbers that a mid-ladder MiniLM config clears with its 95% lower bound and TF-IDF does
+# not, so the answer is the case a search is for. Banking77 at 500 train examples (6.5 per intent)
+# tops out near 0.75; TREC-6 near 0.83.
+MIN_TARGETS = {"banking77": 0.65, "trec6": 0.70}
 RUNGS = f"""\
 rungs:
   - {{name: tfidf, kind: tfidf}}
@@ -86,7 +103,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tasks", default="banking77,trec6")
     p.add_argument("--spaces", default="heads", help="comma-separated: heads, depth")
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--trials", type=int, default=8)
+    p.add_argument("--trials", type=int, default=10)
+    p.add_argument("--targets", default="task,min",
+                   help="comma-separated: 'task' (the task file's own target) and/or 'min' (an absolute "
+                        "target, from --min-targets)")
+    p.add_argument("--min-targets", default=",".join(f"{k}={v}" for k, v in MIN_TARGETS.items()),
+                   help="task=value pairs for the 'min' target")
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--train-limit", type=int, default=500)
     p.add_argument("--meter", default="auto")
@@ -96,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.quick:
         args.tasks, args.seeds, args.trials, args.limit, args.train_limit = "trec6", 2, 6, 100, 200
+    args.min_by_task = {k: float(v) for k, v in (pair.split("=") for pair in args.min_targets.split(",") if pair)}
     C.quiet()
 
     import optuna
@@ -113,9 +136,12 @@ def main(argv: list[str] | None = None) -> None:
             ladder.write_text(LADDERS[space])
             figures[space] = {}
             for name in args.tasks.split(","):
-                f = figures[space][name] = task_figures(name, ladder, root / space / name, args)
-                met = met and f["energy_fraction_mean"] <= 0.30 and f["agree"] >= 0.8 * args.seeds
+                per_target = figures[space][name] = task_figures(name, ladder, root / space / name, args)
+                for f in per_target.values():
+                    if isinstance(f, dict) and "energy_fraction_mean" in f:
+                        met = met and f["energy_fraction_mean"] <= 0.30 and f["agree"] >= 0.8 * args.seeds
     config = {"tasks": args.tasks.split(","), "spaces": args.spaces.split(","), "seeds": args.seeds,
+              "targets": args.targets.split(","), "min_targets": args.min_by_task,
               "trials": args.trials, "limit": args.limit, "train_limit": args.train_limit, "meter": args.meter,
               "device": args.device, "ladders": {s: LADDERS[s] for s in args.spaces.split(",")},
               "agreement": f"same config, or adequate on the exhaustive records and <= {COSTLIER:g}x its J/query"}
@@ -136,38 +162,58 @@ def _warm(device: str) -> None:
 
 
 def task_figures(name: str, ladder: Path, out: Path, args) -> dict:
-    from rightsize.recommend import assess, comparable, recommend
-
+    """One exhaustive run of the space, then the searches for each target, judged on its records."""
     C.log(f"{name}: exhaustive")
     exhaustive = run_exhaustive(name, ladder, out / "exhaustive", args)
     records = exhaustive["records"]
+    C.log(f"{name}: exhaustive: {exhaustive['joules']:.0f} J over {len(records)} configs")
+    figures = {"exhaustive": {"configs": len(records), "joules": exhaustive["joules"],
+                              "cost_joules": exhaustive["cost_joules"], "seconds": exhaustive["seconds"],
+                              "energy_source": exhaustive["source"], "by_encoder": _by_encoder(records),
+                              "scores": {_label(r): round(r["metrics"][r["metric"]], 4) for r in records}}}
+    for which in args.targets.split(","):
+        task_file, target = _task_with_target(name, which, out, args)
+        figures[f"target {_target_label(target)}"] = target_figures(name, ladder, out / which, task_file, target,
+                                                                    exhaustive, args)
+    return figures
+
+
+def target_figures(name: str, ladder: Path, out: Path, task_file: Path, target: dict, exhaustive: dict,
+                   args) -> dict:
+    from rightsize.recommend import assess, comparable, recommend
+
+    records = exhaustive["records"]
     group = comparable(records)
-    by_key = {r["key"]: r for r in group}
-    answer = recommend(group).chosen
-    verdicts = assess(group, records[0]["target"], records[0]["metric"])
-    C.log(f"{name}: exhaustive answer {answer['rung']} {answer['config']} "
-          f"({exhaustive['joules']:.0f} J over {len(records)} configs)")
+    metric = records[0]["metric"]
+    by_config = {_identity(r): r for r in group}
+    answer = recommend(group, target=target, metric=metric).chosen
+    verdicts = assess(group, target, metric)
+    if answer is None:
+        raise SystemExit(f"{name}: no config of the space is adequate for {target}; choose another target")
+    C.log(f"{name} {_target_label(target)}: exhaustive answer {_label(answer)}")
     runs = []
     for seed in range(args.seeds):
-        C.log(f"{name}: search seed {seed}")
-        runs.append(run_one_search(name, ladder, out / f"search-{seed}", seed, args))
+        C.log(f"{name} {_target_label(target)}: search seed {seed}")
+        runs.append(run_one_search(task_file, ladder, out / f"search-{seed}", seed, args))
     rows = []
     for run in runs:
         pick = run["pick"]
-        same = pick is not None and pick["key"] == answer["key"]
-        close = (pick is not None and pick["key"] in by_key and verdicts[pick["key"]].adequate
-                 and by_key[pick["key"]]["joules_per_query"] <= COSTLIER * by_key[answer["key"]]["joules_per_query"])
+        mine = by_config.get(_identity(pick)) if pick is not None else None
+        same = mine is not None and mine["key"] == answer["key"]
+        close = (mine is not None and verdicts[mine["key"]].adequate
+                 and mine["joules_per_query"] <= COSTLIER * answer["joules_per_query"])
         rows.append({
             "seed": run["seed"], "energy_fraction": run["joules"] / exhaustive["joules"],
             "cost_fraction": run["cost_joules"] / exhaustive["cost_joules"],
-            "joules": run["joules"], "configs_evaluated": run["evaluated"], "pruned": run["pruned"],
-            "pruned_joules": run["pruned_joules"], "answer": None if pick is None else _label(pick),
-            "same": same, "agrees": same or close,
+            "joules": run["joules"], "configs_evaluated": run["evaluated"], "skipped": run["skipped"],
+            "pruned": run["pruned"], "pruned_joules": run["pruned_joules"],
+            "answer": None if pick is None else _label(pick), "same": same, "agrees": same or close,
         })
         C.log(f"{name}: seed {run['seed']}: {rows[-1]['energy_fraction']:.0%} of the energy, "
               f"answer {rows[-1]['answer']} ({'agrees' if rows[-1]['agrees'] else 'differs'})")
     fractions = [r["energy_fraction"] for r in rows]
     return {
+        "target": target,
         "energy_fraction_mean": statistics.mean(fractions),
         "energy_fraction_min": min(fractions),
         "energy_fraction_max": max(fractions),
@@ -175,13 +221,57 @@ def task_figures(name: str, ladder: Path, out: Path, args) -> dict:
         "agree": sum(r["agrees"] for r in rows),
         "same": sum(r["same"] for r in rows),
         "seeds": len(rows),
-        "exhaustive": {"configs": len(records), "joules": exhaustive["joules"], "cost_joules": exhaustive["cost_joules"],
-                       "seconds": exhaustive["seconds"], "answer": _label(answer),
-                       "answer_metric": answer["metric"], "answer_joules_per_query": answer["joules_per_query"],
-                       "best": _label(recommend(group).best)},
-        "energy_source": exhaustive["source"],
+        "exhaustive_answer": _label(answer),
+        "exhaustive_answer_metric": answer["metric"],
+        "exhaustive_answer_joules_per_query": answer["joules_per_query"],
+        "exhaustive_best": _label(recommend(group, target=target, metric=metric).best),
         "runs": rows,
     }
+
+
+def _task_with_target(name: str, which: str, out: Path, args) -> tuple[Path, dict]:
+    """The task file for a target: the task's own, or a copy with an absolute ``min`` target."""
+    import yaml
+
+    from rightsize.tasks import load_task
+
+    path = C.ROOT / "tasks" / f"{name}.yaml"
+    task = load_task(path)
+    if which == "task":
+        return path, {"min": task.target.min, "within": task.target.within}
+    if which != "min":
+        raise SystemExit(f"unknown target {which!r}; known: task, min")
+    if name not in args.min_by_task:
+        raise SystemExit(f"--min-targets has no value for {name}")
+    doc = yaml.safe_load(path.read_text())
+    doc["target"] = {"min": args.min_by_task[name]}
+    # The copy lives elsewhere: its data paths must not depend on the task folder.
+    doc["data"] = {split: str(p) for split, p in task.data.items()} if isinstance(task.data, dict) else doc["data"]
+    out.mkdir(parents=True, exist_ok=True)
+    copy = out / f"{name}-min.yaml"
+    copy.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return copy, {"min": args.min_by_task[name], "within": None}
+
+
+def _target_label(target: dict) -> str:
+    return f"min {target['min']:g}" if target.get("min") is not None else f"within {target['within']:g}"
+
+
+def _identity(record: dict) -> str:
+    """A config across task files (keys include the task file's digest; configs do not)."""
+    return record["rung"] + json.dumps(record["config"], sort_keys=True)
+
+
+def _by_encoder(records: list[dict]) -> dict:
+    """Joules each encoder configuration's first encode cost in the exhaustive run (its spent energy)."""
+    out: dict[str, float] = {}
+    for r in records:
+        model = r["config"].get("model") or "(no model)"
+        layers = r["config"].get("layers")
+        name = model.split("/")[-1] + (f" layers={layers}" if layers else "")
+        spent = r.get("joules_total_spent") or 0.0
+        out[name] = round(out.get(name, 0.0) + float(spent), 2)
+    return out
 
 
 def run_exhaustive(name: str, ladder: Path, out: Path, args) -> dict:
@@ -218,11 +308,11 @@ def run_exhaustive(name: str, ladder: Path, out: Path, args) -> dict:
             "seconds": time.perf_counter() - start, "source": meter.source}
 
 
-def run_one_search(name: str, ladder: Path, out: Path, seed: int, args) -> dict:
+def run_one_search(task_file: Path, ladder: Path, out: Path, seed: int, args) -> dict:
     from rightsize.search import SearchRequest, run_search
 
     with tempfile.TemporaryDirectory(prefix="rightsize-bench-cache-") as cache_dir:
-        request = SearchRequest(task=C.ROOT / "tasks" / f"{name}.yaml", ladder=ladder, trials=args.trials,
+        request = SearchRequest(task=task_file, ladder=ladder, trials=args.trials,
                                 out_dir=out, seed=seed, limit=args.limit, train_limit=args.train_limit,
                                 meter=args.meter, device=args.device, cache_dir=Path(cache_dir))
         result = run_search(request, on_trial=lambda t: C.log(
@@ -233,6 +323,7 @@ def run_one_search(name: str, ladder: Path, out: Path, seed: int, args) -> dict:
             "cost_joules": sum(r["joules_total"] for r in evaluated),
             "evaluated": sum(1 for t in result.trials if t.outcome in ("complete", "pruned", "failed")),
             "pruned": sum(1 for t in result.trials if t.outcome == "pruned"),
+            "skipped": sum(1 for t in result.trials if t.outcome == "skipped"),
             "pruned_joules": result.energy["pruned_joules"],
             "pick": rec.chosen if rec is not None else None}
 

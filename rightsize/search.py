@@ -13,7 +13,7 @@ How it works, and why:
   ``best_trial``. ``objective="pareto"`` runs NSGA-II
   on (metric up, J/query down) instead, without pruning: a cheap inadequate config can still be on
   the Pareto front.
-* **Cheap trials.** The ladder's rungs are enqueued first, in ladder order, at their own knob values
+* **Cheap trials.** The ladder's rungs go first, in ladder order, at their own knob values
   (small rungs first), so the cheap configs and a first "best" are known early. A trial is fit once
   and predicts nested, growing seeded parts of the validation split (``steps``, 25/50/100%); after
   each part it reports the metric's 95% bootstrap CI *upper* bound and :class:`AdequacyPruner` stops
@@ -21,6 +21,18 @@ How it works, and why:
   ``within``) once at least ``min_prune_examples`` examples were seen. The embedding cache, when the
   rungs use it, makes repeated encodes of the same texts cheap; a record's ``joules_spent`` (what a
   run really spent) is what the search is charged.
+* **Cost bound, and descent from the answer so far.** The cheapest adequate config found so far
+  (the incumbent) is what every other config must undercut. Before a config is evaluated,
+  :class:`rightsize.cost_model.CostModel` bounds its J/query from below (compute weights times the
+  least rate measured for its run settings); when the bound is above the incumbent's J/query the
+  config cannot be the answer and is *skipped* without spending an encode. For a ``within``
+  target the bar is the best config, so the ladder's own rungs are always evaluated (they set it)
+  and a config whose encoder was already run costs nothing to check; other costlier configs are
+  skipped. The ladder's rungs are queued one at a time, small to large, and ahead of each the
+  one-knob neighbours of the incumbent (or, while nothing is adequate, of the best config so far)
+  that are bounded cheaper than that rung: fewer layers, int8, another head setting, where a cheaper
+  adequate config is likeliest, so one may turn up before a large rung has to run. After the
+  ladder, each new incumbent's neighbours are queued ahead of TPE's proposals.
 * **No config twice.** A trial's config key is the evaluation key of ``runs.jsonl``. A trial first
   writes its key into the study (a user attribute), then reads every other trial: if one with the
   same key is complete, pruned, failed or running, it steps back as a ``duplicate`` (told to the
@@ -68,6 +80,7 @@ from optuna.trial import TrialState
 
 from rightsize import metrics as M
 from rightsize.cache import EmbeddingCache
+from rightsize.cost_model import CostModel, settings_of
 from rightsize.energy import make_meter
 from rightsize.errors import RightsizeError
 from rightsize.evaluate import EvalPlan, Step, StopEvaluation, evaluate_rung, evaluation_key, new_run_id, task_identity
@@ -88,6 +101,8 @@ OBJECTIVES = ("smallest", "pareto")
 # Outcomes of a trial (user attribute "outcome"); the first four spent an evaluation on a config.
 EVALUATED = ("complete", "pruned", "failed", "reused")
 DUPLICATE = "duplicate"
+SKIPPED = "skipped"  # ruled out by cost without an evaluation (may be reconsidered later)
+SKIP_CONSTRAINT = 1e-6  # what a skipped trial tells TPE: infeasible, barely (it is costlier, not inadequate)
 DUPLICATE_PENALTY = 1.0  # the constraint a duplicate trial is told (an accuracy gap: the largest there is)
 
 
@@ -128,7 +143,7 @@ class TrialOutcome:
     number: int
     rung: str
     searched: dict[str, Any]
-    outcome: str  # complete | pruned | failed | reused | duplicate
+    outcome: str  # complete | pruned | failed | reused | duplicate | skipped
     metric: str
     score: float | None = None
     joules_per_query: float | None = None
@@ -487,7 +502,10 @@ class _Search:
         self.total_joules = 0.0  # this worker's meter window, closed segments
         self.spent: dict[str, float] = {"evaluations": 0.0, "pruned": 0.0}
         self.stopped = ""
-        self.duplicates_in_a_row = 0
+        self.proposals_in_a_row = 0  # proposals that evaluated nothing (duplicates, skips), in a row
+        self._standing_memo: tuple[tuple, _Standing] | None = None
+        self.ladder = [(r, evaluation_key(self.ident, r.base, self.plan, self.context)) for r in space.rungs]
+        self.ladder_keys = {key for _, key in self.ladder}
         self.threads = None
         self._current: int | None = None  # the trial this worker is running
         self._in_objective = False
@@ -559,8 +577,11 @@ class _Search:
         if recovered:
             self.note(f"trials {', '.join(map(str, recovered))} were left running by a stopped worker; "
                       f"their configs are queued again")
-        for params in self.space.small_first():
-            study.enqueue_trial(params, skip_if_exists=True)
+        if self.r.objective == "smallest":
+            self._plan_next(study)  # the ladder's rungs first, one at a time (see _plan_next)
+        else:
+            for params in self.space.small_first():
+                study.enqueue_trial(params, skip_if_exists=True)
         done = self._evaluated_keys(study)
         if done:
             self.note(f"study {study.study_name!r}: {len(done)} configs already evaluated; continuing")
@@ -642,8 +663,12 @@ class _Search:
         other = _claimed(trial.study, trial.number, key)
         if other is not None:
             return self._duplicate(trial, other, outcome)
-        self.duplicates_in_a_row = 0
         record = self._recorded(key)
+        if record is None and self.r.objective == "smallest":
+            reason = self._ruled_out(trial.study, spec, key)
+            if reason:
+                return self._skip(trial, outcome, reason)
+        self.proposals_in_a_row = 0
         if record is not None:
             outcome.outcome = "reused" if record["status"] == "ok" else "pruned"
             outcome.detail = "recorded earlier in runs.jsonl"
@@ -742,8 +767,76 @@ class _Search:
             log.warning("trial record %s is not comparable with the study's records; no adequacy", record["key"])
         return verdict
 
+    def _ruled_out(self, study, spec, key: str) -> str:
+        """Why ``spec`` cannot be the answer, judged before spending anything on it ('' when it may be)."""
+        standing = self._standing(study)
+        incumbent = standing.incumbent
+        if incumbent is None:
+            return ""
+        if self.rule == "within" and (key in self.ladder_keys or standing.encoder_done(spec)):
+            return ""  # it may raise the bar: a ladder rung, or an encoder already run (nearly free)
+        bound = standing.cost.lower_bound(spec)
+        if bound is None or bound <= incumbent["joules_per_query"]:
+            return ""
+        from rightsize.tables import human_joules
+
+        return (f"costs at least {human_joules(bound)}/query by the rates measured so far; "
+                f"{incumbent['rung']} is adequate at {human_joules(incumbent['joules_per_query'])}/query")
+
+    def _standing(self, study) -> "_Standing":
+        """The study's records so far: the incumbent, the cost model, the encoders already run."""
+        records = study_records(study)
+        done = tuple(sorted(r["key"] for r in records))
+        if self._standing_memo is None or self._standing_memo[0] != done:
+            self._standing_memo = (done, _Standing(records, self.target, self.metric))
+        return self._standing_memo[1]
+
+    def _skip(self, trial, outcome: TrialOutcome, reason: str):
+        self.proposals_in_a_row += 1
+        outcome.outcome, outcome.detail = SKIPPED, reason
+        trial.set_user_attr("outcome", SKIPPED)
+        trial.set_user_attr("skipped", reason)
+        trial.set_user_attr("search_joules", self._segment())
+        self._tell_progress(outcome)
+        trial.set_constraint("adequacy", SKIP_CONSTRAINT)
+        raise optuna.TrialPruned(reason)
+
+    def _plan_next(self, study) -> None:
+        """Queue what runs next, when nothing is queued: the next ladder rung, preceded by the one-knob
+        neighbours of the answer so far (or, while nothing is adequate, of the best config so far)
+        that are bounded cheaper than that rung. Past the ladder: the neighbours of each new answer;
+        TPE proposes the rest."""
+        trials = study.get_trials(deepcopy=False)
+        if any(t.state == TrialState.WAITING for t in trials):
+            return
+        busy = {t.user_attrs.get("config_key") for t in trials if t.state == TrialState.RUNNING or (
+            t.state.is_finished() and t.user_attrs.get("outcome") in (*EVALUATED, SKIPPED))}
+        standing = self._standing(study)
+        rung = next((r for r, key in self.ladder if key not in busy), None)
+        if rung is None:
+            ceiling = math.inf
+        else:
+            bound = standing.cost.lower_bound(rung.base)
+            ceiling = bound if bound is not None else -math.inf  # an unknown cost: nothing is known cheaper
+        anchor = standing.incumbent or standing.best
+        candidates = []
+        if anchor is not None and anchor["rung"] in self.space.names:
+            searched = _searched_of(study, anchor["key"])
+            space = self.space[anchor["rung"]]
+            for values in space.neighbours(searched) if searched is not None else []:
+                spec = space.spec_for(values)
+                if evaluation_key(self.ident, spec, self.plan, self.context) in busy:
+                    continue
+                bound = standing.cost.lower_bound(spec)
+                if (bound if bound is not None else 0.0) < ceiling or (bound is None and ceiling == math.inf):
+                    candidates.append((bound or 0.0, space.params(values)))
+        for _, params in sorted(candidates, key=lambda c: c[0]):
+            study.enqueue_trial(params, skip_if_exists=True)
+        if rung is not None:
+            study.enqueue_trial(rung.default_params(), skip_if_exists=True)
+
     def _duplicate(self, trial, other, outcome: TrialOutcome):
-        self.duplicates_in_a_row += 1
+        self.proposals_in_a_row += 1
         outcome.outcome = DUPLICATE
         outcome.detail = f"duplicate of trial {other.number} ({other.state.name.lower()})"
         trial.set_user_attr("outcome", DUPLICATE)
@@ -774,6 +867,8 @@ class _Search:
     def _after_trial(self, study, trial) -> None:
         if self._interrupted:
             raise KeyboardInterrupt
+        if self.r.objective == "smallest":
+            self._plan_next(study)
         reason = self._stop_reason(study)
         if reason:
             self.stopped = reason
@@ -789,6 +884,10 @@ class _Search:
         keys = self._evaluated_keys(study)
         if len(keys) >= self.space.size:
             return f"every config of the space evaluated ({self.space.size})"
+        skipped = {t.user_attrs["config_key"] for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+                   if t.user_attrs.get("outcome") == SKIPPED and "config_key" in t.user_attrs}
+        if len(keys | skipped) >= self.space.size:
+            return f"every config of the space evaluated or ruled out by cost ({self.space.size})"
         if len(keys) >= self.r.trials:
             return f"{self.r.trials} configs evaluated (--trials)"
         if self.r.budget_joules is not None:
@@ -796,8 +895,9 @@ class _Search:
             if spent >= self.r.budget_joules or spent + mean > self.r.budget_joules:
                 return (f"energy budget: the search has used {spent:.3g} J of {self.r.budget_joules:g} J and a "
                         f"trial costs {mean:.3g} J on average (--budget-joules)")
-        if self.duplicates_in_a_row >= max(20, self.r.trials):
-            return f"the sampler proposed only evaluated configs {self.duplicates_in_a_row} times in a row"
+        if self.proposals_in_a_row >= max(20, self.r.trials):
+            return (f"the sampler proposed only evaluated or ruled-out configs {self.proposals_in_a_row} "
+                    f"times in a row")
         return ""
 
     def study_energy(self, study) -> tuple[float, float]:
@@ -857,14 +957,51 @@ def _claimed(study, me: int, key: str):
     state = TrialState
     found = []
     for t in study.get_trials(deepcopy=False):
-        if t.number == me or t.user_attrs.get("config_key") != key:
-            continue
+        if t.number == me or t.user_attrs.get("config_key") != key or t.user_attrs.get("outcome") == SKIPPED:
+            continue  # a skipped config is decided again when proposed again (the incumbent may have moved)
         if t.state in (state.COMPLETE, state.PRUNED, state.RUNNING) or (
                 t.state == state.FAIL and t.user_attrs.get("outcome") == "failed"):
             found.append(t)
     if not found:
         return None
     return min(found, key=lambda t: (t.state != state.COMPLETE, t.number))
+
+
+class _Standing:
+    """What the search knows at one moment: the cheapest adequate config (the incumbent), the cost
+    rates measured, and which encoder configurations have already run."""
+
+    def __init__(self, records: list[dict], target: dict, metric: str):
+        from rightsize.recommend import assess, comparable, spec_from_config
+
+        self.cost = CostModel()
+        self._encoders: set[tuple] = set()
+        for r in records:
+            if r.get("status") in ("ok", "pruned"):
+                spec = spec_from_config(r["rung"], r["config"])
+                self.cost.observe(spec, r)
+                self._encoders.add(_encoder_identity(spec))
+        group = comparable([r for r in records if r.get("status") == "ok"])
+        verdicts = assess(group, target, metric) if group else {}
+        adequate = [r for r in group if verdicts[r["key"]].adequate]
+        self.incumbent = min(adequate, key=lambda r: (r["joules_per_query"], r.get("n_params") or 0), default=None)
+        self.best = max(group, key=lambda r: (r["metrics"][metric], -r["joules_per_query"]), default=None)
+
+    def encoder_done(self, spec) -> bool:
+        return spec.model is not None and _encoder_identity(spec) in self._encoders
+
+
+def _encoder_identity(spec) -> tuple:
+    """What makes two configs share an encoding (and the embedding cache): model, depth, run settings."""
+    return (spec.model, spec.knobs.get("layers"), settings_of(spec))
+
+
+def _searched_of(study, key: str) -> dict | None:
+    """The searched knob values of the trial that evaluated config ``key``."""
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("config_key") == key and isinstance(t.user_attrs.get("searched"), dict):
+            return t.user_attrs["searched"]
+    return None
 
 
 def study_records(study) -> list[dict]:

@@ -94,6 +94,26 @@ class RungSpace:
         """Trial parameters of the rung as the ladder gives it (what "small first" enqueues)."""
         return {PARAM_RUNG: self.name, **{self.param(d.knob): self.own[d.knob] for d in self.dims}}
 
+    def params(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Trial parameters (what ``enqueue_trial`` takes) of this rung with ``values``."""
+        return {PARAM_RUNG: self.name, **{self.param(k): v for k, v in values.items()}}
+
+    def neighbours(self, values: dict[str, Any]) -> list[dict[str, Any]]:
+        """The configs one knob away from ``values``: the next value up and down of an ordered
+        (numeric) knob, every other value of a categorical one. Where a cheaper config that is still
+        adequate lives, if anywhere: fewer layers, shorter inputs, int8, another head setting."""
+        out = []
+        for d in self.dims:
+            ordered = _ordered(d.values)
+            current = values[d.knob]
+            if ordered is None:
+                steps = [v for v in d.values if not _same(v, current)]
+            else:
+                i = next(i for i, v in enumerate(ordered) if _same(v, current))
+                steps = [ordered[j] for j in (i - 1, i + 1) if 0 <= j < len(ordered)]
+            out += [{**values, d.knob: v} for v in steps]
+        return out
+
     def configs(self) -> Iterator[tuple[dict[str, Any], RungSpec]]:
         """Every (searched values, spec) of this rung."""
         for combo in itertools.product(*(d.values for d in self.dims)):
@@ -115,6 +135,10 @@ class SearchSpace:
     @property
     def size(self) -> int:
         return sum(r.size for r in self.rungs)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.rungs)
 
     def suggest(self, trial) -> tuple[RungSpec, dict[str, Any]]:
         """Ask an Optuna trial for a config; returns the spec and the searched knob values."""
@@ -245,6 +269,19 @@ def _canonical(name: str, knob: Knob, values: list, shape: "_ModelShape | None")
         if not any(v == o and type(v) is type(o) for o in out):
             out.append(v)
     return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a == b and type(a) is type(b)
+
+
+def _ordered(values: tuple) -> list | None:
+    """``values`` in increasing order, ``None`` ("the model's own": all layers, its maximum length,
+    every core) last; None when the values are not all numbers."""
+    numbers = [v for v in values if v is not None]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+        return None
+    return sorted(numbers) + ([None] if len(numbers) < len(values) else [])
 
 
 def _flash_attn_installed() -> bool:

@@ -102,6 +102,20 @@ def test_default_grids_respect_the_device_and_the_knob_schema(tiny_encoder):
     assert cpu["index"] == ("flat", "hnsw", "ivf") and cpu["attn_implementation"] == (None, "eager")
 
 
+def test_neighbours_are_one_knob_away_in_value_order(tiny_encoder):
+    ladder = parse_ladder({"rungs": [{"name": "knn", "kind": "knn", "model": str(tiny_encoder), "k": 5}],
+                           "search": {"knobs": [], "space": {"knn": {"k": [20, 1, 10], "precision": ["fp32", "int8", "bf16"],
+                                                                     "layers": [1, 2]}}}}, "l.yaml")
+    knn = build_space(ladder, "cpu")["knn"]
+    own = {"k": 5, "precision": "fp32", "layers": None}
+    assert sorted(map(str, knn.neighbours(own))) == sorted(map(str, [
+        {"k": 1, "precision": "fp32", "layers": None}, {"k": 10, "precision": "fp32", "layers": None},  # 5's neighbours in 1 5 10 20
+        {"k": 5, "precision": "int8", "layers": None}, {"k": 5, "precision": "bf16", "layers": None},  # categorical: all others
+        {"k": 5, "precision": "fp32", "layers": 1},  # None (all 2 layers) sorts last
+    ]))
+    assert knn.params({"k": 1}) == {"rung": "knn", "knn.k": 1}
+
+
 @pytest.mark.parametrize("search, message", [
     ({"colour": 1}, "unknown key 'colour'"),
     ({"exclude": ["nope"]}, "search.exclude: no rung named 'nope'"),
@@ -273,6 +287,78 @@ def test_a_hopeless_config_is_pruned_on_part_of_the_validation_split(task, tmp_p
     assert result.study_counts == {"complete": 1, "pruned": 1}
     assert result.energy["pruned_joules"] == pytest.approx(outcomes[1].joules) and outcomes[1].joules > 0
     assert result.recommendation.chosen["rung"] == "tfidf"
+
+
+@pytest.fixture(scope="module")
+def wide_encoder(tmp_path_factory) -> Path:
+    """The tiny encoder's twin with 4 layers: about twice the compute weights."""
+    from conftest import build_tiny_encoder
+
+    return build_tiny_encoder(tmp_path_factory.mktemp("wide-encoder"), layers=4)
+
+
+def _task_with(task: Path, target: str) -> Path:
+    path = task.parent / "task-target.yaml"
+    path.write_text(task.read_text().replace("target: {within: 0.05}", f"target: {target}"))
+    return path
+
+
+def test_a_config_that_cannot_undercut_an_adequate_one_is_skipped_without_an_evaluation(
+        task, tmp_path, tiny_encoder, wide_encoder):
+    ladder = tmp_path / "l.yaml"
+    ladder.write_text(f"rungs:\n  - {{name: small-knn, kind: knn, model: '{tiny_encoder}'}}\n"
+                      f"  - {{name: big-knn, kind: knn, model: '{wide_encoder}'}}\n"
+                      "search: {knobs: []}\n")
+    out = tmp_path / "run"
+    outcomes = []
+    # A random encoder is near chance (1/3) on 3 classes; its CI lower bound clears 0.2.
+    result = run_search(request(_task_with(task, "{min: 0.2}"), ladder, out, trials=2), on_trial=outcomes.append)
+    assert [(o.rung, o.outcome) for o in outcomes] == [("small-knn", "complete"), ("big-knn", "skipped")]
+    assert outcomes[0].adequate and "costs at least" in outcomes[1].detail and outcomes[1].joules == 0.0
+    assert [r["rung"] for r in RunLog(out, create=False).records()] == ["small-knn"]  # never encoded
+    assert result.stopped.startswith("every config of the space evaluated or ruled out by cost")
+    assert result.recommendation.chosen["rung"] == "small-knn"
+    trial = study_of(out).trials[1]
+    assert trial.state.name == "PRUNED" and trial.user_attrs["outcome"] == "skipped"
+
+
+def test_cheaper_neighbours_of_the_answer_run_before_a_larger_rung(task, tmp_path, tiny_encoder, wide_encoder):
+    ladder = tmp_path / "l.yaml"
+    ladder.write_text(f"rungs:\n  - {{name: small-knn, kind: knn, model: '{tiny_encoder}', k: 5}}\n"
+                      f"  - {{name: big-knn, kind: knn, model: '{wide_encoder}'}}\n"
+                      "search: {knobs: [], space: {small-knn: {k: [3, 5]}}}\n")
+    outcomes = []
+    run_search(request(_task_with(task, "{min: 0.2}"), ladder, tmp_path / "run", trials=5), on_trial=outcomes.append)
+    # small-knn is adequate; its neighbour k=3 shares its encoder (bounded cheaper than big-knn), so
+    # it runs before big-knn, which cannot undercut either and is skipped.
+    assert [(o.rung, o.searched, o.outcome) for o in outcomes][:3] == [
+        ("small-knn", {"k": 5}, "complete"), ("small-knn", {"k": 3}, "complete"), ("big-knn", {}, "skipped")]
+
+
+def test_with_a_within_target_the_ladders_rungs_are_evaluated_they_set_the_bar(
+        task, tmp_path, tiny_encoder, wide_encoder):
+    ladder = tmp_path / "l.yaml"
+    ladder.write_text(f"rungs:\n  - {{name: small-knn, kind: knn, model: '{tiny_encoder}'}}\n"
+                      f"  - {{name: big-knn, kind: knn, model: '{wide_encoder}'}}\n"
+                      "search: {knobs: []}\n")
+    outcomes = []
+    run_search(request(task, ladder, tmp_path / "run", trials=2), on_trial=outcomes.append)
+    assert [o.rung for o in outcomes] == ["small-knn", "big-knn"]
+    assert all(o.outcome in ("complete", "pruned") for o in outcomes)
+
+
+def test_the_answers_neighbours_are_tried_right_after_the_ladder(task, tfidf_ladder, tmp_path):
+    out = tmp_path / "run"
+    run_search(request(task, tfidf_ladder, out, trials=4))
+    study = study_of(out)
+    tfidf = build_space(load_ladder(tfidf_ladder))["tfidf"]
+    own = {"C": 10.0, "ngram_max": 2}  # the rung's defaults; TF-IDF is perfect here, so it is the answer
+    assert study.trials[0].params == tfidf.params(own)
+    # C's neighbours in 1 10 100, and n-grams 1: queued ahead of anything TPE would propose.
+    neighbours = [{"C": 10.0, "ngram_max": 1}, {"C": 1.0, "ngram_max": 2}, {"C": 100.0, "ngram_max": 2}]
+    assert sorted(map(str, tfidf.neighbours(own))) == sorted(map(str, neighbours))
+    as_set = lambda params: {tuple(sorted(p.items())) for p in params}  # noqa: E731
+    assert as_set(t.params for t in study.trials[1:4]) == as_set(tfidf.params(v) for v in neighbours)
 
 
 def test_the_budget_stops_the_search_after_the_first_trial(task, tfidf_ladder, tmp_path):

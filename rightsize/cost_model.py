@@ -1,0 +1,137 @@
+"""A lower bound on a config's joules per query before it runs, from what the search has measured.
+
+Why: the search looks for the *cheapest* adequate config. Once an adequate config costs X J/query,
+a config that certainly costs more can never be the answer, and evaluating it would spend one more
+encode of the train and validation texts for nothing. The search asks this model for a lower bound
+and skips configs whose bound is above X (see ``rightsize.search``).
+
+The model: a transformer's forward pass costs about its *compute* weights (parameters that take
+part in matrix products: every layer kept, not the embedding tables, which are looked up) times the
+tokens it reads. So each measured config gives a rate, J/query per compute weight, for its run
+settings (precision, batch size, max length, threads, attention kernel, device), and a config not
+yet run is predicted at that rate times its own compute weights. Measured here: MiniLM-L6 has 10.8M
+compute weights and mpnet-base 85.6M (7.9x); their measured CPU time per text at fp32 differs 7.9x.
+
+Lower bound, not estimate: the smallest rate measured for the same settings is used, times
+:data:`SAFETY` (measurement noise between runs, tokenizers that split text differently). Settings
+never measured may be cheaper in ways no one can predict (int8 kernels, another thread count), so
+they get the smallest rate of any setting times :data:`UNSEEN_SETTINGS`. With nothing measured, or
+a model whose weights cannot be read, there is no bound, and the config is evaluated.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import struct
+from pathlib import Path
+from typing import Any, Mapping
+
+from rightsize.rungs import RungSpec, rung_class
+
+SAFETY = 0.8
+UNSEEN_SETTINGS = 0.5  # run settings never measured might halve the cost (int8 measured 0.59x here)
+RUN_SETTINGS = ("precision", "batch_size", "max_length", "threads", "attn_implementation")
+# Embedding tables are looked up, not multiplied: they do not count as compute.
+_EMBEDDING = re.compile(r"(embeddings?\.|embed_tokens|token_embd|\bwte\b|\bwpe\b|position_embd|shared\.weight)")
+_LAYER = re.compile(r"(?:^|\.)(?:layer|layers|h|blk|block|blocks)\.(\d+)\.")
+
+
+class CostModel:
+    """Rates measured so far, and lower bounds from them."""
+
+    def __init__(self) -> None:
+        self._rates: dict[tuple, float] = {}  # run settings -> least J/query per compute weight
+
+    def observe(self, spec: RungSpec, record: Mapping[str, Any]) -> None:
+        """Learn from a finished evaluation (ok or pruned: both measured their inference cost)."""
+        jpq = record.get("joules_per_query")
+        weights = compute_weights_of(spec)
+        if not isinstance(jpq, (int, float)) or jpq <= 0 or not weights:
+            return
+        key = settings_of(spec)
+        rate = jpq / weights
+        self._rates[key] = min(rate, self._rates.get(key, rate))
+
+    def lower_bound(self, spec: RungSpec) -> float | None:
+        """J/query this config costs at least, or None when nothing allows a bound."""
+        weights = compute_weights_of(spec)
+        if not weights or not self._rates:
+            return None
+        rate = self._rates.get(settings_of(spec))
+        if rate is None:
+            rate = min(self._rates.values()) * UNSEEN_SETTINGS
+        return SAFETY * rate * weights
+
+
+def settings_of(spec: RungSpec) -> tuple:
+    """The run settings a config's cost rate depends on (the rung's own defaults filled in)."""
+    knobs = rung_class(spec.kind).knobs
+    return tuple((k, spec.knobs.get(k, knobs[k].default)) for k in RUN_SETTINGS if k in knobs)
+
+
+def compute_weights_of(spec: RungSpec) -> int | None:
+    """Compute weights of the config's model with its ``layers`` knob applied (None: no model, or
+    weights this module cannot read)."""
+    if not spec.model or not rung_class(spec.kind).needs_model:
+        return None
+    layers = spec.knobs.get("layers")
+    try:
+        return compute_weights(spec.model, layers if isinstance(layers, int) else None)
+    except Exception:  # noqa: BLE001 — an unreadable model gives no bound; the config is evaluated
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def compute_weights(model: str, layers: int | None = None) -> int | None:
+    """Parameters that take part in matrix products, of the first ``layers`` layers (all when None),
+    read from the weight files' headers (safetensors or GGUF) without loading a tensor."""
+    from rightsize.models import resolve_model
+
+    root = resolve_model(model)
+    shapes = _tensor_sizes(root)
+    if not shapes:
+        return None
+    total = 0
+    for name, n in shapes.items():
+        if _EMBEDDING.search(name):
+            continue
+        m = _LAYER.search(name)
+        if m is not None and layers is not None and int(m.group(1)) >= layers:
+            continue
+        total += n
+    return total or None
+
+
+def _tensor_sizes(root: Path) -> dict[str, int]:
+    files = sorted(root.glob("*.safetensors")) or sorted(root.glob("*/*.safetensors"))
+    if files:
+        out: dict[str, int] = {}
+        for f in files:
+            out.update(_safetensors_sizes(f))
+        return out
+    ggufs = sorted(root.glob("*.gguf"))
+    return _gguf_sizes(ggufs[0]) if ggufs else {}
+
+
+def _safetensors_sizes(path: Path) -> dict[str, int]:
+    """Element counts from a safetensors header: 8 bytes of length, then JSON (format spec)."""
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(length))
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__" or not isinstance(info, dict):
+            continue
+        n = 1
+        for d in info.get("shape", []):
+            n *= int(d)
+        out[name] = n
+    return out
+
+
+def _gguf_sizes(path: Path) -> dict[str, int]:
+    from gguf import GGUFReader
+
+    return {t.name: int(t.n_elements) for t in GGUFReader(str(path)).tensors}

@@ -1,0 +1,55 @@
+"""The cost model's lower bounds: compute weights read from weight headers, rates from records."""
+
+from __future__ import annotations
+
+import pytest
+
+from rightsize.cost_model import SAFETY, UNSEEN_SETTINGS, CostModel, compute_weights, settings_of
+from rightsize.rungs import RungSpec
+
+# The tiny encoder (conftest): BERT, hidden 32, intermediate 64, 2 layers, with a pooler.
+# Per layer: q, k, v, o (32x32 + 32 each) = 4,224; intermediate 32x64 + 64 = 2,112; output
+# 64x32 + 32 = 2,080; two LayerNorms 2 x 64 = 128: 8,544. Pooler: 32x32 + 32 = 1,056.
+PER_LAYER, POOLER = 8544, 1056
+
+
+def test_compute_weights_skip_embeddings_and_the_layers_cut_off(tiny_encoder):
+    compute_weights.cache_clear()
+    assert compute_weights(str(tiny_encoder)) == 2 * PER_LAYER + POOLER
+    assert compute_weights(str(tiny_encoder), 1) == PER_LAYER + POOLER
+
+
+def knn(model, **knobs) -> RungSpec:
+    return RungSpec("k", "knn", str(model), knobs)
+
+
+def test_a_lower_bound_scales_the_least_rate_of_the_same_settings(tiny_encoder):
+    cost = CostModel()
+    assert cost.lower_bound(knn(tiny_encoder)) is None  # nothing measured: no bound
+    cost.observe(knn(tiny_encoder), {"joules_per_query": 2.0})
+    cost.observe(knn(tiny_encoder, k=3), {"joules_per_query": 1.0})  # same settings: the least rate wins
+    full = 2 * PER_LAYER + POOLER
+    assert cost.lower_bound(knn(tiny_encoder, k=20)) == pytest.approx(SAFETY * 1.0)
+    assert cost.lower_bound(knn(tiny_encoder, layers=1)) == pytest.approx(SAFETY * (PER_LAYER + POOLER) / full)
+    # Settings never measured might be cheaper in ways no one can predict: a wider margin.
+    assert cost.lower_bound(knn(tiny_encoder, precision="int8")) == pytest.approx(SAFETY * UNSEEN_SETTINGS)
+    assert cost.lower_bound(RungSpec("t", "tfidf")) is None  # no model, no compute weights
+
+
+def test_records_without_a_cost_teach_nothing(tiny_encoder):
+    cost = CostModel()
+    cost.observe(knn(tiny_encoder), {"joules_per_query": None})
+    cost.observe(RungSpec("t", "tfidf"), {"joules_per_query": 0.5})
+    assert cost.lower_bound(knn(tiny_encoder)) is None
+
+
+def test_settings_fill_in_the_rung_defaults(tiny_encoder):
+    assert settings_of(knn(tiny_encoder)) == settings_of(knn(tiny_encoder, precision="fp32", batch_size=64))
+    assert settings_of(knn(tiny_encoder)) != settings_of(knn(tiny_encoder, batch_size=8))
+
+
+def test_an_unreadable_model_gives_no_bound(tmp_path):
+    (tmp_path / "m").mkdir()
+    cost = CostModel()
+    cost.observe(knn(tmp_path / "m"), {"joules_per_query": 1.0})
+    assert cost.lower_bound(knn(tmp_path / "m")) is None
