@@ -48,6 +48,19 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
+def model_options(command):
+    """The options of every command that loads models: safety switches and the embedding cache."""
+    for option in reversed((
+        click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own Python code."),
+        click.option("--allow-pickle", is_flag=True, help="Allow pickled (non-safetensors) checkpoints."),
+        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Embedding cache folder (default: $RIGHTSIZE_CACHE_DIR or ~/.cache/rightsize/embeddings)."),
+        click.option("--no-cache", is_flag=True, help="Encode every text again instead of using the embedding cache."),
+    )):
+        command = option(command)
+    return command
+
+
 @click.group(cls=_Group)
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="rightsize")
@@ -83,11 +96,7 @@ def cli(verbose: int) -> None:
 @click.option("--force", is_flag=True, help="Re-evaluate configs already recorded in the run folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON lines instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-@click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own Python code.")
-@click.option("--allow-pickle", is_flag=True, help="Allow pickled (non-safetensors) checkpoints.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Embedding cache folder (default: $RIGHTSIZE_CACHE_DIR or ~/.cache/rightsize/embeddings).")
-@click.option("--no-cache", is_flag=True, help="Encode every text again instead of using the embedding cache.")
+@model_options
 def evaluate(task, ladder_path, rungs, limit, train_limit, split, out_dir, meter, cpu_watts, device, seed, force,
              as_json, quiet, trust_remote_code, allow_pickle, cache_dir, no_cache):
     """Evaluate every rung of a ladder on a task: metric, energy per phase, J/query.
@@ -563,11 +572,7 @@ def cache_clear(cache_dir):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler (evaluations use seed 0, as evaluate).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--quiet", is_flag=True, help="No per-trial lines.")
-@click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own Python code.")
-@click.option("--allow-pickle", is_flag=True, help="Allow pickled (non-safetensors) checkpoints.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Embedding cache folder (default: $RIGHTSIZE_CACHE_DIR or ~/.cache/rightsize/embeddings).")
-@click.option("--no-cache", is_flag=True, help="Encode every text again instead of using the embedding cache.")
+@model_options
 @click.pass_context
 def search(ctx, task, ladder_path, trials, timeout, budget_joules, storage, study_name, objective, limit, train_limit,
            out_dir, meter, cpu_watts, device, seed, as_json, quiet, trust_remote_code, allow_pickle, cache_dir, no_cache):

@@ -24,6 +24,7 @@ from rightsize import metrics as M
 from rightsize.energy import Meter
 from rightsize.results import SCHEMA
 from rightsize.rungs import RunContext, RungSpec, build_rung
+from rightsize.rungs.encoder_rung import restore_threads
 from rightsize.tasks import Split, TaskData
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ def evaluate_rung(
         rung.close()
         del rung
         gc.collect()
+        restore_threads()
     record["joules_total"] = sum(record["joules"].values())
     record["seconds_total"] = sum(record["seconds"].values())
     record["joules_total_spent"] = sum(record["joules_spent"].values())

@@ -506,7 +506,6 @@ class _Search:
         self._standing_memo: tuple[tuple, _Standing] | None = None
         self.ladder = [(r, evaluation_key(self.ident, r.base, self.plan, self.context)) for r in space.rungs]
         self.ladder_keys = {key for _, key in self.ladder}
-        self.threads = None
         self._current: int | None = None  # the trial this worker is running
         self._in_objective = False
         self._interrupted = False  # Ctrl-C arrived outside the objective
@@ -585,7 +584,6 @@ class _Search:
         done = self._evaluated_keys(study)
         if done:
             self.note(f"study {study.study_name!r}: {len(done)} configs already evaluated; continuing")
-        self.threads = _current_threads() if any(r.base.model for r in self.space.rungs) else None
         self.meter.begin("search")
         started = time.monotonic()
         try:
@@ -673,7 +671,6 @@ class _Search:
             outcome.outcome = "reused" if record["status"] == "ok" else "pruned"
             outcome.detail = "recorded earlier in runs.jsonl"
         else:
-            _restore_threads(self.threads)
             on_step = self._reporter(trial) if self.r.objective == "smallest" else None
             record = evaluate_rung(self.data, spec, self.meter, self.context, self.plan, run_id=self.run_id,
                                    steps=self.steps, on_step=on_step)
@@ -1027,25 +1024,6 @@ def _spent(record: dict) -> float:
     if isinstance(spent, dict) and spent:
         return float(sum(spent.values()))
     return float(record.get("joules_total") or sum((record.get("joules") or {}).values()))
-
-
-def _current_threads() -> int | None:
-    import torch
-
-    return torch.get_num_threads()
-
-
-def _restore_threads(threads: int | None) -> None:
-    """Undo a previous trial's ``threads`` knob: EncoderRung sets torch/FAISS threads and never resets
-    them, so a later trial with ``threads: null`` (every core) would otherwise inherit one thread."""
-    if threads is None:
-        return
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    faiss = sys.modules.get("faiss")
-    if faiss is not None:
-        faiss.omp_set_num_threads(threads)
 
 
 def config_label(searched: dict[str, Any]) -> str:

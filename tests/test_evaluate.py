@@ -113,3 +113,25 @@ def test_index_kinds_find_the_exact_neighbour(kind):
     index = build_index(x, kind)
     _, ids = search(index, x[:20], 1)
     assert (ids[:, 0] == np.arange(20)).mean() >= 0.9
+
+
+def test_a_configs_thread_count_does_not_leak_into_the_next_config(data, tiny_encoder):
+    import faiss
+    import torch
+
+    from rightsize.rungs import encoder_rung
+
+    saved = (torch.get_num_threads(), faiss.omp_get_max_threads(), dict(encoder_rung._BEFORE))
+    encoder_rung._BEFORE.clear()
+    torch.set_num_threads(2)
+    faiss.omp_set_num_threads(2)
+    try:
+        one = RungSpec("knn-1", "knn", str(tiny_encoder), {"threads": 1})
+        assert evaluate_rung(data, one, make_meter("estimate"), RunContext(), EvalPlan(limit=10))["status"] == "ok"
+        # threads unset means "as the process had it", not the previous config's single thread
+        assert (torch.get_num_threads(), faiss.omp_get_max_threads()) == (2, 2)
+    finally:
+        torch.set_num_threads(saved[0])
+        faiss.omp_set_num_threads(saved[1])
+        encoder_rung._BEFORE.clear()
+        encoder_rung._BEFORE.update(saved[2])

@@ -68,11 +68,28 @@ def make_encoder(rung: Rung, model: str, knobs: dict) -> Encoder:
     )
 
 
+_BEFORE: dict[str, int] = {}  # thread counts as they were before the first config set its own
+
+
 def set_threads(threads: int | None) -> None:
     if threads is None:
         return
     import faiss
     import torch
 
+    _BEFORE.setdefault("torch", torch.get_num_threads())
+    _BEFORE.setdefault("faiss", faiss.omp_get_max_threads())
     torch.set_num_threads(threads)
     faiss.omp_set_num_threads(threads)
+
+
+def restore_threads() -> None:
+    """Undo :func:`set_threads` once a config is done: torch and FAISS thread counts are process-wide,
+    and the next config with ``threads`` unset means "as the process had it", not the last count."""
+    if not _BEFORE:
+        return
+    import faiss
+    import torch
+
+    torch.set_num_threads(_BEFORE["torch"])
+    faiss.omp_set_num_threads(_BEFORE["faiss"])
