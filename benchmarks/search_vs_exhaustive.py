@@ -113,13 +113,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--train-limit", type=int, default=500)
     p.add_argument("--meter", default="auto")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="torch and FAISS threads for every run (default: torch's)")
     p.add_argument("--quick", action="store_true", help="TREC-6 only, 2 seeds, small samples: a smoke run")
     p.add_argument("--out", type=Path, help="keep the run folders here (default: a temporary folder)")
     args = p.parse_args(argv)
     if args.quick:
         args.tasks, args.seeds, args.trials, args.limit, args.train_limit = "trec6", 2, 6, 100, 200
+        args.targets = "task"  # the min targets are set for the full sizes
     args.min_by_task = {k: float(v) for k, v in (pair.split("=") for pair in args.min_targets.split(",") if pair)}
     C.quiet()
+    if args.threads:
+        import faiss
+        import torch
+
+        torch.set_num_threads(args.threads)
+        faiss.omp_set_num_threads(args.threads)
 
     import optuna
 
@@ -143,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     config = {"tasks": args.tasks.split(","), "spaces": args.spaces.split(","), "seeds": args.seeds,
               "targets": args.targets.split(","), "min_targets": args.min_by_task,
               "trials": args.trials, "limit": args.limit, "train_limit": args.train_limit, "meter": args.meter,
-              "device": args.device, "ladders": {s: LADDERS[s] for s in args.spaces.split(",")},
+              "device": args.device, "threads": args.threads, "ladders": {s: LADDERS[s] for s in args.spaces.split(",")},
               "agreement": f"same config, or adequate on the exhaustive records and <= {COSTLIER:g}x its J/query"}
     C.emit("search_vs_exhaustive", TARGET, met, figures, config)
 

@@ -297,6 +297,15 @@ def wide_encoder(tmp_path_factory) -> Path:
     return build_tiny_encoder(tmp_path_factory.mktemp("wide-encoder"), layers=4)
 
 
+def _small_and_big(tmp_path: Path, small: Path, big: Path, search: str = "{knobs: []}", k: str = "") -> Path:
+    """A kNN rung on the tiny encoder, then one on its twice-as-large twin."""
+    ladder = tmp_path / "l.yaml"
+    ladder.write_text(f"rungs:\n  - {{name: small-knn, kind: knn, model: '{small}'{k}}}\n"
+                      f"  - {{name: big-knn, kind: knn, model: '{big}'}}\n"
+                      f"search: {search}\n")
+    return ladder
+
+
 def _task_with(task: Path, target: str) -> Path:
     path = task.parent / "task-target.yaml"
     path.write_text(task.read_text().replace("target: {within: 0.05}", f"target: {target}"))
@@ -305,10 +314,7 @@ def _task_with(task: Path, target: str) -> Path:
 
 def test_a_config_that_cannot_undercut_an_adequate_one_is_skipped_without_an_evaluation(
         task, tmp_path, tiny_encoder, wide_encoder):
-    ladder = tmp_path / "l.yaml"
-    ladder.write_text(f"rungs:\n  - {{name: small-knn, kind: knn, model: '{tiny_encoder}'}}\n"
-                      f"  - {{name: big-knn, kind: knn, model: '{wide_encoder}'}}\n"
-                      "search: {knobs: []}\n")
+    ladder = _small_and_big(tmp_path, tiny_encoder, wide_encoder)
     out = tmp_path / "run"
     outcomes = []
     # A random encoder is near chance (1/3) on 3 classes; its CI lower bound clears 0.2.
@@ -323,10 +329,8 @@ def test_a_config_that_cannot_undercut_an_adequate_one_is_skipped_without_an_eva
 
 
 def test_cheaper_neighbours_of_the_answer_run_before_a_larger_rung(task, tmp_path, tiny_encoder, wide_encoder):
-    ladder = tmp_path / "l.yaml"
-    ladder.write_text(f"rungs:\n  - {{name: small-knn, kind: knn, model: '{tiny_encoder}', k: 5}}\n"
-                      f"  - {{name: big-knn, kind: knn, model: '{wide_encoder}'}}\n"
-                      "search: {knobs: [], space: {small-knn: {k: [3, 5]}}}\n")
+    ladder = _small_and_big(tmp_path, tiny_encoder, wide_encoder, "{knobs: [], space: {small-knn: {k: [3, 5]}}}",
+                            k=", k: 5")
     outcomes = []
     run_search(request(_task_with(task, "{min: 0.2}"), ladder, tmp_path / "run", trials=5), on_trial=outcomes.append)
     # small-knn is adequate; its neighbour k=3 shares its encoder (bounded cheaper than big-knn), so
@@ -337,10 +341,7 @@ def test_cheaper_neighbours_of_the_answer_run_before_a_larger_rung(task, tmp_pat
 
 def test_with_a_within_target_the_ladders_rungs_are_evaluated_they_set_the_bar(
         task, tmp_path, tiny_encoder, wide_encoder):
-    ladder = tmp_path / "l.yaml"
-    ladder.write_text(f"rungs:\n  - {{name: small-knn, kind: knn, model: '{tiny_encoder}'}}\n"
-                      f"  - {{name: big-knn, kind: knn, model: '{wide_encoder}'}}\n"
-                      "search: {knobs: []}\n")
+    ladder = _small_and_big(tmp_path, tiny_encoder, wide_encoder)
     outcomes = []
     run_search(request(task, ladder, tmp_path / "run", trials=2), on_trial=outcomes.append)
     assert [o.rung for o in outcomes] == ["small-knn", "big-knn"]
