@@ -1,8 +1,9 @@
 """Scaling: time and peak memory against dataset size (1k, 10k, 50k SST-2 training texts).
 
-Each (size, workload) runs in its own subprocess, so its peak resident memory is its own: the
-peak is reset (``/proc/self/clear_refs``) once the model is loaded and warm, and read back
-(``VmHWM``) after the work. Workloads:
+Each measurement runs in its own subprocess, so its peak resident memory is its own: once the
+model is loaded and warm, the heap is trimmed (``gc.collect``, glibc's ``malloc_trim``: the
+baseline then holds no freed memory that the work could reuse unseen) and the peak is reset
+(``/proc/self/clear_refs``); it is read back (``VmHWM``) after the work. Workloads:
 
 * ``encoder``: rightsize's encoder over the n texts (max length 64, batch 64): the path every
   encoder rung's fit takes. By default a *small* encoder: MiniLM's own tokenizer (the same tokens)
@@ -10,28 +11,50 @@ peak is reset (``/proc/self/clear_refs``) once the model is loaded and warm, and
   longer than the whole benchmark budget on 2 cores and only the pipeline is measured here
   (``--model sentence-transformers/all-MiniLM-L6-v2 --layers 1`` runs the real one). Its memory can
   only grow by the output matrix (n x dim float32) if batches are streamed and nothing holds all n
-  tokenizations; the figure ``extra_beyond_output_mib`` is what grows beyond that.
+  tokenizations; the figures ``*_beyond_output_mib`` are what grows beyond that.
 * ``tfidf``: the TF-IDF rung's fit on the n texts and inference on the 872 validation texts (its
-  sparse matrix and vocabulary grow with n by nature; reported, not judged).
+  sparse matrix and vocabulary grow with n by nature; reported, not judged; one run, default
+  allocator).
+
+The encoder runs three times per size:
+
+* *timed*, default allocator: the time figures, and ``extra_beyond_output_default_malloc_mib``
+  (reported, not judged). By default glibc raises its mmap threshold to the largest block freed so
+  far, so the MB-sized activation buffers of later batches come from the heap, and how much freed
+  heap stays resident depends on the order of earlier allocations: identical runs differ by 10 MiB
+  and more (the 10k to 50k growth ranged from +0.3 to +20 MiB over runs of unchanged code).
+* *resident*, under ``MALLOC_MMAP_THRESHOLD_=131072`` (glibc's starting threshold, held fixed):
+  every block over 128 KiB is mapped when allocated and unmapped when freed, so the peak is what
+  the process holds at once, the same to a few MiB from run to run: ``extra_beyond_output_mib``.
+  Encoding is 1.3 to 1.7x slower so (each activation buffer is mapped afresh): hence the timed run.
+* *traced*, with ``tracemalloc`` on (numpy reports its arrays to it): ``traced_beyond_output_mib``,
+  the peak of Python objects and numpy arrays beyond the output. Torch's activations are not
+  traced, so this sees what the resident figure partly cannot: the batch working set (~25 MiB
+  here) peaks in the first, longest batches, and a copy of the output made after the last batch
+  overlaps little of it (checked: a concatenated copy of the 50k output adds about 7 MiB to the
+  resident figure and 20 MiB to the traced one).
 
 Time is judged linear when the time per text at the largest size is within 1.5x of that at the
 middle size (the smallest is dominated by fixed costs); memory flat when ``extra_beyond_output_mib``
-(the batch working set: activations, one tokenized chunk) grows by less than 16 MiB from the middle
-size to the largest.
+(the batch working set: activations, one tokenized chunk, the packed token ids) and
+``traced_beyond_output_mib`` both grow by less than 16 MiB from the middle size to the largest.
 
 Usage: python benchmarks/scaling.py [--sizes 1000,10000,50000] [--model small|ID [--layers N]]
-       python benchmarks/scaling.py --child encoder 10000   (one measurement, used by the parent)
+       python benchmarks/scaling.py --child encoder 10000 [--traced]   (one measurement, for the parent)
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -39,6 +62,8 @@ import _common as C  # noqa: E402
 
 LINEAR_TOLERANCE = 1.5
 FLAT_GROWTH_MIB = 16.0
+# The resident run's allocator setting (see the docstring): glibc's starting threshold, held fixed.
+PINNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "131072"}
 
 
 def rss_mib(field: str = "VmRSS") -> float:
@@ -48,8 +73,21 @@ def rss_mib(field: str = "VmRSS") -> float:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
+def trim_heap() -> bool:
+    """Hand the heap's free pages back to the kernel (glibc), so the baseline RSS holds no freed
+    memory that the measured work could reuse without it counting; False where there is no glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
 def reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where the kernel does not allow it."""
+    """Trim the heap, then reset VmHWM to the current RSS (Linux >= 4.0); False where the kernel
+    does not allow the reset."""
+    gc.collect()
+    trim_heap()
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
@@ -63,7 +101,8 @@ def child(workload: str, n: int, args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
     texts = C.read_texts("sst2", n)
-    out: dict = {"workload": workload, "n": n, "n_distinct": len(set(texts))}
+    out: dict = {"workload": workload, "n": n, "n_distinct": len(set(texts)),
+                 "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_")}
     if workload == "encoder":
         from rightsize.encoder import Encoder
 
@@ -71,12 +110,17 @@ def child(workload: str, n: int, args: argparse.Namespace) -> dict:
         out["model"] = args.model
         enc.load()
         enc.encode(texts[:256])  # warm
+        if args.traced:
+            tracemalloc.start()
         out["peak_reset"] = reset_peak()
         before = rss_mib()
         t = time.perf_counter()
         vectors = enc.encode(texts)
         out["seconds"] = time.perf_counter() - t
         out["output_mib"] = vectors.nbytes / 2**20
+        if args.traced:
+            out["traced_beyond_output_mib"] = tracemalloc.get_traced_memory()[1] / 2**20 - out["output_mib"]
+            tracemalloc.stop()
     else:
         from rightsize.rungs import RunContext, RungSpec, build_rung
 
@@ -99,6 +143,37 @@ def child(workload: str, n: int, args: argparse.Namespace) -> dict:
     return out
 
 
+def run_child(workload: str, n: int, args: argparse.Namespace, env: dict[str, str] | None = None,
+              traced: bool = False) -> dict:
+    cmd = [sys.executable, __file__, "--child", workload, str(n), "--model", args.model]
+    cmd += (["--layers", str(args.layers)] if args.layers else []) + \
+        (["--threads", str(args.threads)] if args.threads else []) + (["--traced"] if traced else [])
+    env = env or {}
+    how = " ".join([f"{k}={v}" for k, v in env.items()] + (["tracemalloc"] if traced else []))
+    C.log(f"{workload} n={n}{' (' + how + ')' if how else ''}")
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+    if done.returncode != 0:
+        raise SystemExit(f"scaling child {workload} {n} failed:\n{done.stderr[-2000:]}")
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    C.log(f"  {row['seconds']:.1f}s, +{row['extra_peak_mib']:.0f} MiB peak "
+          f"({row['extra_beyond_output_mib']:.0f} MiB beyond the output)"
+          + (f", {row['traced_beyond_output_mib']:.1f} MiB traced beyond it" if traced else ""))
+    return row
+
+
+def encoder_row(n: int, args: argparse.Namespace) -> dict:
+    """One size's encoder figures from its three runs (see the docstring)."""
+    row = run_child("encoder", n, args)  # timed: the default allocator
+    resident = run_child("encoder", n, args, env=PINNED_MALLOC)
+    traced = run_child("encoder", n, args, traced=True)
+    row["extra_beyond_output_default_malloc_mib"] = row["extra_beyond_output_mib"]
+    for key in ("malloc_mmap_threshold", "rss_before_mib", "peak_rss_mib", "extra_peak_mib", "extra_beyond_output_mib"):
+        row[key] = resident[key]
+    row["traced_beyond_output_mib"] = traced["traced_beyond_output_mib"]
+    row["peak_reset"] = row["peak_reset"] and resident["peak_reset"]
+    return row
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="1000,10000,50000")
@@ -107,6 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--layers", type=int, default=None, help="keep the first N layers of --model")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--child", nargs=2, metavar=("WORKLOAD", "N"))
+    p.add_argument("--traced", action="store_true", help="(child) also trace Python/numpy allocations")
     args = p.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child[0], int(args.child[1]), args)))
@@ -124,17 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     rows: dict[str, list[dict]] = {w: [] for w in workloads}
     for workload in workloads:
         for n in sizes:
-            cmd = [sys.executable, __file__, "--child", workload, str(n), "--model", args.model]
-            cmd += (["--layers", str(args.layers)] if args.layers else []) + \
-                (["--threads", str(args.threads)] if args.threads else [])
-            C.log(f"{workload} n={n}")
-            done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
-            if done.returncode != 0:
-                raise SystemExit(f"scaling child {workload} {n} failed:\n{done.stderr[-2000:]}")
-            row = json.loads(done.stdout.strip().splitlines()[-1])
-            C.log(f"  {row['seconds']:.1f}s, +{row['extra_peak_mib']:.0f} MiB peak "
-                  f"({row['extra_beyond_output_mib']:.0f} MiB beyond the output)")
-            rows[workload].append(row)
+            rows[workload].append(encoder_row(n, args) if workload == "encoder" else run_child(workload, n, args))
 
     figures: dict = {}
     for workload, found in rows.items():
@@ -146,13 +212,18 @@ def main(argv: list[str] | None = None) -> None:
         mid, big = enc[-2], enc[-1]
         time_ratio = big["ms_per_1k_texts"] / mid["ms_per_1k_texts"]
         figures["encoder_time_per_text_largest_over_middle"] = round(time_ratio, 3)
-        growth = big["extra_beyond_output_mib"] - mid["extra_beyond_output_mib"]
-        figures["encoder_extra_beyond_output_growth_mib"] = round(growth, 1)
-        met = bool(time_ratio <= LINEAR_TOLERANCE and growth < FLAT_GROWTH_MIB and all(r["peak_reset"] for r in enc))
+        growth = {key: big[key] - mid[key] for key in ("extra_beyond_output_mib", "traced_beyond_output_mib",
+                                                         "extra_beyond_output_default_malloc_mib")}
+        for key, value in growth.items():
+            figures[f"encoder_{key.removesuffix('_mib')}_growth_mib"] = round(value, 1)
+        met = bool(time_ratio <= LINEAR_TOLERANCE and growth["extra_beyond_output_mib"] < FLAT_GROWTH_MIB
+                   and growth["traced_beyond_output_mib"] < FLAT_GROWTH_MIB and all(r["peak_reset"] for r in enc))
     C.emit("scaling", f"encoder time linear (per-text time within {LINEAR_TOLERANCE}x), memory flat "
-                      f"(working set beyond the output matrix grows < {FLAT_GROWTH_MIB:.0f} MiB, middle to largest size)", met, figures,
+                      f"(working set beyond the output matrix grows < {FLAT_GROWTH_MIB:.0f} MiB, middle to largest size, "
+                      f"resident and traced)", met, figures,
            {"sizes": sizes, "model": model_name, "layers": args.layers, "max_length": 64, "batch_size": 64,
-            "dataset": "sst2 train (first n)"})
+            "dataset": "sst2 train (first n)", "encoder_runs": {
+                "timed": "default allocator", "resident": PINNED_MALLOC, "traced": "tracemalloc"}})
 
 
 if __name__ == "__main__":

@@ -155,17 +155,20 @@ class EmbeddingCache:
                 continue
             dst, src = map(np.asarray, zip(*rows))
             served.found[dst] = True
-            served.vectors[dst] = content["vectors"][src]
+            _copy_rows(served.vectors, dst, content["vectors"], src)
             served.joules[dst] = content["joules"][src]
             served.seconds[dst] = content["seconds"][src]
             served.shards.append(shard)
             _touch(shard)
-        # Duplicate keys in the request: copy from the position that was filled.
+        # Duplicate keys in the request: copy from the position that was filled, in place (only
+        # the repeated rows move; re-indexing whole arrays would hold a second n x dim matrix).
         if len(position) < n:
-            first = np.array([position[k] for k in keys.tolist()])
-            served.found = served.found[first]
-            served.vectors = served.vectors[first]
-            served.joules, served.seconds = served.joules[first], served.seconds[first]
+            filled = np.fromiter((position[k] for k in keys.tolist()), dtype=np.intp, count=n)
+            repeats = np.flatnonzero(filled != np.arange(n))
+            src = filled[repeats]  # never itself a repeat: each key's filled position maps to itself
+            served.found[repeats] = served.found[src]
+            served.vectors[repeats] = served.vectors[src]
+            served.joules[repeats], served.seconds[repeats] = served.joules[src], served.seconds[src]
         return served
 
     def store(self, namespace: str, keys: np.ndarray, vectors: np.ndarray, joules: np.ndarray,
@@ -295,12 +298,19 @@ def split_cost(total: float, tokens: np.ndarray) -> np.ndarray:
     return total * tokens / tokens.sum()
 
 
+def _copy_rows(target: np.ndarray, dst: np.ndarray, source: np.ndarray, src: np.ndarray, block: int = 4096) -> None:
+    """``target[dst] = source[src]``, ``block`` rows at a time: the gathered temporary stays a few
+    MB instead of a second copy of every row served from a shard."""
+    for lo in range(0, len(dst), block):
+        target[dst[lo : lo + block]] = source[src[lo : lo + block]]
+
+
 def _checksum(arrays: dict[str, np.ndarray]) -> str:
     h = hashlib.sha256()
     for name in ("keys", "vectors", "joules", "seconds"):
         a = arrays[name]
         h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
-        h.update(np.ascontiguousarray(a).tobytes())
+        h.update(np.ascontiguousarray(a))  # the array's buffer: the same bytes as tobytes(), not a copy
     return h.hexdigest()
 
 

@@ -152,22 +152,26 @@ class Encoder:
         out = served.vectors
         joules, seconds = served.joules, served.seconds
         # Encode each missing text once, even if it occurs several times in ``texts``.
-        _, first = np.unique(keys, return_index=True)
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         todo = np.sort(first[~served.found[first]])
         if len(todo):
             window = f"encode-miss-{next(_windows)}"
             self.meter.begin(window)
             try:
-                vectors, tokens = self._compute([texts[i] for i in todo])
+                # Straight into the output's rows: no second (misses x dim) matrix to copy from.
+                _, tokens = self._compute([texts[i] for i in todo], out=out, rows=todo)
             finally:
                 m = self.meter.end(window)
             cost_j, cost_s = split_cost(m.joules, tokens), split_cost(m.seconds, tokens)
-            self.cache.store(self.namespace, keys[todo], vectors, cost_j, cost_s)
-            index = {k: i for i, k in enumerate(keys[todo].tolist())}
-            rows = np.array([index.get(k, -1) for k in keys.tolist()])
-            fill = rows >= 0
-            out[fill] = vectors[rows[fill]]
-            joules[fill], seconds[fill] = cost_j[rows[fill]], cost_s[rows[fill]]
+            joules[todo], seconds[todo] = cost_j, cost_s
+            # The shard needs the new rows contiguous: the output itself when every text was a new,
+            # distinct one (a cold cache), else a copy of just those rows.
+            self.cache.store(self.namespace, keys[todo], out if len(todo) == len(out) else out[todo], cost_j, cost_s)
+            # Repeats of a text encoded just now take its row and its cost.
+            source = first[np.ravel(inverse)]  # each text's first occurrence
+            repeats = np.flatnonzero(~served.found & (source != np.arange(len(texts))))
+            out[repeats] = out[source[repeats]]
+            joules[repeats], seconds[repeats] = joules[source[repeats]], seconds[source[repeats]]
         # Everything not encoded just now (hits and repeats) is charged its measured cost.
         charged = np.ones(len(texts), dtype=bool)
         charged[todo] = False
@@ -177,14 +181,21 @@ class Encoder:
         self.ledger.charged_seconds += float(seconds[charged].sum())
         return out
 
-    def _compute(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Encode ``texts`` for real; also returns each text's token count (after truncation)."""
+    def _compute(self, texts: Sequence[str], out: np.ndarray | None = None,
+                 rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Encode ``texts`` for real; also returns each text's token count (after truncation).
+
+        Text ``j``'s vector goes to row ``rows[j]`` of ``out`` (default: a new matrix, row ``j``).
+        Batches run in length order and each is written straight to its texts' rows, so nothing
+        else of size n x dim exists: no list of batch outputs to concatenate, no reordering copy.
+        """
         import torch
 
         n = len(texts)
-        out = np.empty((n, self.dimension), dtype=np.float32)
+        if out is None:
+            out = np.empty((n, self.dimension), dtype=np.float32)
         if n == 0:
-            return out, np.zeros(0, dtype=np.int64)
+            return out, np.zeros(0, dtype=np.int32)
         tokenizer = self.st.tokenizer
         packed, starts, lengths = self._tokenize(texts)
         order = np.argsort(-lengths, kind="stable")  # longest first: a too-large batch fails early
@@ -192,10 +203,11 @@ class Encoder:
         with torch.inference_mode():
             for start in range(0, n, self.batch_size):
                 idx = order[start : start + self.batch_size]
-                rows = {k: [packed[i // TOKENIZE_CHUNK][k][starts[i] : starts[i] + lengths[i]].tolist() for i in idx]
-                        for k in packed[0]}
-                batch = tokenizer.pad(rows, return_tensors="pt")
-                out[idx] = self._forward({k: v.to(self.device) for k, v in batch.items()})
+                features = {k: [_row(packed[i // TOKENIZE_CHUNK][k], starts[i], lengths[i]) for i in idx]
+                            for k in packed[0]}
+                batch = tokenizer.pad(features, return_tensors="pt")
+                vectors = self._forward({k: v.to(self.device) for k, v in batch.items()})
+                out[idx if rows is None else rows[idx]] = vectors
                 bar.update(len(idx))
         bar.close()
         return out, lengths
@@ -204,15 +216,17 @@ class Encoder:
         """Tokenize every text once, ``TOKENIZE_CHUNK`` texts at a time, into packed id arrays.
 
         Why packed: the tokenizer's own per-text objects take ~4 KB a text (200 MB for 50k short
-        texts, more than the output matrix); packed ids take 4 to 6 bytes a token (each output in
-        the smallest integer type that holds it), so memory stays flat in n. Returns one dict of
-        arrays per chunk (text i is in chunk i // TOKENIZE_CHUNK), each text's start within its
-        chunk, and each text's token count.
+        texts, more than the output matrix); packed, a token costs 1 to 4 bytes, so memory stays
+        flat in n. Each output is kept in the smallest integer type that holds it (see
+        :func:`_compact`), and one with a single value across a chunk (the attention mask before
+        padding, single sentences' token type ids) as that value alone. Returns one dict per chunk
+        (text i is in chunk i // TOKENIZE_CHUNK), each text's start within its chunk, and each
+        text's token count.
         """
         n = len(texts)
         chunks: list[dict[str, np.ndarray]] = []
-        lengths = np.empty(n, dtype=np.int64)
-        starts = np.zeros(n, dtype=np.int64)
+        lengths = np.empty(n, dtype=np.int32)
+        starts = np.zeros(n, dtype=np.int32)  # within a chunk: < TOKENIZE_CHUNK x max_length
         for lo in range(0, n, TOKENIZE_CHUNK):
             hi = min(n, lo + TOKENIZE_CHUNK)
             encoded = self.st.tokenizer([texts[i] for i in range(lo, hi)], truncation=True,
@@ -240,12 +254,22 @@ class Encoder:
 
 
 def _compact(ids: np.ndarray) -> np.ndarray:
-    """``ids`` in the smallest signed integer type that holds them (masks and type ids fit in int8)."""
+    """``ids`` in the smallest signed integer type that holds them (masks and type ids fit in int8),
+    or a 0-d array of the one value when all are equal (read back by :func:`_row`)."""
+    if ids.size and (ids == ids[0]).all():
+        return np.array(ids[0])
     for dtype in (np.int8, np.int16, np.int32):
         info = np.iinfo(dtype)
         if ids.size == 0 or (info.min <= ids.min() and ids.max() <= info.max):
             return ids.astype(dtype)
     return ids
+
+
+def _row(packed: np.ndarray, start: int, length: int) -> list[int]:
+    """One text's values of one tokenizer output, from its chunk's array packed by :func:`_compact`."""
+    if packed.ndim == 0:
+        return [int(packed)] * int(length)
+    return packed[start : start + length].tolist()
 
 
 def _keep_first_layers(hf_model, layers: int, model_id: str) -> None:

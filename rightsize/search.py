@@ -780,9 +780,9 @@ class _Search:
         return (f"costs at least {human_joules(bound)}/query by the rates measured so far; "
                 f"{incumbent['rung']} is adequate at {human_joules(incumbent['joules_per_query'])}/query")
 
-    def _standing(self, study) -> "_Standing":
+    def _standing(self, study, trials: list | None = None) -> "_Standing":
         """The study's records so far: the incumbent, the cost model, the encoders already run."""
-        records = study_records(study)
+        records = study_records(study, trials)
         done = tuple(sorted(r["key"] for r in records))
         if self._standing_memo is None or self._standing_memo[0] != done:
             self._standing_memo = (done, _Standing(records, self.target, self.metric))
@@ -808,7 +808,7 @@ class _Search:
             return
         busy = {t.user_attrs.get("config_key") for t in trials if t.state == TrialState.RUNNING or (
             t.state.is_finished() and t.user_attrs.get("outcome") in (*EVALUATED, SKIPPED))}
-        standing = self._standing(study)
+        standing = self._standing(study, trials)
         rung = next((r for r, key in self.ladder if key not in busy), None)
         if rung is None:
             ceiling = math.inf
@@ -818,7 +818,7 @@ class _Search:
         anchor = standing.incumbent or standing.best
         candidates = []
         if anchor is not None and anchor["rung"] in self.space.names:
-            searched = _searched_of(study, anchor["key"])
+            searched = _searched_of(trials, anchor["key"])
             space = self.space[anchor["rung"]]
             for values in space.neighbours(searched) if searched is not None else []:
                 spec = space.spec_for(values)
@@ -871,24 +871,27 @@ class _Search:
             self.stopped = reason
             study.stop()
 
-    def _evaluated_keys(self, study) -> set[str]:
+    def _evaluated_keys(self, study, trials: list | None = None) -> set[str]:
         """Config keys of the study's finished trials that evaluated (or reused) a config."""
         finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-        return {t.user_attrs["config_key"] for t in study.get_trials(deepcopy=False, states=finished)
-                if t.user_attrs.get("outcome") in EVALUATED and "config_key" in t.user_attrs}
+        trials = study.get_trials(deepcopy=False) if trials is None else trials
+        return {t.user_attrs["config_key"] for t in trials
+                if t.state in finished and t.user_attrs.get("outcome") in EVALUATED and "config_key" in t.user_attrs}
 
     def _stop_reason(self, study) -> str:
-        keys = self._evaluated_keys(study)
+        trials = study.get_trials(deepcopy=False)  # once: each read is a query of the storage
+        keys = self._evaluated_keys(study, trials)
         if len(keys) >= self.space.size:
             return f"every config of the space evaluated ({self.space.size})"
-        skipped = {t.user_attrs["config_key"] for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-                   if t.user_attrs.get("outcome") == SKIPPED and "config_key" in t.user_attrs}
+        skipped = {t.user_attrs["config_key"] for t in trials
+                   if t.state == TrialState.PRUNED and t.user_attrs.get("outcome") == SKIPPED
+                   and "config_key" in t.user_attrs}
         if len(keys | skipped) >= self.space.size:
             return f"every config of the space evaluated or ruled out by cost ({self.space.size})"
         if len(keys) >= self.r.trials:
             return f"{self.r.trials} configs evaluated (--trials)"
         if self.r.budget_joules is not None:
-            spent, mean = self.study_energy(study)
+            spent, mean = self.study_energy(study, trials)
             if spent >= self.r.budget_joules or spent + mean > self.r.budget_joules:
                 return (f"energy budget: the search has used {spent:.3g} J of {self.r.budget_joules:g} J and a "
                         f"trial costs {mean:.3g} J on average (--budget-joules)")
@@ -897,9 +900,9 @@ class _Search:
                     f"times in a row")
         return ""
 
-    def study_energy(self, study) -> tuple[float, float]:
+    def study_energy(self, study, trials: list | None = None) -> tuple[float, float]:
         """Energy of the whole study (every worker's trials) and the mean of its evaluating trials."""
-        trials = study.get_trials(deepcopy=False)
+        trials = study.get_trials(deepcopy=False) if trials is None else trials
         total = sum(float(t.user_attrs.get("search_joules", 0.0)) for t in trials)
         evaluating = [float(t.user_attrs.get("search_joules", 0.0)) for t in trials
                       if t.user_attrs.get("outcome") in ("complete", "pruned", "failed")]
@@ -993,18 +996,18 @@ def _encoder_identity(spec) -> tuple:
     return (spec.model, spec.knobs.get("layers"), settings_of(spec))
 
 
-def _searched_of(study, key: str) -> dict | None:
+def _searched_of(trials: list, key: str) -> dict | None:
     """The searched knob values of the trial that evaluated config ``key``."""
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         if t.user_attrs.get("config_key") == key and isinstance(t.user_attrs.get("searched"), dict):
             return t.user_attrs["searched"]
     return None
 
 
-def study_records(study) -> list[dict]:
+def study_records(study, trials: list | None = None) -> list[dict]:
     """The records of the study's trials (every worker's), one per config key, in trial order."""
     out: dict[str, dict] = {}
-    for t in study.get_trials(deepcopy=False):
+    for t in study.get_trials(deepcopy=False) if trials is None else trials:
         record = t.system_attrs.get(RECORD_ATTR)
         if isinstance(record, dict) and "key" in record:
             out.setdefault(record["key"], record)
