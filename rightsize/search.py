@@ -38,9 +38,8 @@ How it works, and why:
   same key is complete, pruned, failed or running, it steps back as a ``duplicate`` (told to the
   sampler as pruned and infeasible, so TPE does not propose it again and again); a key already in
   ``runs.jsonl`` is reused, not re-evaluated. Since every trial writes before it reads, of two trials with the same key the later
-  writer always sees the earlier one: two workers can never both evaluate a config. The race we
-  accept: when both write before either reads, both step back and the config waits until it is
-  sampled again.
+  writer always sees the earlier one: two workers can never both evaluate a config. When both write before either reads, both step
+  back; a stepped-back trial claims nothing, and each worker queues the config once more.
 * **Storage, workers, resume.** The study lives in a SQLite file of the run folder by default, or in
   any database Optuna's ``RDBStorage`` takes (``postgresql://...``); processes with the same study
   name share it. Heartbeats mark a dead worker's running trial failed after ``GRACE_S`` seconds and
@@ -503,6 +502,7 @@ class _Search:
         self.spent: dict[str, float] = {"evaluations": 0.0, "pruned": 0.0}
         self.stopped = ""
         self.proposals_in_a_row = 0  # proposals that evaluated nothing (duplicates, skips), in a row
+        self.retried: set[str] = set()  # configs this worker queued again after a race (once each)
         self._standing_memo: tuple[tuple, _Standing] | None = None
         self.ladder = [(r, evaluation_key(self.ident, r.base, self.plan, self.context)) for r in space.rungs]
         self.ladder_keys = {key for _, key in self.ladder}
@@ -846,6 +846,12 @@ class _Search:
         outcome.adequate = other.user_attrs.get("adequate")
         trial.set_user_attr("search_joules", self._segment())
         self._tell_progress(outcome)
+        if other.state == TrialState.RUNNING and outcome.key not in self.retried:
+            # Two trials of one config that write their keys before either reads both step back, and
+            # TPE, told "infeasible", would not propose it again: queue it once more from here. If
+            # the other trial was really evaluating it, the retry is a cheap duplicate of it.
+            self.retried.add(outcome.key)
+            trial.study.enqueue_trial(trial.params)
         if self.r.objective == "pareto" and other.state == TrialState.COMPLETE:
             return other.values
         # To TPE a duplicate is a miss, not one more observation of a good point: told as a second
@@ -957,8 +963,8 @@ def _claimed(study, me: int, key: str):
     state = TrialState
     found = []
     for t in study.get_trials(deepcopy=False):
-        if t.number == me or t.user_attrs.get("config_key") != key or t.user_attrs.get("outcome") == SKIPPED:
-            continue  # a skipped config is decided again when proposed again (the incumbent may have moved)
+        if t.number == me or t.user_attrs.get("config_key") != key or t.user_attrs.get("outcome") in (SKIPPED, DUPLICATE):
+            continue  # neither evaluated anything: a skipped config is decided again (the incumbent may have moved)
         if t.state in (state.COMPLETE, state.PRUNED, state.RUNNING) or (
                 t.state == state.FAIL and t.user_attrs.get("outcome") == "failed"):
             found.append(t)
