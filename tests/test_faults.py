@@ -28,8 +28,12 @@ from rightsize.rungs.base import Rung
 
 LAUNCHER = textwrap.dedent('''
     """The rightsize CLI with one extra rung kind whose fit sleeps (only while SLEEPY_MARKER is set)."""
-    import os, sys, time
+    import os, signal, sys, time
     from pathlib import Path
+
+    # Ctrl-C as in a terminal, even when the test run itself was started in the background, where
+    # the shell ignores SIGINT and a child would inherit that and never see KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     from rightsize.rungs import register
     from rightsize.rungs.base import Rung
