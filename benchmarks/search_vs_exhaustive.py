@@ -254,7 +254,7 @@ def _task_with_target(name: str, which: str, out: Path, args) -> tuple[Path, dic
     doc = yaml.safe_load(path.read_text())
     doc["target"] = {"min": args.min_by_task[name]}
     # The copy lives elsewhere: its data paths must not depend on the task folder.
-    doc["data"] = {split: str(p) for split, p in task.data.items()} if isinstance(task.data, dict) else doc["data"]
+    doc["data"] = {split: str(p) for split, p in task.data.items()}
     out.mkdir(parents=True, exist_ok=True)
     copy = out / f"{name}-min.yaml"
     copy.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -65,7 +65,6 @@ import math
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 import warnings
@@ -825,7 +824,7 @@ class _Search:
                 if evaluation_key(self.ident, spec, self.plan, self.context) in busy:
                     continue
                 bound = standing.cost.lower_bound(spec)
-                if (bound if bound is not None else 0.0) < ceiling or (bound is None and ceiling == math.inf):
+                if (bound or 0.0) < ceiling:  # an unknown bound counts as 0: queued unless the rung's cost is unknown
                     candidates.append((bound or 0.0, space.params(values)))
         for _, params in sorted(candidates, key=lambda c: c[0]):
             study.enqueue_trial(params, skip_if_exists=True)

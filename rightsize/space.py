@@ -85,14 +85,14 @@ class RungSpace:
         """The RungSpec of this rung with ``values`` for its searched knobs (canonical knobs)."""
         knobs = dict(self.base.knobs)
         for knob, value in values.items():
-            if value == self.own[knob] and type(value) is type(self.own[knob]):
+            if _same(value, self.own[knob]):
                 continue  # the rung's own value: leave the config as the ladder wrote it
             knobs[knob] = value
         return RungSpec(self.base.name, self.base.kind, self.base.model, knobs)
 
     def default_params(self) -> dict[str, Any]:
         """Trial parameters of the rung as the ladder gives it (what "small first" enqueues)."""
-        return {PARAM_RUNG: self.name, **{self.param(d.knob): self.own[d.knob] for d in self.dims}}
+        return self.params({d.knob: self.own[d.knob] for d in self.dims})
 
     def params(self, values: dict[str, Any]) -> dict[str, Any]:
         """Trial parameters (what ``enqueue_trial`` takes) of this rung with ``values``."""
@@ -266,7 +266,7 @@ def _canonical(name: str, knob: Knob, values: list, shape: "_ModelShape | None")
         if nullable and shape is not None and v is not None:
             if (name == "layers" and v == shape.layers) or (name == "max_length" and v == shape.max_length):
                 v = None
-        if not any(v == o and type(v) is type(o) for o in out):
+        if not any(_same(v, o) for o in out):
             out.append(v)
     return out
 
