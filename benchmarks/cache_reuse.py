@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--limit", type=int, default=500)
     p.add_argument("--meter", default="auto")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="the rungs' threads knob (torch and FAISS)")
+    p.add_argument("--threads", type=int, default=None, help="the rungs' threads knob (torch, FAISS and BLAS)")
     args = p.parse_args(argv)
     C.quiet()
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     from rightsize.evaluate import EvalPlan, evaluate_rung
     from rightsize.models import resolve_model
     from rightsize.rungs import RunContext, RungSpec
-    from rightsize.rungs.encoder_rung import set_threads
+    from rightsize.threads import set_threads
     from rightsize.tasks import load_data, load_task
 
     data = load_data(load_task(C.ROOT / "tasks" / "trec6.yaml"))

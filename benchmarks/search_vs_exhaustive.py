@@ -21,7 +21,8 @@ For each space and task (Banking77, TREC-6; validation sample ``--limit``, train
   ``min`` (an absolute target from ``--min-targets``, in a copy of the task file). The exhaustive
   records do not depend on the target, so one exhaustive run serves both.
 
-Each of these runs gets its own empty embedding cache (so no run profits from another's
+``--threads`` holds torch, FAISS and BLAS (the heads' scikit-learn fits) to that many threads for
+the whole process. Each of these runs gets its own empty embedding cache (so no run profits from another's
 encodings, while each profits from its own, as a user's run would) and its own run folder. Energy
 is one meter window around each run: every evaluation plus, for the search, sampling and storage.
 Models and libraries are loaded once before anything is measured, so no run pays the process's
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--train-limit", type=int, default=500)
     p.add_argument("--meter", default="auto")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, help="torch and FAISS threads for every run (default: torch's)")
+    p.add_argument("--threads", type=int, help="torch, FAISS and BLAS threads for every run (default: as the process has them)")
     p.add_argument("--quick", action="store_true", help="TREC-6 only, 2 seeds, small samples: a smoke run")
     p.add_argument("--out", type=Path, help="keep the run folders here (default: a temporary folder)")
     args = p.parse_args(argv)
@@ -123,9 +124,13 @@ def main(argv: list[str] | None = None) -> None:
     args.min_by_task = {k: float(v) for k, v in (pair.split("=") for pair in args.min_targets.split(",") if pair)}
     C.quiet()
     if args.threads:
+        # For the whole process, not through the rungs' threads knob: the knob would change every
+        # config's evaluation key and is undone after each config.
         import faiss
         import torch
+        from threadpoolctl import threadpool_limits
 
+        threadpool_limits(limits=args.threads, user_api="blas")  # the heads' fits (scikit-learn)
         torch.set_num_threads(args.threads)
         faiss.omp_set_num_threads(args.threads)
 
@@ -216,6 +221,7 @@ def target_figures(name: str, ladder: Path, out: Path, task_file: Path, target: 
             "joules": run["joules"], "configs_evaluated": run["evaluated"], "skipped": run["skipped"],
             "pruned": run["pruned"], "pruned_joules": run["pruned_joules"],
             "answer": None if pick is None else _label(pick), "same": same, "agrees": same or close,
+            "stopped": run["stopped"],
         })
         C.log(f"{name}: seed {run['seed']}: {rows[-1]['energy_fraction']:.0%} of the energy, "
               f"answer {rows[-1]['answer']} ({'agrees' if rows[-1]['agrees'] else 'differs'})")
@@ -333,7 +339,7 @@ def run_one_search(task_file: Path, ladder: Path, out: Path, seed: int, args) ->
             "pruned": sum(1 for t in result.trials if t.outcome == "pruned"),
             "skipped": sum(1 for t in result.trials if t.outcome == "skipped"),
             "pruned_joules": result.energy["pruned_joules"],
-            "pick": rec.chosen if rec is not None else None}
+            "stopped": result.stopped, "pick": rec.chosen if rec is not None else None}
 
 
 def _label(entry: dict) -> str:

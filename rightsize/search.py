@@ -32,7 +32,10 @@ How it works, and why:
   one-knob neighbours of the incumbent (or, while nothing is adequate, of the best config so far)
   that are bounded cheaper than that rung: fewer layers, int8, another head setting, where a cheaper
   adequate config is likeliest, so one may turn up before a large rung has to run. After the
-  ladder, each new incumbent's neighbours are queued ahead of TPE's proposals.
+  ladder, each new incumbent's neighbours are queued first; then, in a space small enough to
+  enumerate, the config with the least cost bound among those that could still be the answer,
+  until none is left (a stop reason: the answer is then certain within the space). TPE proposes
+  while nothing is adequate, and in spaces too large to enumerate.
 * **No config twice.** A trial's config key is the evaluation key of ``runs.jsonl``. A trial first
   writes its key into the study (a user attribute), then reads every other trial: if one with the
   same key is complete, pruned, failed or running, it steps back as a ``duplicate`` (told to the
@@ -91,6 +94,7 @@ log = logging.getLogger(__name__)
 
 STEPS = (0.25, 0.5, 1.0)
 MIN_PRUNE_EXAMPLES = 30
+ENUMERATE_MAX = 5_000  # spaces up to this size are enumerated once an answer exists (_queue_cheapest)
 HEARTBEAT_S = 10
 GRACE_S = 60
 STUDY_FILE = "study.db"
@@ -503,6 +507,8 @@ class _Search:
         self.proposals_in_a_row = 0  # proposals that evaluated nothing (duplicates, skips), in a row
         self.retried: set[str] = set()  # configs this worker queued again after a race (once each)
         self._standing_memo: tuple[tuple, _Standing] | None = None
+        self._configs: list[tuple] | None = None  # the space enumerated, with keys (see _enumerated)
+        self.exhausted = ""  # set when no config left could be the answer (see _queue_cheapest)
         self.ladder = [(r, evaluation_key(self.ident, r.base, self.plan, self.context)) for r in space.rungs]
         self.ladder_keys = {key for _, key in self.ladder}
         self._current: int | None = None  # the trial this worker is running
@@ -662,7 +668,7 @@ class _Search:
             return self._duplicate(trial, other, outcome)
         record = self._recorded(key)
         if record is None and self.r.objective == "smallest":
-            reason = self._ruled_out(trial.study, spec, key)
+            reason = self._ruled_out(self._standing(trial.study), spec, key)
             if reason:
                 return self._skip(trial, outcome, reason)
         self.proposals_in_a_row = 0
@@ -763,9 +769,8 @@ class _Search:
             log.warning("trial record %s is not comparable with the study's records; no adequacy", record["key"])
         return verdict
 
-    def _ruled_out(self, study, spec, key: str) -> str:
+    def _ruled_out(self, standing: "_Standing", spec, key: str) -> str:
         """Why ``spec`` cannot be the answer, judged before spending anything on it ('' when it may be)."""
-        standing = self._standing(study)
         incumbent = standing.incumbent
         if incumbent is None:
             return ""
@@ -800,13 +805,16 @@ class _Search:
     def _plan_next(self, study) -> None:
         """Queue what runs next, when nothing is queued: the next ladder rung, preceded by the one-knob
         neighbours of the answer so far (or, while nothing is adequate, of the best config so far)
-        that are bounded cheaper than that rung. Past the ladder: the neighbours of each new answer;
-        TPE proposes the rest."""
+        that are bounded cheaper than that rung. Past the ladder: the neighbours of each new answer,
+        then the cheapest config that could still be the answer (:meth:`_queue_cheapest`); TPE
+        proposes while nothing is adequate, or when the space is too large to enumerate."""
         trials = study.get_trials(deepcopy=False)
         if any(t.state == TrialState.WAITING for t in trials):
             return
-        busy = {t.user_attrs.get("config_key") for t in trials if t.state == TrialState.RUNNING or (
-            t.state.is_finished() and t.user_attrs.get("outcome") in (*EVALUATED, SKIPPED))}
+        taken = {t.user_attrs.get("config_key") for t in trials if t.state == TrialState.RUNNING or (
+            t.state.is_finished() and t.user_attrs.get("outcome") in EVALUATED)}
+        busy = taken | {t.user_attrs.get("config_key") for t in trials
+                        if t.state.is_finished() and t.user_attrs.get("outcome") == SKIPPED}
         standing = self._standing(study, trials)
         rung = next((r for r, key in self.ladder if key not in busy), None)
         if rung is None:
@@ -830,6 +838,40 @@ class _Search:
             study.enqueue_trial(params, skip_if_exists=True)
         if rung is not None:
             study.enqueue_trial(rung.default_params(), skip_if_exists=True)
+        elif not candidates and standing.incumbent is not None:
+            self._queue_cheapest(study, standing, taken)
+
+    def _queue_cheapest(self, study, standing: "_Standing", taken: set) -> None:
+        """Queue the config with the least cost bound among those not evaluated that could still be
+        the answer, or, when there is none, record that the space is exhausted (a stop reason).
+
+        Why not TPE here: once a config is adequate, the answer is among the configs not bounded
+        above it, and every one of them has to be evaluated before the answer is certain; TPE, which
+        knows nothing of the bound, kept proposing configs that were ruled out (each proposal a
+        trial written to the storage) and never said when nothing was left. Cheapest first, because
+        a cheaper adequate config rules out more of the rest."""
+        configs = self._enumerated()
+        if configs is None:
+            return  # too many to enumerate: TPE proposes, the skip rule still applies
+        choice = None
+        for name, values, spec, key in configs:
+            if key in taken or self._ruled_out(standing, spec, key):
+                continue
+            bound = standing.cost.lower_bound(spec) or 0.0
+            if choice is None or bound < choice[0]:
+                choice = (bound, name, values)
+        if choice is None:
+            self.exhausted = f"every config of the space evaluated or ruled out by cost ({self.space.size})"
+        else:
+            study.enqueue_trial(self.space[choice[1]].params(choice[2]))
+
+    def _enumerated(self) -> list[tuple] | None:
+        """Every config of the space with its evaluation key (computed once), or None when the space
+        has more than ENUMERATE_MAX configs."""
+        if self._configs is None and self.space.size <= ENUMERATE_MAX:
+            self._configs = [(name, values, spec, evaluation_key(self.ident, spec, self.plan, self.context))
+                             for name, values, spec in self.space.configs()]
+        return self._configs
 
     def _duplicate(self, trial, other, outcome: TrialOutcome):
         self.proposals_in_a_row += 1
@@ -888,11 +930,8 @@ class _Search:
         keys = self._evaluated_keys(study, trials)
         if len(keys) >= self.space.size:
             return f"every config of the space evaluated ({self.space.size})"
-        skipped = {t.user_attrs["config_key"] for t in trials
-                   if t.state == TrialState.PRUNED and t.user_attrs.get("outcome") == SKIPPED
-                   and "config_key" in t.user_attrs}
-        if len(keys | skipped) >= self.space.size:
-            return f"every config of the space evaluated or ruled out by cost ({self.space.size})"
+        if self.exhausted:
+            return self.exhausted
         if len(keys) >= self.r.trials:
             return f"{self.r.trials} configs evaluated (--trials)"
         if self.r.budget_joules is not None:

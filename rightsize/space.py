@@ -13,7 +13,7 @@ Which values a knob takes, first match wins:
    (``layers`` 1..N of the model, ``max_length`` below the model's maximum, ``precision``
    fp32/bf16/int8 on CPU and fp32/bf16/fp16 on GPU, ``threads`` 1, 2, 4.. up to the cores,
    ``attn_implementation`` sdpa/eager, plus flash_attention_2 on GPU when ``flash_attn`` is
-   installed), kept within the knob's min/max;
+   installed and the architecture has a FlashAttention path), kept within the knob's min/max;
 4. the knob's own ``choices`` (e.g. the kNN ``index``);
 5. otherwise the knob stays at the rung's value.
 
@@ -239,7 +239,7 @@ def _dynamic_grid(name: str, knob: Knob, shape: "_ModelShape | None", device: st
         return list(GPU_PRECISIONS if gpu else CPU_PRECISIONS)
     if name == "attn_implementation":
         values = [None, "eager"]  # None: the model's own kernel (sdpa where supported)
-        if gpu and _flash_attn_installed():
+        if gpu and _flash_attn_installed() and shape is not None and shape.supports_flash_attention():
             values.append("flash_attention_2")
         return values
     if name == "threads":
@@ -314,6 +314,19 @@ class _ModelShape:
                       config.get("max_position_embeddings")]
         self.max_length: int | None = next(
             (int(c) for c in candidates if isinstance(c, (int, float)) and 0 < c < 1_000_000), None)
+        self.folder = folder
+
+    def supports_flash_attention(self) -> bool:
+        """Whether transformers has a FlashAttention path for this architecture (the model class's
+        own flag; MPNet, for one, has none, and asking for it fails the load). False when unknown."""
+        try:
+            from transformers import AutoConfig
+            from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+            cls = MODEL_MAPPING[type(AutoConfig.from_pretrained(str(self.folder), local_files_only=True))]
+        except Exception:  # noqa: BLE001 — an architecture transformers cannot name: do not offer it
+            return False
+        return bool(getattr(cls, "_supports_flash_attn", False) or getattr(cls, "_supports_flash_attn_2", False))
 
 
 def _read_json(path: Path) -> Any:

@@ -180,20 +180,26 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def _read_utf8(path: Path, cannot: str, hint: str = "") -> str:
+    """A whole file's text (UTF-8, a BOM dropped), or a one-line error naming the file and the line
+    of the first bad byte."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise RightsizeError(f"{path}: {cannot}: {e.strerror or e}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise RightsizeError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[e.start]:02x}){hint}") from None
+
+
 def _read_yaml(path: Path) -> Any:
     if not path.exists():
         raise RightsizeError(f"{path}: task file not found")
     if path.is_dir():
         raise RightsizeError(f"{path}: task file is a directory, expected a YAML file")
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise RightsizeError(f"{path}: cannot read task file: {e.strerror or e}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise RightsizeError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[e.start]:02x})") from None
+    text = _read_utf8(path, "cannot read task file")
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as e:
@@ -528,18 +534,7 @@ def _read_folder(p: Path) -> tuple[list[str], list[str]]:
         if not files:
             log.warning("%s: label folder has no files; ignored", class_dir)
         for f in files:
-            try:
-                raw = f.read_bytes()
-            except OSError as e:
-                raise RightsizeError(f"{f}: cannot read: {e.strerror or e}") from None
-            try:
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError as e:
-                line = raw[: e.start].count(b"\n") + 1
-                raise RightsizeError(
-                    f"{f}:{line}: not valid UTF-8 (byte 0x{raw[e.start]:02x}); re-encode the file as UTF-8"
-                ) from None
-            text = text.replace("\r\n", "\n")
+            text = _read_utf8(f, "cannot read", "; re-encode the file as UTF-8").replace("\r\n", "\n")
             if not text.strip():
                 raise RightsizeError(f"{f}: text is empty or whitespace-only")
             texts.append(text)

@@ -118,20 +118,29 @@ def test_index_kinds_find_the_exact_neighbour(kind):
 def test_a_configs_thread_count_does_not_leak_into_the_next_config(data, tiny_encoder):
     import faiss
     import torch
+    from threadpoolctl import threadpool_info
 
-    from rightsize.rungs import encoder_rung
+    from rightsize import threads
 
-    saved = (torch.get_num_threads(), faiss.omp_get_max_threads(), dict(encoder_rung._BEFORE))
-    encoder_rung._BEFORE.clear()
+    blas = lambda: [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]  # noqa: E731
+    saved = (torch.get_num_threads(), faiss.omp_get_max_threads(), dict(threads._BEFORE))
+    threads._BEFORE.clear()
     torch.set_num_threads(2)
     faiss.omp_set_num_threads(2)
+    before = blas()
     try:
+        threads.set_threads(1)  # torch, FAISS and the BLAS of the heads' fits
+        assert (torch.get_num_threads(), faiss.omp_get_max_threads()) == (1, 1) and set(blas()) == {1}
+        threads.restore_threads()
+        assert blas() == before
         one = RungSpec("knn-1", "knn", str(tiny_encoder), {"threads": 1})
         assert evaluate_rung(data, one, make_meter("estimate"), RunContext(), EvalPlan(limit=10))["status"] == "ok"
         # threads unset means "as the process had it", not the previous config's single thread
-        assert (torch.get_num_threads(), faiss.omp_get_max_threads()) == (2, 2)
+        assert (torch.get_num_threads(), faiss.omp_get_max_threads()) == (2, 2) and blas() == before
     finally:
         torch.set_num_threads(saved[0])
         faiss.omp_set_num_threads(saved[1])
-        encoder_rung._BEFORE.clear()
-        encoder_rung._BEFORE.update(saved[2])
+        threads._BEFORE.clear()
+        threads._BEFORE.update(saved[2])
+
+

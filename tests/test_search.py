@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -100,6 +101,26 @@ def test_default_grids_respect_the_device_and_the_knob_schema(tiny_encoder):
     assert cpu["batch_size"] == (16, 32, 64, 128)
     assert "max_length" not in cpu  # the tiny model's maximum (32) is the smallest grid value
     assert cpu["index"] == ("flat", "hnsw", "ivf") and cpu["attn_implementation"] == (None, "eager")
+
+
+def test_flash_attention_is_offered_on_gpu_only_where_flash_attn_and_the_architecture_support_it(
+        tiny_encoder, tmp_path, monkeypatch):
+    from rightsize import space as space_module
+
+    def attn(model: str, device: str) -> tuple:
+        ladder = parse_ladder({"rungs": [{"name": "knn", "kind": "knn", "model": model}]}, "l.yaml")
+        return {d.knob: d.values for d in build_space(ladder, device)["knn"].dims}["attn_implementation"]
+
+    monkeypatch.setattr(space_module, "_flash_attn_installed", lambda: True)
+    assert attn(str(tiny_encoder), "cuda") == (None, "eager", "flash_attention_2")  # BERT has the path
+    assert attn(str(tiny_encoder), "cpu") == (None, "eager")
+    unknown = tmp_path / "unknown"  # an architecture transformers cannot name: not offered
+    shutil.copytree(tiny_encoder, unknown)
+    for path in unknown.rglob("config.json"):  # the transformer module's config
+        path.write_text(json.dumps({**json.loads(path.read_text()), "model_type": "no-such-architecture"}))
+    assert attn(str(unknown), "cuda") == (None, "eager")
+    monkeypatch.setattr(space_module, "_flash_attn_installed", lambda: False)
+    assert attn(str(tiny_encoder), "cuda") == (None, "eager")
 
 
 def test_neighbours_are_one_knob_away_in_value_order(tiny_encoder):
@@ -337,6 +358,22 @@ def test_cheaper_neighbours_of_the_answer_run_before_a_larger_rung(task, tmp_pat
     # it runs before big-knn, which cannot undercut either and is skipped.
     assert [(o.rung, o.searched, o.outcome) for o in outcomes][:3] == [
         ("small-knn", {"k": 5}, "complete"), ("small-knn", {"k": 3}, "complete"), ("big-knn", {}, "skipped")]
+
+
+def test_past_the_ladder_the_configs_that_could_still_be_the_answer_run_cheapest_first_then_it_stops(
+        task, tmp_path, tiny_encoder, wide_encoder):
+    ladder = _small_and_big(tmp_path, tiny_encoder, wide_encoder,
+                            "{knobs: [], space: {small-knn: {k: [1, 3, 5]}, big-knn: {k: [3, 5]}}}", k=", k: 5")
+    out = tmp_path / "run"
+    outcomes = []
+    result = run_search(request(_task_with(task, "{min: 0.2}"), ladder, out, trials=10), on_trial=outcomes.append)
+    # Every small-knn config runs (each could undercut the answer); big-knn's rung is skipped once,
+    # and its other two configs are never proposed: the search knows they are ruled out and stops.
+    assert sorted(o.searched["k"] for o in outcomes if o.rung == "small-knn") == [1, 3, 5]
+    assert all(o.outcome == "complete" for o in outcomes if o.rung == "small-knn")
+    assert [(o.rung, o.outcome) for o in outcomes if o.rung == "big-knn"] == [("big-knn", "skipped")]
+    assert len(outcomes) == 4 and len(study_of(out).trials) == 4
+    assert result.stopped == "every config of the space evaluated or ruled out by cost (6)"
 
 
 def test_with_a_within_target_the_ladders_rungs_are_evaluated_they_set_the_bar(

@@ -8,6 +8,7 @@ import numpy as np
 
 from rightsize.encoder import PRECISIONS, Encoder
 from rightsize.rungs.base import Knob, Rung
+from rightsize.threads import set_threads
 
 ENCODER_KNOBS = {
     "batch_size": Knob(int, 64, min=1, max=8192, help="texts per forward pass"),
@@ -18,7 +19,7 @@ ENCODER_KNOBS = {
     # for MPNet, which has no sdpa kernel in transformers 5) — so the default ladder always loads.
     "attn_implementation": Knob(str, None, choices=("sdpa", "eager", "flash_attention_2"), nullable=True,
                                 help="attention kernel (default: the model's own)"),
-    "threads": Knob(int, None, min=1, max=1024, nullable=True, help="CPU threads for torch and FAISS"),
+    "threads": Knob(int, None, min=1, max=1024, nullable=True, help="CPU threads for torch, FAISS and BLAS"),
 }
 
 
@@ -66,30 +67,3 @@ def make_encoder(rung: Rung, model: str, knobs: dict) -> Encoder:
         meter=rung.meter,
         ledger=rung.ledger,
     )
-
-
-_BEFORE: dict[str, int] = {}  # thread counts as they were before the first config set its own
-
-
-def set_threads(threads: int | None) -> None:
-    if threads is None:
-        return
-    import faiss
-    import torch
-
-    _BEFORE.setdefault("torch", torch.get_num_threads())
-    _BEFORE.setdefault("faiss", faiss.omp_get_max_threads())
-    torch.set_num_threads(threads)
-    faiss.omp_set_num_threads(threads)
-
-
-def restore_threads() -> None:
-    """Undo :func:`set_threads` once a config is done: torch and FAISS thread counts are process-wide,
-    and the next config with ``threads`` unset means "as the process had it", not the last count."""
-    if not _BEFORE:
-        return
-    import faiss
-    import torch
-
-    torch.set_num_threads(_BEFORE["torch"])
-    faiss.omp_set_num_threads(_BEFORE["faiss"])

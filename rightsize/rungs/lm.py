@@ -27,7 +27,8 @@ from rightsize.errors import RightsizeError
 from rightsize.retrieval import INDEX_KINDS, build_index, index_bytes, search
 from rightsize.rungs import register
 from rightsize.rungs.base import Knob, Rung, RungSpec
-from rightsize.rungs.encoder_rung import ENCODER_KNOBS, make_encoder, set_threads
+from rightsize.rungs.encoder_rung import ENCODER_KNOBS, make_encoder
+from rightsize.threads import set_threads
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class LmRung(Rung):
         "max_length": Knob(int, 128, min=4, max=8192, help="tokens kept of each text (query and shots)"),
         "batch_size": Knob(int, 8, min=1, max=4096, help="prompts per forward pass (each with all labels)"),
         "precision": Knob(str, "fp32", choices=("fp32", "bf16", "fp16", "int8"), help="LM weights and activations"),
-        "threads": Knob(int, None, min=1, max=1024, nullable=True, help="CPU threads for torch and FAISS"),
+        "threads": Knob(int, None, min=1, max=1024, nullable=True, help="CPU threads for torch, FAISS and BLAS"),
         "template": TemplateKnob(str, DEFAULT_TEMPLATE, help="prompt with {labels}, {shots}, {text}"),
         "normalize": Knob(str, "mean", choices=("mean", "sum"), help="label log-likelihood per token or summed"),
         "label_words": LabelWordsKnob(dict, None, nullable=True, help="label -> words (default: from the label)"),

@@ -6,6 +6,7 @@ from typing import Sequence
 
 from rightsize.rungs import register
 from rightsize.rungs.base import Knob, Rung
+from rightsize.threads import set_threads
 
 
 @register
@@ -15,9 +16,11 @@ class TfidfRung(Rung):
         "ngram_max": Knob(int, 2, min=1, max=3, help="word n-grams up to this length"),
         "max_features": Knob(int, 200_000, min=100, max=5_000_000, help="vocabulary cap"),
         "C": Knob(float, 10.0, min=1e-4, max=1e4, help="inverse regularization strength"),
+        "threads": Knob(int, None, min=1, max=1024, nullable=True, help="CPU threads for the classifier's BLAS"),
     }
 
     def load(self) -> None:
+        set_threads(self.k["threads"])
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
