@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
@@ -32,6 +32,7 @@ _windows = itertools.count()
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 TOKENIZE_CHUNK = 2048  # texts tokenized per call before packing (bounds the tokenizer's objects)
+CPU_PAD_SLACK = 1.5  # on the CPU a batch's padded tokens stay within 1.5x its real tokens (_batches)
 
 
 class Encoder:
@@ -118,6 +119,8 @@ class Encoder:
             # the kernel actually loaded: "sdpa" asked for and the default resolving to sdpa share entries
             "device": self.device, "batch_size": self.batch_size, "attn_implementation": self.attn_used,
             "threads": self.threads, "energy_source": self.meter.source,
+            # how texts are cut into batches changes what an encode costs (see _batches)
+            "batching": f"cpu-pad-{CPU_PAD_SLACK:g}" if self.device == "cpu" else "fixed",
         }
         namespace = self.cache.namespace(**facts)
         self.cache.describe_namespace(namespace, facts)
@@ -201,8 +204,7 @@ class Encoder:
         order = np.argsort(-lengths, kind="stable")  # longest first: a too-large batch fails early
         bar = _progress(n, f"encode {self.model_id.split('/')[-1]}", self.progress)
         with torch.inference_mode():
-            for start in range(0, n, self.batch_size):
-                idx = order[start : start + self.batch_size]
+            for idx in self._batches(order, lengths):
                 features = {k: [_row(packed[i // TOKENIZE_CHUNK][k], starts[i], lengths[i]) for i in idx]
                             for k in packed[0]}
                 batch = tokenizer.pad(features, return_tensors="pt")
@@ -211,6 +213,32 @@ class Encoder:
                 bar.update(len(idx))
         bar.close()
         return out, lengths
+
+    def _batches(self, order: np.ndarray, lengths: np.ndarray) -> Iterator[np.ndarray]:
+        """Runs of ``order`` (longest first) of at most ``batch_size`` texts each. On the CPU a run
+        also ends before the padding would exceed :data:`CPU_PAD_SLACK` times its real tokens.
+
+        Why: a batch is padded to its longest text, and on the CPU a forward pass costs about its
+        padded tokens. A 50-text slice of Banking77 (median 14 tokens, longest 93) in one batch of
+        64 took 1.45x the CPU time of the same texts cut by length (measured here with MiniLM-L6);
+        growing-subset scoring in `rightsize search` encodes exactly such slices. On a GPU a batch
+        costs about the same until the device is full, so there only ``batch_size`` cuts."""
+        if self.device != "cpu":
+            for start in range(0, len(order), self.batch_size):
+                yield order[start : start + self.batch_size]
+            return
+        start = 0
+        while start < len(order):
+            longest = int(lengths[order[start]])
+            real = longest
+            end = start + 1
+            while end < len(order) and end - start < self.batch_size:
+                with_next = real + int(lengths[order[end]])
+                if (end - start + 1) * longest > CPU_PAD_SLACK * with_next:
+                    break
+                real, end = with_next, end + 1
+            yield order[start:end]
+            start = end
 
     def _tokenize(self, texts: Sequence[str]) -> tuple[list[dict[str, np.ndarray]], np.ndarray, np.ndarray]:
         """Tokenize every text once, ``TOKENIZE_CHUNK`` texts at a time, into packed id arrays.

@@ -156,3 +156,27 @@ def test_the_checksum_is_over_the_same_bytes_as_before():
     assert _checksum(arrays) == h.hexdigest()
     arrays["vectors"] = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4))
     assert _checksum(arrays) == h.hexdigest()  # a non-contiguous input hashes as its C-order bytes
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_batches_cover_every_text_once_longest_first_within_the_batch_size(device):
+    enc = E.Encoder("unused", device=device, batch_size=4)
+    lengths = np.array([3, 40, 5, 5, 6, 38, 4, 4, 5, 3], dtype=np.int32)
+    order = np.argsort(-lengths, kind="stable")
+    batches = list(enc._batches(order, lengths))
+    assert np.array_equal(np.concatenate(batches), order) and all(len(b) <= 4 for b in batches)
+    if device == "cuda":  # a GPU batch costs about the same until the device is full: size cuts only
+        assert [len(b) for b in batches] == [4, 4, 2]
+    else:
+        # 40 38 6: 120 padded tokens for 84 real (within 1.5x); a 5 more would make 160 for 89: cut.
+        # Then 5 5 5 4 (20 for 19), then 4 3 3 (12 for 10).
+        assert [lengths[b].tolist() for b in batches] == [[40, 38, 6], [5, 5, 5, 4], [4, 3, 3]]
+        for b in batches:
+            assert len(b) * lengths[b].max() <= E.CPU_PAD_SLACK * lengths[b].sum()
+
+
+def test_a_text_longer_than_all_others_by_far_gets_a_batch_of_its_own():
+    enc = E.Encoder("unused", device="cpu", batch_size=64)
+    lengths = np.array([2] * 10 + [100], dtype=np.int32)
+    batches = list(enc._batches(np.argsort(-lengths, kind="stable"), lengths))
+    assert [len(b) for b in batches] == [1, 10]
