@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import struct
 from pathlib import Path
@@ -63,6 +64,22 @@ class CostModel:
         if rate is None:
             rate = min(self._rates.values()) * UNSEEN_SETTINGS
         return SAFETY * rate * weights
+
+
+    def estimate(self, spec: RungSpec) -> float:
+        """What the search orders configs by, cheapest first: compute weights times the least rate
+        measured for the config's settings, else for any settings, else 1 (weights alone, the same
+        implicit rate for every model). A config without a model (TF-IDF) is 0; a model whose
+        weights cannot be read is infinite (last: nothing says it is cheap)."""
+        if not spec.model or not rung_class(spec.kind).needs_model:
+            return 0.0
+        weights = compute_weights_of(spec)
+        if not weights:
+            return math.inf
+        rate = self._rates.get(settings_of(spec))
+        if rate is None:
+            rate = min(self._rates.values(), default=1.0)
+        return rate * weights
 
 
 def settings_of(spec: RungSpec) -> tuple:

@@ -14,7 +14,9 @@ How it works, and why:
   on (metric up, J/query down) instead, without pruning: a cheap inadequate config can still be on
   the Pareto front.
 * **Cheap trials.** The ladder's rungs go first, in ladder order, at their own knob values
-  (small rungs first), so the cheap configs and a first "best" are known early. A trial is fit once
+  (small rungs first), so the cheap configs and a first "best" are known early. With an absolute
+  (``min``) target in a space small enough to enumerate, the configs run cheapest first instead
+  (see "Cost bound" below). A trial is fit once
   and predicts nested, growing seeded parts of the validation split (``steps``, 25/50/100%); after
   each part it reports the metric's 95% bootstrap CI *upper* bound and :class:`AdequacyPruner` stops
   it when that bound is below the bar (``target.min``, or the best complete score so far minus
@@ -34,8 +36,13 @@ How it works, and why:
   adequate config is likeliest, so one may turn up before a large rung has to run. After the
   ladder, each new incumbent's neighbours are queued first; then, in a space small enough to
   enumerate, the config with the least cost bound among those that could still be the answer,
-  until none is left (a stop reason: the answer is then certain within the space). TPE proposes
-  while nothing is adequate, and in spaces too large to enumerate.
+  until none is left (a stop reason: the answer is then certain within the space). With a
+  ``min`` target that order applies from the first trial: adequacy does not depend on other
+  configs, and every config cheaper than the answer has to be evaluated before the answer is
+  certain, so cheapest first (by the cost model's estimate: compute weights times the rate
+  measured) spends nothing on a costlier config before the answer is found; the ladder's
+  order only matters for a ``within`` target, whose bar the large rungs set. TPE proposes while
+  nothing is adequate (``within``), and in spaces too large to enumerate.
 * **No config twice.** A trial's config key is the evaluation key of ``runs.jsonl``. A trial first
   writes its key into the study (a user attribute), then reads every other trial: if one with the
   same key is complete, pruned, failed or running, it steps back as a ``duplicate`` (told to the
@@ -582,7 +589,7 @@ class _Search:
             self.note(f"trials {', '.join(map(str, recovered))} were left running by a stopped worker; "
                       f"their configs are queued again")
         if self.r.objective == "smallest":
-            self._plan_next(study)  # the ladder's rungs first, one at a time (see _plan_next)
+            self._plan_next(study)  # the ladder's rungs (or, for a min target, the cheapest) first
         else:
             for params in self.space.small_first():
                 study.enqueue_trial(params, skip_if_exists=True)
@@ -807,7 +814,8 @@ class _Search:
         neighbours of the answer so far (or, while nothing is adequate, of the best config so far)
         that are bounded cheaper than that rung. Past the ladder: the neighbours of each new answer,
         then the cheapest config that could still be the answer (:meth:`_queue_cheapest`); TPE
-        proposes while nothing is adequate, or when the space is too large to enumerate."""
+        proposes while nothing is adequate, or when the space is too large to enumerate. For a
+        ``min`` target in a space that can be enumerated: cheapest first from the first trial."""
         trials = study.get_trials(deepcopy=False)
         if any(t.state == TrialState.WAITING for t in trials):
             return
@@ -816,6 +824,12 @@ class _Search:
         busy = taken | {t.user_attrs.get("config_key") for t in trials
                         if t.state.is_finished() and t.user_attrs.get("outcome") == SKIPPED}
         standing = self._standing(study, trials)
+        if self.rule == "min" and self._enumerated() is not None:
+            # An absolute target: the answer is certain only once every config cheaper than it has
+            # been evaluated, so cheapest first from the start spends nothing on a costlier config
+            # before the answer is found, and the ladder's order adds nothing.
+            self._queue_cheapest(study, standing, taken)
+            return
         rung = next((r for r, key in self.ladder if key not in busy), None)
         if rung is None:
             ceiling = math.inf
@@ -842,8 +856,9 @@ class _Search:
             self._queue_cheapest(study, standing, taken)
 
     def _queue_cheapest(self, study, standing: "_Standing", taken: set) -> None:
-        """Queue the config with the least cost bound among those not evaluated that could still be
-        the answer, or, when there is none, record that the space is exhausted (a stop reason).
+        """Queue the config with the least estimated cost (:meth:`CostModel.estimate`) among those not
+        evaluated that could still be the answer, or, when there is none, record that the space is
+        exhausted (a stop reason).
 
         Why not TPE here: once a config is adequate, the answer is among the configs not bounded
         above it, and every one of them has to be evaluated before the answer is certain; TPE, which
@@ -857,9 +872,9 @@ class _Search:
         for name, values, spec, key in configs:
             if key in taken or self._ruled_out(standing, spec, key):
                 continue
-            bound = standing.cost.lower_bound(spec) or 0.0
-            if choice is None or bound < choice[0]:
-                choice = (bound, name, values)
+            cost = standing.cost.estimate(spec)
+            if choice is None or cost < choice[0]:
+                choice = (cost, name, values)
         if choice is None:
             self.exhausted = f"every config of the space evaluated or ruled out by cost ({self.space.size})"
         else:

@@ -53,3 +53,16 @@ def test_an_unreadable_model_gives_no_bound(tmp_path):
     cost = CostModel()
     cost.observe(knn(tmp_path / "m"), {"joules_per_query": 1.0})
     assert cost.lower_bound(knn(tmp_path / "m")) is None
+
+
+def test_the_search_order_estimate_is_weights_times_the_rate_known(tiny_encoder, tmp_path):
+    cost = CostModel()
+    full, one = 2 * PER_LAYER + POOLER, PER_LAYER + POOLER
+    assert cost.estimate(RungSpec("t", "tfidf")) == 0.0  # no model: first
+    assert cost.estimate(knn(tiny_encoder)) == full  # nothing measured: compute weights alone order them
+    assert cost.estimate(knn(tiny_encoder, layers=1)) == one
+    cost.observe(knn(tiny_encoder), {"joules_per_query": 2.0})
+    assert cost.estimate(knn(tiny_encoder, layers=1)) == pytest.approx(2.0 * one / full)
+    assert cost.estimate(knn(tiny_encoder, precision="int8")) == pytest.approx(2.0)  # any rate known, no margin
+    (tmp_path / "config.json").write_text("{}")  # a model whose weights cannot be read: last
+    assert cost.estimate(knn(tmp_path)) == float("inf")

@@ -27,6 +27,7 @@ from rightsize.evaluate import StopEvaluation, evaluate_rung
 from rightsize.ladder import load_ladder, parse_ladder
 from rightsize.results import RunLog
 from rightsize.rungs import RunContext
+from rightsize import search as search_module
 from rightsize.search import AdequacyPruner, SearchRequest, _claimed, recover_dead_trials, run_search
 from rightsize.space import build_space
 from rightsize.tasks import load_data, load_task
@@ -334,22 +335,28 @@ def _task_with(task: Path, target: str) -> Path:
 
 
 def test_a_config_that_cannot_undercut_an_adequate_one_is_skipped_without_an_evaluation(
-        task, tmp_path, tiny_encoder, wide_encoder):
+        task, tmp_path, tiny_encoder, wide_encoder, monkeypatch):
+    monkeypatch.setattr(search_module, "ENUMERATE_MAX", 0)  # a space too large to enumerate: ladder, then TPE
     ladder = _small_and_big(tmp_path, tiny_encoder, wide_encoder)
     out = tmp_path / "run"
     outcomes = []
     # A random encoder is near chance (1/3) on 3 classes; its CI lower bound clears 0.2.
     result = run_search(request(_task_with(task, "{min: 0.2}"), ladder, out, trials=2), on_trial=outcomes.append)
-    assert [(o.rung, o.outcome) for o in outcomes] == [("small-knn", "complete"), ("big-knn", "skipped")]
+    assert [(o.rung, o.outcome) for o in outcomes][:2] == [("small-knn", "complete"), ("big-knn", "skipped")]
     assert outcomes[0].adequate and "costs at least" in outcomes[1].detail and outcomes[1].joules == 0.0
     assert [r["rung"] for r in RunLog(out, create=False).records()] == ["small-knn"]  # never encoded
-    assert result.stopped.startswith("every config of the space evaluated or ruled out by cost")
+    # TPE knows nothing of the bound: it proposes big-knn again, and the search stops when the
+    # proposals evaluate nothing 20 times in a row
+    assert {o.outcome for o in outcomes[2:]} <= {"skipped", "duplicate"}
+    assert result.stopped.startswith("the sampler proposed only evaluated or ruled-out configs 20 times")
     assert result.recommendation.chosen["rung"] == "small-knn"
     trial = study_of(out).trials[1]
     assert trial.state.name == "PRUNED" and trial.user_attrs["outcome"] == "skipped"
 
 
-def test_cheaper_neighbours_of_the_answer_run_before_a_larger_rung(task, tmp_path, tiny_encoder, wide_encoder):
+def test_cheaper_neighbours_of_the_answer_run_before_a_larger_rung(task, tmp_path, tiny_encoder, wide_encoder,
+                                                                   monkeypatch):
+    monkeypatch.setattr(search_module, "ENUMERATE_MAX", 0)  # the ladder's order, as in a large space
     ladder = _small_and_big(tmp_path, tiny_encoder, wide_encoder, "{knobs: [], space: {small-knn: {k: [3, 5]}}}",
                             k=", k: 5")
     outcomes = []
@@ -360,19 +367,20 @@ def test_cheaper_neighbours_of_the_answer_run_before_a_larger_rung(task, tmp_pat
         ("small-knn", {"k": 5}, "complete"), ("small-knn", {"k": 3}, "complete"), ("big-knn", {}, "skipped")]
 
 
-def test_past_the_ladder_the_configs_that_could_still_be_the_answer_run_cheapest_first_then_it_stops(
+def test_with_a_min_target_configs_run_cheapest_first_whatever_the_ladder_order_then_it_stops(
         task, tmp_path, tiny_encoder, wide_encoder):
-    ladder = _small_and_big(tmp_path, tiny_encoder, wide_encoder,
-                            "{knobs: [], space: {small-knn: {k: [1, 3, 5]}, big-knn: {k: [3, 5]}}}", k=", k: 5")
+    ladder = tmp_path / "l.yaml"  # the large rung first: a min target does not follow the ladder's order
+    ladder.write_text(f"rungs:\n  - {{name: big-knn, kind: knn, model: '{wide_encoder}'}}\n"
+                      f"  - {{name: small-knn, kind: knn, model: '{tiny_encoder}', k: 5}}\n"
+                      "search: {knobs: [], space: {small-knn: {k: [1, 3, 5]}, big-knn: {k: [3, 5]}}}\n")
     out = tmp_path / "run"
     outcomes = []
     result = run_search(request(_task_with(task, "{min: 0.2}"), ladder, out, trials=10), on_trial=outcomes.append)
-    # Every small-knn config runs (each could undercut the answer); big-knn's rung is skipped once,
-    # and its other two configs are never proposed: the search knows they are ruled out and stops.
-    assert sorted(o.searched["k"] for o in outcomes if o.rung == "small-knn") == [1, 3, 5]
-    assert all(o.outcome == "complete" for o in outcomes if o.rung == "small-knn")
-    assert [(o.rung, o.outcome) for o in outcomes if o.rung == "big-knn"] == [("big-knn", "skipped")]
-    assert len(outcomes) == 4 and len(study_of(out).trials) == 4
+    # Every small-knn config runs (each could undercut the answer); big-knn, bounded above the
+    # answer once small-knn has a measured rate, is never proposed, and the search knows to stop.
+    assert [o.rung for o in outcomes] == ["small-knn"] * 3
+    assert sorted(o.searched["k"] for o in outcomes) == [1, 3, 5] and all(o.outcome == "complete" for o in outcomes)
+    assert len(study_of(out).trials) == 3
     assert result.stopped == "every config of the space evaluated or ruled out by cost (6)"
 
 
