@@ -34,7 +34,8 @@ Why the two targets behave differently: with ``within`` the bar is the best conf
 so the search has to run the ladder's largest encoder at least once, and that one encode is most of
 what an exhaustive run (which encodes each encoder configuration once, thanks to the cache) costs:
 ``by_encoder`` in the output shows each encoder configuration's share. With ``min`` nothing
-costlier than an adequate config can change the answer, and the search skips it.
+costlier than an adequate config can change the answer: the search runs configs cheapest first and
+stops once nothing left could undercut the answer, so the large encoder never runs.
 
 Figures per task and target: the search's energy as a fraction of the exhaustive run's (mean and
 range over seeds), the agreement count, and a second fraction over the configs' *costs* (``joules``:
