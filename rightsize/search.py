@@ -324,7 +324,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
                     engine_url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
                     heartbeat_stale_trial_callback=_Requeue(max_retry=3))
                 if sqlite:
-                    _sqlite_fast_commits(storage)
+                    _sqlite_transactions(storage)
                 return storage
             except (IntegrityError, ProgrammingError, OperationalError) as exc:
                 # Workers starting together on a new database race to create Optuna's tables; the
@@ -356,17 +356,30 @@ def _sqlite_wal(url: str) -> None:
         raise RightsizeError(_storage_problem(url, exc)) from None
 
 
-def _sqlite_fast_commits(storage) -> None:
-    """``synchronous=NORMAL``: in WAL mode a commit no longer waits for the disk. A killed process
-    loses nothing committed (the OS still has it); only a power cut can drop the last trials, and
-    their records are in runs.jsonl (fsynced), where a resumed search finds them."""
+def _sqlite_transactions(storage) -> None:
+    """Two settings on every SQLite connection of the study.
+
+    * ``BEGIN IMMEDIATE``: Python's sqlite3 starts a transaction only at the first write, so Optuna's
+      "read the queued trial's state, then set it RUNNING" ran as two transactions, and two workers
+      could both pop one queued trial and run it (seen once two workers queued configs for each
+      other: "Cannot tell a COMPLETE trial"). Taking the write lock when a transaction begins makes
+      each storage call atomic across workers (SQLAlchemy's recipe for pysqlite); the calls are
+      milliseconds long, and the others wait on the lock (``timeout``).
+    * ``synchronous=NORMAL``: in WAL mode a commit no longer waits for the disk. A killed process
+      loses nothing committed (the OS still has it); only a power cut can drop the last trials, and
+      their records are in runs.jsonl (fsynced), where a resumed search finds them."""
     from sqlalchemy import event
 
-    def pragmas(dbapi_connection, _record) -> None:
+    def on_connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # no BEGIN of sqlite3's own: on_begin says when
         dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
-    event.listen(storage.engine, "connect", pragmas)
-    storage.engine.dispose()  # connections made while creating the tables get the pragma too
+    def on_begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(storage.engine, "connect", on_connect)
+    event.listen(storage.engine, "begin", on_begin)
+    storage.engine.dispose()  # connections made while creating the tables get the settings too
 
 
 def _storage_problem(url: str, exc: Exception) -> str:

@@ -505,6 +505,27 @@ def _assert_each_config_once(out: Path, expected: int) -> None:
     assert len(keys) >= expected
 
 
+def test_a_sqlite_study_transaction_takes_the_write_lock_when_it_begins(tmp_path):
+    """Optuna pops a queued trial by reading its state, then setting it RUNNING: one transaction only
+    if it holds the lock from its first read, else two workers can both pop the same trial."""
+    import sqlite3
+
+    from rightsize.search import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    with storage.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT count(*) FROM trials").fetchall()  # a read opens the transaction
+        other = sqlite3.connect(tmp_path / "study.db", timeout=0, isolation_level=None)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")  # another worker cannot start writing meanwhile
+        other.close()
+        conn.rollback()
+    other = sqlite3.connect(tmp_path / "study.db", timeout=0, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # and can once the transaction is over
+    other.execute("ROLLBACK")
+    other.close()
+
+
 def test_two_workers_share_a_sqlite_study_and_never_evaluate_a_config_twice(task, tfidf_ladder, tmp_path):
     out = tmp_path / "run"
     _two_workers(task, tfidf_ladder, out, "--trials", 6, "--study", "shared")
