@@ -101,7 +101,7 @@ log = logging.getLogger(__name__)
 
 STEPS = (0.25, 0.5, 1.0)
 MIN_PRUNE_EXAMPLES = 30
-ENUMERATE_MAX = 5_000  # spaces up to this size are enumerated once an answer exists (_queue_cheapest)
+ENUMERATE_MAX = 5_000  # spaces up to this size are walked cheapest first instead of by TPE (_queue_cheapest)
 HEARTBEAT_S = 10
 GRACE_S = 60
 STUDY_FILE = "study.db"
