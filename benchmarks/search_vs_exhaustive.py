@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         # config's evaluation key and is undone after each config.
         import faiss
         import torch
+        import scipy.linalg  # noqa: F401 — loads scipy's own BLAS first: a limit reaches only loaded libraries
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=args.threads, user_api="blas")  # the heads' fits (scikit-learn)

@@ -58,13 +58,11 @@ class CostModel:
     def lower_bound(self, spec: RungSpec) -> float | None:
         """J/query this config costs at least, or None when nothing allows a bound."""
         weights = compute_weights_of(spec)
-        if not weights or not self._rates:
+        least = self._least_rate(spec)
+        if not weights or least is None:
             return None
-        rate = self._rates.get(settings_of(spec))
-        if rate is None:
-            rate = min(self._rates.values()) * UNSEEN_SETTINGS
-        return SAFETY * rate * weights
-
+        rate, same_settings = least
+        return SAFETY * rate * (1.0 if same_settings else UNSEEN_SETTINGS) * weights
 
     def estimate(self, spec: RungSpec) -> float:
         """What the search orders configs by, cheapest first: compute weights times the least rate
@@ -76,10 +74,16 @@ class CostModel:
         weights = compute_weights_of(spec)
         if not weights:
             return math.inf
+        least = self._least_rate(spec)
+        return (1.0 if least is None else least[0]) * weights
+
+    def _least_rate(self, spec: RungSpec) -> tuple[float, bool] | None:
+        """The least rate measured for the config's run settings (and True), else the least for any
+        settings (and False); None before anything was measured."""
         rate = self._rates.get(settings_of(spec))
-        if rate is None:
-            rate = min(self._rates.values(), default=1.0)
-        return rate * weights
+        if rate is not None:
+            return rate, True
+        return (min(self._rates.values()), False) if self._rates else None
 
 
 def settings_of(spec: RungSpec) -> tuple:

@@ -48,8 +48,9 @@ How it works, and why:
   same key is complete, pruned, failed or running, it steps back as a ``duplicate`` (told to the
   sampler as pruned and infeasible, so TPE does not propose it again and again); a key already in
   ``runs.jsonl`` is reused, not re-evaluated. Since every trial writes before it reads, of two trials with the same key the later
-  writer always sees the earlier one: two workers can never both evaluate a config. When both write before either reads, both step
-  back; a stepped-back trial claims nothing, and each worker queues the config once more.
+  writer always sees the earlier one: two workers can never both evaluate a config. When both
+  write before either reads, both step back; a stepped-back trial claims nothing, and each worker
+  queues the config once more.
 * **Storage, workers, resume.** The study lives in a SQLite file of the run folder by default, or in
   any database Optuna's ``RDBStorage`` takes (``postgresql://...``); processes with the same study
   name share it. Heartbeats mark a dead worker's running trial failed after ``GRACE_S`` seconds and

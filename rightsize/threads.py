@@ -19,31 +19,48 @@ from typing import Any
 _BEFORE: dict[str, Any] = {}  # the pools as they were before the first config set its own count
 
 
-def set_threads(threads: int | None) -> None:
-    """Limit torch, FAISS and BLAS to ``threads`` (None: leave them as they are)."""
+POOLS = ("torch", "faiss", "blas")
+
+
+def set_threads(threads: int | None, pools: tuple[str, ...] = POOLS) -> None:
+    """Limit ``pools`` (all three by default) to ``threads`` (None: leave them as they are). A rung
+    that only fits a scikit-learn model passes ``("blas",)``, so it does not import torch for this."""
     if threads is None:
         return
-    import faiss
-    import torch
-    from threadpoolctl import threadpool_limits
+    # Every count is read before any is set: the pools reach each other (setting torch's moved
+    # FAISS's here, and an OpenMP build of OpenBLAS sets its count through OpenMP).
+    torch = faiss = None
+    if "torch" in pools:
+        import torch
 
-    _BEFORE.setdefault("torch", torch.get_num_threads())
-    _BEFORE.setdefault("faiss", faiss.omp_get_max_threads())
-    torch.set_num_threads(threads)
-    faiss.omp_set_num_threads(threads)
-    limiter = threadpool_limits(limits=threads, user_api="blas")
-    _BEFORE.setdefault("blas", limiter)  # the first limiter since a restore holds the original counts
+        _BEFORE.setdefault("torch", torch.get_num_threads())
+    if "faiss" in pools:
+        import faiss
+
+        _BEFORE.setdefault("faiss", faiss.omp_get_max_threads())
+    if torch is not None:
+        torch.set_num_threads(threads)
+    if faiss is not None:
+        faiss.omp_set_num_threads(threads)
+    if "blas" in pools:
+        import scipy.linalg  # noqa: F401 — loads scipy's own BLAS: a limit reaches only libraries loaded
+        from threadpoolctl import threadpool_limits
+
+        limiter = threadpool_limits(limits=threads, user_api="blas")
+        _BEFORE.setdefault("blas", limiter)  # the first limiter since a restore holds the original counts
 
 
 def restore_threads() -> None:
-    """Undo :func:`set_threads` once a config is done."""
-    if not _BEFORE:
-        return
-    import faiss
-    import torch
-
+    """Undo :func:`set_threads` once a config is done (only the pools it set)."""
     # BLAS first: an OpenMP build of OpenBLAS sets its count through OpenMP, which can reach the
     # pool torch or FAISS share with it; their own counts are then set last.
-    _BEFORE.pop("blas").restore_original_limits()
-    torch.set_num_threads(_BEFORE.pop("torch"))
-    faiss.omp_set_num_threads(_BEFORE.pop("faiss"))
+    if "blas" in _BEFORE:
+        _BEFORE.pop("blas").restore_original_limits()
+    if "torch" in _BEFORE:
+        import torch
+
+        torch.set_num_threads(_BEFORE.pop("torch"))
+    if "faiss" in _BEFORE:
+        import faiss
+
+        faiss.omp_set_num_threads(_BEFORE.pop("faiss"))

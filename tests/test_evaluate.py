@@ -1,6 +1,8 @@
 """Each rung kind end to end on a tiny task, the record it yields, and failures recorded."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -144,3 +146,18 @@ def test_a_configs_thread_count_does_not_leak_into_the_next_config(data, tiny_en
         threads._BEFORE.update(saved[2])
 
 
+def test_a_tfidf_config_with_threads_caps_blas_without_importing_torch():
+    code = """
+import sys
+from threadpoolctl import threadpool_info
+from rightsize.rungs import RunContext, RungSpec, build_rung
+from rightsize.threads import restore_threads
+rung = build_rung(RungSpec("tfidf", "tfidf", None, {"threads": 1}), RunContext())
+rung.load()
+assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} == {1}
+restore_threads()
+print("torch" in sys.modules, "faiss" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "False"]

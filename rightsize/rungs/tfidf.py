@@ -20,7 +20,7 @@ class TfidfRung(Rung):
     }
 
     def load(self) -> None:
-        set_threads(self.k["threads"])
+        set_threads(self.k["threads"], pools=("blas",))  # no torch or FAISS here
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
