@@ -1,6 +1,6 @@
 """The sizing gate for CI: is the config a team ships adequate, within budget, and not oversized?
 
-Three criteria, each one JUnit test case:
+Four criteria, each one JUnit test case:
 
 * ``meets-target`` — the policy's adequacy rule (:func:`rightsize.recommend.assess`) for the task's target.
   ``--min-metric X`` replaces the target with an absolute floor judged by the *same* rule as the policy's
@@ -9,6 +9,8 @@ Three criteria, each one JUnit test case:
 * ``within-energy-budget`` — J/query of the current config ≤ ``--max-joules-per-query`` (skipped without it).
 * ``not-oversized`` — no adequate config (same target) is cheaper than the current one by more than
   ``--tolerance`` percent of its J/query (the tolerance absorbs meter noise between near-equal configs).
+* ``complete-evidence`` — every config that could set the bar was evaluated (:mod:`rightsize.coverage`):
+  fails when a ``within`` target's ladder rungs were not all run; skipped for a folder without ``plan.jsonl``.
 
 Exit codes: 0 every criterion passes (or is skipped); 1 at least one fails; 2 bad input (raised as
 :class:`RightsizeError`, handled by the CLI).
@@ -31,13 +33,15 @@ JSON (``--json``), schema ``rightsize.check/1``::
       "energy_source": str, "energy_estimated": bool,
       "current": Config,                  # the config under test
       "cheapest_adequate": Config | null, # the policy's smallest adequate config, if any
-      "criteria": [{"name": "meets-target" | "within-energy-budget" | "not-oversized",
+      "certain": bool | null,             # false: configs that set the bar were not evaluated
+      "coverage": {...},                  # rightsize.coverage.Coverage: missing, remaining, notes
+      "criteria": [{"name": "meets-target" | "within-energy-budget" | "not-oversized" | "complete-evidence",
                     "status": "pass" | "fail" | "skipped",
                     "message": str,       # one sentence with the numbers
                     "value": float | null, "threshold": float | null}]
     }
 
-    Config = {"rung": str, "key": str, "config": {...}, "metric": float | null, "ci": [lo, hi] | null,
+    Config = {"rung": str, "label": str (the rung and the knobs that tell it from its siblings), "key": str, "config": {...}, "metric": float | null, "ci": [lo, hi] | null,
               "joules_per_query": float | null, "n_params": int | null, "adequate": bool | null,
               "status": "ok" | "failed", "error": str | null}
 
@@ -57,14 +61,17 @@ from xml.etree import ElementTree as ET
 
 import yaml
 
+from rightsize.coverage import Coverage, assess_coverage
 from rightsize.errors import RightsizeError
+from rightsize.naming import label_of, variant_labels
 from rightsize.rungs import RungSpec
 from rightsize.tables import human_joules
 
 SCHEMA = "rightsize.check/1"
-CRITERIA = ("meets-target", "within-energy-budget", "not-oversized")
+CRITERIA = ("meets-target", "within-energy-budget", "not-oversized", "complete-evidence")
 # What a failing criterion is called in the one-line verdict.
-_FAILURE_WORDS = {"meets-target": "below target", "within-energy-budget": "over budget", "not-oversized": "oversized"}
+_FAILURE_WORDS = {"meets-target": "below target", "within-energy-budget": "over budget", "not-oversized": "oversized",
+                  "complete-evidence": "uncertain"}
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,7 @@ class CheckResult:
     current: dict[str, Any]
     cheapest_adequate: dict[str, Any] | None
     criteria: tuple[Criterion, ...] = field(default_factory=tuple)
+    coverage: dict[str, Any] = field(default_factory=dict)  # rightsize.coverage.Coverage.to_dict()
 
     @property
     def passed(self) -> bool:
@@ -124,7 +132,7 @@ class CheckResult:
         cur = self.current
         failed = [c for c in self.criteria if c.status == "fail"]
         if not failed:
-            return f"rightsize check: PASS — {cur['rung']} " + _pass_reason(self)
+            return f"rightsize check: PASS — {cur['label']} " + _pass_reason(self)
         words = ", ".join(_FAILURE_WORDS[c.name] for c in failed)
         return f"rightsize check: FAIL {words} — " + "; ".join(_failure_reason(self, c) for c in failed)
 
@@ -143,6 +151,8 @@ class CheckResult:
             "current": self.current,
             "cheapest_adequate": self.cheapest_adequate,
             "criteria": [c.to_dict() for c in self.criteria],
+            "certain": self.coverage.get("certain"),
+            "coverage": self.coverage,
         }
 
 
@@ -214,8 +224,9 @@ def same_evaluation(records: Sequence[dict[str, Any]], anchor: dict[str, Any]) -
 
 def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: float | None = None,
           max_joules_per_query: float | None = None, tolerance_pct: float = 10.0, resamples: int = 1000,
-          seed: int = 0, level: float = 0.95) -> CheckResult:
-    """Judge the current config against the records; pure (no files, no printing)."""
+          seed: int = 0, level: float = 0.95, plans: Sequence[dict[str, Any]] = ()) -> CheckResult:
+    """Judge the current config against the records (and the run's ``plans``, for completeness);
+    pure (no files, no printing)."""
     from rightsize import recommend as policy
 
     if not 0 <= tolerance_pct < 100:
@@ -245,13 +256,19 @@ def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: fl
     cheapest = policy.smallest_adequate(pool, target, metric, resamples=resamples, seed=seed, level=level) \
         if pool else None
     source = anchor.get("energy_source") or "unknown"
+    labels = variant_labels([*pool, anchor])
+    anchor = {**anchor, "label": label_of(anchor, labels)}
+    if cheapest is not None:
+        cheapest = {**cheapest, "label": label_of(cheapest, labels)}
     cur = _config_summary(anchor, metric, verdicts)
     alt = _config_summary(cheapest, metric, verdicts) if cheapest is not None else None
+    covered = assess_coverage(records, anchor, plans, rule, cheapest)
 
     criteria = [
         _meets_target(anchor, verdicts),
         _within_budget(anchor, max_joules_per_query),
         _not_oversized(anchor, cheapest, tolerance_pct),
+        _complete_evidence(covered),
     ]
     if alt is not None and cur["joules_per_query"]:
         alt["saving_pct"] = 100 * (1 - alt["joules_per_query"] / cur["joules_per_query"])
@@ -259,7 +276,7 @@ def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: fl
         task=str(anchor.get("task")), split=str(anchor.get("split")), n_examples=int(anchor.get("n_examples") or 0),
         metric=metric, target=target_info, tolerance_pct=float(tolerance_pct),
         max_joules_per_query=max_joules_per_query, energy_source=source, current=cur, cheapest_adequate=alt,
-        criteria=tuple(criteria),
+        criteria=tuple(criteria), coverage=covered.to_dict(),
     )
 
 
@@ -268,7 +285,8 @@ def _config_summary(record: dict[str, Any], metric: str, verdicts: dict[str, Any
     verdict = verdicts.get(record.get("key"))
     ci = (record.get("ci") or {}).get(metric)
     return {
-        "rung": record.get("rung"), "key": record.get("key"), "config": record.get("config"),
+        "rung": record.get("rung"), "label": record.get("label", record.get("rung")), "key": record.get("key"),
+        "config": record.get("config"),
         "metric": (record.get("metrics") or {}).get(metric) if ok else None,
         "ci": list(ci) if ok and ci else None,
         "joules_per_query": record.get("joules_per_query") if ok else None,
@@ -282,14 +300,14 @@ def _config_summary(record: dict[str, Any], metric: str, verdicts: dict[str, Any
 def _meets_target(anchor: dict[str, Any], verdicts: dict[str, Any]) -> Criterion:
     if anchor.get("status") == "pruned":
         reason = (anchor.get("pruned") or {}).get("reason") or "its CI upper bound could not reach the target"
-        return Criterion("meets-target", "fail", f"{anchor.get('rung')} was stopped early by the search's pruner: "
+        return Criterion("meets-target", "fail", f"{anchor.get('label')} was stopped early by the search's pruner: "
                          f"{reason}")
     if anchor.get("status") != "ok":
         return Criterion("meets-target", "fail",
-                         f"{anchor.get('rung')} failed to evaluate (phase {anchor.get('failed_phase', '?')}): "
+                         f"{anchor.get('label')} failed to evaluate (phase {anchor.get('failed_phase', '?')}): "
                          f"{anchor.get('error', 'unknown error')}")
     verdict = verdicts[anchor["key"]]
-    return Criterion("meets-target", "pass" if verdict.adequate else "fail", f"{anchor['rung']}: {verdict.detail}",
+    return Criterion("meets-target", "pass" if verdict.adequate else "fail", f"{anchor['label']}: {verdict.detail}",
                      float(verdict.bound), float(verdict.threshold))
 
 
@@ -298,12 +316,12 @@ def _within_budget(anchor: dict[str, Any], budget: float | None) -> Criterion:
         return Criterion("within-energy-budget", "skipped", "no --max-joules-per-query given")
     jpq = anchor.get("joules_per_query")
     if anchor.get("status") != "ok" or jpq is None:
-        return Criterion("within-energy-budget", "fail", f"{anchor.get('rung')} has no J/query (its evaluation failed)",
+        return Criterion("within-energy-budget", "fail", f"{anchor.get('label')} has no J/query (its evaluation failed)",
                          None, budget)
     ok = jpq <= budget
     relation = "within" if ok else "over"
     return Criterion("within-energy-budget", "pass" if ok else "fail",
-                     f"{anchor['rung']} uses {human_joules(jpq)}/query, {relation} the budget of "
+                     f"{anchor['label']} uses {human_joules(jpq)}/query, {relation} the budget of "
                      f"{human_joules(budget)}/query", float(jpq), float(budget))
 
 
@@ -315,19 +333,30 @@ def _not_oversized(anchor: dict[str, Any], cheapest: dict[str, Any] | None, tole
     jpq = anchor.get("joules_per_query")
     alt = cheapest["joules_per_query"]
     if anchor.get("status") != "ok" or not jpq:
-        return Criterion("not-oversized", "fail", f"{cheapest['rung']} is adequate at {human_joules(alt)}/query "
-                         f"while {anchor.get('rung')} failed to evaluate", None, tol)
+        return Criterion("not-oversized", "fail", f"{cheapest['label']} is adequate at {human_joules(alt)}/query "
+                         f"while {anchor.get('label')} failed to evaluate", None, tol)
     saving = 1 - alt / jpq
     if cheapest.get("key") == anchor.get("key") or saving <= tol:
         detail = ("it is the cheapest adequate config" if cheapest.get("key") == anchor.get("key") else
-                  f"the cheapest adequate config, {cheapest['rung']} at {human_joules(alt)}/query, saves "
+                  f"the cheapest adequate config, {cheapest['label']} at {human_joules(alt)}/query, saves "
                   f"{100 * saving:.0f}% (tolerance {tolerance_pct:g}%)")
-        return Criterion("not-oversized", "pass", f"{anchor['rung']} at {human_joules(jpq)}/query: {detail}",
+        return Criterion("not-oversized", "pass", f"{anchor['label']} at {human_joules(jpq)}/query: {detail}",
                          float(max(saving, 0.0)), tol)
     return Criterion("not-oversized", "fail",
-                     f"{anchor['rung']} costs {human_joules(jpq)}/query; {cheapest['rung']} is adequate at "
+                     f"{anchor['label']} costs {human_joules(jpq)}/query; {cheapest['label']} is adequate at "
                      f"{human_joules(alt)}/query ({100 * saving:.0f}% less, tolerance {tolerance_pct:g}%)",
                      float(saving), tol)
+
+
+def _complete_evidence(covered: Coverage) -> Criterion:
+    if covered.certain is None:
+        return Criterion("complete-evidence", "skipped", covered.note)
+    if not covered.certain:
+        return Criterion("complete-evidence", "fail", covered.note)
+    if covered.minimal is False:
+        return Criterion("complete-evidence", "pass", f"the bar is set; but {covered.note}")
+    return Criterion("complete-evidence", "pass", "every config that could change the verdict was evaluated "
+                     "or ruled out by cost")
 
 
 def _pass_reason(result: CheckResult) -> str:
@@ -348,7 +377,7 @@ def _target_words(result: CheckResult) -> str:
 def _failure_reason(result: CheckResult, c: Criterion) -> str:
     if c.name == "meets-target":
         alt = result.cheapest_adequate
-        hint = f" (cheapest adequate: {alt['rung']} at {human_joules(alt['joules_per_query'])}/query)" if alt else \
+        hint = f" (cheapest adequate: {alt['label']} at {human_joules(alt['joules_per_query'])}/query)" if alt else \
             " (no evaluated config meets it)"
         return c.message.rstrip(".") + hint
     return c.message
@@ -365,7 +394,7 @@ def to_junit(result: CheckResult) -> str:
     root = ET.Element("testsuites", {"name": "rightsize check", **counts})
     suite = ET.SubElement(root, "testsuite", {"name": f"rightsize.check.{result.task}", **counts, "time": "0"})
     props = ET.SubElement(suite, "properties")
-    for name, value in (("current", result.current["rung"]), ("task", result.task), ("split", result.split),
+    for name, value in (("current", result.current["label"]), ("task", result.task), ("split", result.split),
                         ("metric", result.metric), ("energy_source", result.energy_source),
                         ("tolerance_pct", f"{result.tolerance_pct:g}")):
         ET.SubElement(props, "property", {"name": name, "value": str(value)})
@@ -387,7 +416,7 @@ def to_markdown(result: CheckResult) -> str:
     """A pull-request comment: verdict, criteria table, current vs cheapest adequate, energy caveat."""
     icon = {"pass": "✅", "fail": "❌", "skipped": "⏭️"}
     head = "✅ PASS" if result.passed else "❌ FAIL"
-    lines = [f"### rightsize check: {head} — `{result.current['rung']}` on {result.task}", "",
+    lines = [f"### rightsize check: {head} — `{result.current['label']}` on {result.task}", "",
              result.summary().split(" — ", 1)[-1], "",
              "| criterion | result | details |", "|---|---|---|"]
     for c in result.criteria:
@@ -397,7 +426,7 @@ def to_markdown(result: CheckResult) -> str:
     if result.cheapest_adequate is not None and result.cheapest_adequate["key"] != result.current["key"]:
         rows.append(("cheapest adequate", result.cheapest_adequate))
     for role, cfg in rows:
-        lines.append(f"| {role}: `{cfg['rung']}` | {_metric_cell(cfg)} | {human_joules(cfg['joules_per_query'])} | "
+        lines.append(f"| {role}: `{cfg['label']}` | {_metric_cell(cfg)} | {human_joules(cfg['joules_per_query'])} | "
                      f"{_params(cfg['n_params'])} | {_yes_no(cfg['adequate'])} |")
     t = result.target
     target = f"{result.metric} ≥ {t['value']:g} (95% CI lower bound)" if t["rule"] == "min" else \

@@ -238,19 +238,26 @@ def recommend(ctx, run_dir, as_json, queries_per_day, days, pue, region, no_conf
 
     Adequate means: the 95% bootstrap CI lower bound clears target min, or (target within d) the
     config is non-inferior to the best config by d (paired bootstrap). The choice is the adequate
-    config with the least J/query, shown next to the largest config evaluated. Exit code 1 when
-    nothing is adequate.
+    config with the least J/query, shown next to the largest config evaluated. Exit codes: 0 an
+    adequate config, certain; 1 nothing adequate (or every evaluation pruned or failed); 3 an
+    answer that is not certain: rungs that set a `within` target's bar were not evaluated.
 
     \b
     Example:
       rightsize recommend results/trec6 --queries-per-day 50000 --days 730 --pue 1.3 --region de
     """
-    from rightsize.recommend import recommend as choose
+    from rightsize.recommend import NothingCompleted, recommend as choose
     from rightsize.results import RunLog
 
     run_log = RunLog(run_dir, create=False)
-    options = dict(queries_per_day=queries_per_day, days=days, pue=pue, region=region)
-    rec = choose(run_log.records(), **options)
+    options = dict(queries_per_day=queries_per_day, days=days, pue=pue, region=region, plans=run_log.plans())
+    try:
+        rec = choose(run_log.records(), **options)
+    except NothingCompleted as exc:
+        click.echo(json.dumps({"schema": "rightsize.recommendation/1", "adequate": False, "certain": None,
+                               "chosen": None, "tried": exc.tried}, indent=2, ensure_ascii=False)
+                   if as_json else _format_tried(exc.tried))
+        ctx.exit(EXIT_NOT_ADEQUATE)
     confirmations = None
     if rec.adequate and not no_confirm:
         from rightsize.confirm import confirm_on_test
@@ -265,8 +272,32 @@ def recommend(ctx, run_dir, as_json, queries_per_day, days, pue, region, no_conf
         click.echo(json.dumps({**rec.to_dict(), "confirmation": confirmed}, indent=2, ensure_ascii=False))
     else:
         click.echo(_format_recommendation(rec, confirmations, no_confirm))
+    ctx.exit(_answer_exit_code(rec))
+
+
+EXIT_NOT_ADEQUATE = 1  # nothing adequate, or no complete evaluation to choose from
+EXIT_UNCERTAIN = 3  # an answer, but the configs that set its bar were not all evaluated
+
+
+def _answer_exit_code(rec) -> int:
     if not rec.adequate:
-        ctx.exit(1)
+        return EXIT_NOT_ADEQUATE
+    return 0 if rec.certain else EXIT_UNCERTAIN
+
+
+def _format_tried(tried: list[dict]) -> str:
+    lines = [f"no recommendation: no config finished a complete evaluation; tried {len(tried)}:"]
+    lines += [f"  {t['label']}: {t['status']}" + (f" ({t['reason']})" if t["reason"] else "") for t in tried]
+    return "\n".join(lines)
+
+
+def _coverage_lines(rec) -> list[str]:
+    """What the answer could not rule out, one line each (nothing when the evidence is complete)."""
+    cov = rec.coverage
+    if cov.get("certain") is None:
+        return [f"note: {cov.get('note')}"] if cov.get("note") else []
+    lead = {False: "UNCERTAIN: "}.get(cov.get("certain"), "note: ")
+    return [f"{lead if i == 0 else 'note: '}{n}" for i, n in enumerate(cov.get("notes") or ())]
 
 
 def _target_text(rec) -> str:
@@ -286,21 +317,23 @@ def _format_recommendation(rec, confirmations, no_confirm: bool) -> str:
     lines = []
     if rec.chosen is None:
         lines.append(f"no adequate configuration for task {rec.task!r}: none reaches {_target_text(rec)}")
+        lines += _coverage_lines(rec)
         lines.append(f"closest configs (of {len(rec.configs)}, on {rec.n_examples} validation examples):")
         for e in rec.closest:
-            lines.append(f"  {e['rung']}: {e['detail']}")
+            lines.append(f"  {e['label']}: {e['detail']}")
     else:
         c, big = rec.chosen, rec.largest
-        lines.append(f"recommendation: {c['rung']}  ({human_count(c['n_params'])} params, "
+        lines.append(f"recommendation: {c['label']}  ({human_count(c['n_params'])} params, "
                      f"{human_joules(c['joules_per_query'])}/query{est if c['estimated'] else ''})")
         lines.append(f"  task {rec.task!r}, target {_target_text(rec)}")
         lines.append(f"  decided by rule '{c['rule']}': {c['detail']}")
+        lines += _coverage_lines(rec)
     lines += ["", f"configs (validation split, {rec.n_examples} examples, by J/query):"]
-    rows = [[e["rung"], human_count(e["n_params"]), _score_text(e["metric"], e["ci"]),
+    rows = [[e["label"], human_count(e["n_params"]), _score_text(e["metric"], e["ci"]),
              human_joules(e["joules_per_query"]), f"{e['bound']:.4f} vs {e['threshold']:g}",
              e["energy_source"] or "-", "yes" if e["adequate"] else "no", "*" if e["pareto"] else ""]
             for e in rec.configs]
-    table = render(["rung", "params", f"{rec.metric} [95% CI]", "J/query", "bound vs threshold", "source",
+    table = render(["config", "params", f"{rec.metric} [95% CI]", "J/query", "bound vs threshold", "source",
                     "adequate", "pareto"], rows, "lrrrrlll")
     lines.append("  " + table.replace("\n", "\n  "))
     excluded = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in rec.excluded.items() if n)
@@ -323,7 +356,7 @@ def _format_recommendation(rec, confirmations, no_confirm: bool) -> str:
 
 def _savings_lines(rec, human_count, human_joules) -> list[str]:
     c, big, s, a = rec.chosen, rec.largest, rec.savings, rec.assumptions
-    lines = [f"against the largest config evaluated, {big['rung']} ({human_count(big['n_params'])} params):"]
+    lines = [f"against the largest config evaluated, {big['label']} ({human_count(big['n_params'])} params):"]
     for split, left, right in (("validation", c, big), ("test", c["test"], big["test"])):
         if left and right:
             lines.append(f"  {split:<10} {rec.metric} {_score_text(left['metric'], left['ci'])} vs "
@@ -418,8 +451,9 @@ def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_
 
     SOURCE is a run folder (its runs.jsonl is judged as is) or a task file (the ladder and the
     current config are evaluated first, resuming what the run folder already holds). Exit 0: the
-    current config meets the target, fits the energy budget, and no adequate config is cheaper by
-    more than --tolerance percent. Exit 1: it fails one of these. Exit 2: bad input.
+    current config meets the target, fits the energy budget, no adequate config is cheaper by more
+    than --tolerance percent, and every rung that sets the bar was evaluated. Exit 1: it fails one
+    of these (an uncertain bar fails the criterion complete-evidence). Exit 2: bad input.
 
     \b
     Example:
@@ -437,16 +471,17 @@ def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_
         given = [name for name, value in task_options.items() if value is not None]
         if given:
             raise RightsizeError(f"{given[0]} only applies when SOURCE is a task file; {source} is a run folder")
-        records = RunLog(source, create=False).records()
+        run_log = RunLog(source, create=False)
+        records, plans = run_log.records(), run_log.plans()
     elif source.is_file() and source.suffix.lower() in (".yaml", ".yml"):
-        records = _evaluate_for_check(source, cur, ladder_path, limit, train_limit, out_dir, meter or "auto",
-                                      device or "auto", quiet=as_json)
+        records, plans = _evaluate_for_check(source, cur, ladder_path, limit, train_limit, out_dir, meter or "auto",
+                                             device or "auto", quiet=as_json)
     elif source.exists():
         raise RightsizeError(f"{source}: expected a run folder (with runs.jsonl) or a task file (.yaml)")
     else:
         raise RightsizeError(f"{source}: no such run folder or task file")
     result = judge(records, cur, min_metric=min_metric, max_joules_per_query=max_joules_per_query,
-                   tolerance_pct=tolerance)
+                   tolerance_pct=tolerance, plans=plans)
     write_outputs(result, junit=junit, markdown=markdown, step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
@@ -457,8 +492,10 @@ def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_
     ctx.exit(result.exit_code)
 
 
-def _evaluate_for_check(task, current, ladder_path, limit, train_limit, out_dir, meter, device, quiet) -> list[dict]:
-    """Evaluate the ladder and the current config on the task; return exactly the records of this check."""
+def _evaluate_for_check(task, current, ladder_path, limit, train_limit, out_dir, meter, device,
+                        quiet) -> tuple[list[dict], list[dict]]:
+    """Evaluate the ladder and the current config on the task; return exactly the records of this
+    check, and the run folder's plans."""
     import tempfile
 
     import yaml
@@ -488,7 +525,10 @@ def _evaluate_for_check(task, current, ladder_path, limit, train_limit, out_dir,
             one.write_text(yaml.safe_dump({"rungs": [rung]}), encoding="utf-8")
             request.ladder = one
             records += list(run_evaluation(request, on_start=announce))
-    return [{k: v for k, v in r.items() if k != "_shown_status"} for r in records]
+    from rightsize.results import RunLog
+
+    plans = RunLog(request.resolved_out_dir(), create=False).plans()
+    return [{k: v for k, v in r.items() if k != "_shown_status"} for r in records], plans
 
 
 # ---------------------------------------------------------------- cache
@@ -604,19 +644,18 @@ def search(ctx, task, ladder_path, trials, timeout, budget_joules, storage, stud
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:
         click.echo(_format_search(result))
-    if result.recommendation is not None and not result.recommendation.adequate:
-        ctx.exit(1)
+    ctx.exit(result.exit_code)
 
 
 def _print_trial(t) -> None:
-    from rightsize.search import config_label
+    from rightsize.naming import knob_text
     from rightsize.tables import human_joules
 
     score = f"{t.metric} {t.score:.4f}" if t.score is not None else f"{t.metric} -"
     jpq = f"{human_joules(t.joules_per_query)}/query" if t.joules_per_query is not None else "-"
     verdict = {True: ", adequate", False: ", not adequate"}.get(t.adequate, "") if t.outcome != "pruned" else ""
     detail = f" ({t.detail})" if t.detail and t.outcome != "complete" else ""
-    click.echo(f"trial {t.number:>3}  {t.rung}  {config_label(t.searched) or '(ladder values)'}  |  {score}  |  "
+    click.echo(f"trial {t.number:>3}  {t.rung}  {knob_text(t.searched) or '(ladder values)'}  |  {score}  |  "
                f"{jpq}  |  {t.outcome}{verdict}{detail}", err=True)
 
 
@@ -628,24 +667,26 @@ def _format_search(result) -> str:
              f"  trials (all workers): {counts or 'none'}; space: {result.space_size} configs"]
     rec = result.recommendation
     if rec is None:
-        lines.append(f"no recommendation: {result.no_recommendation}")
+        lines.append(_format_tried(result.tried) if result.tried else f"no recommendation: {result.no_recommendation}")
     elif rec.chosen is None:
         lines.append(f"no adequate config among {len(rec.configs)} evaluated; closest:")
-        lines += [f"  {_config_name(e)}: {e['detail']}" for e in rec.closest]
+        lines += [f"  {e['label']}: {e['detail']}" for e in rec.closest]
     else:
         c, big = rec.chosen, rec.largest
         ci = f" [{c['ci'][0]:.3f}, {c['ci'][1]:.3f}]" if c.get("ci") else ""
-        lines.append(f"recommendation: {_config_name(c)}")
+        lines.append(f"recommendation: {c['label']}")
         lines.append(f"  {rec.metric} {c['metric']:.4f}{ci}, {human_joules(c['joules_per_query'])}/query; "
                      f"{c['detail']}")
         if rec.savings and big["key"] != c["key"]:
             pct = rec.savings.get("percent_saved")
-            lines.append(f"  against the largest config evaluated ({_config_name(big)}, "
+            lines.append(f"  against the largest config evaluated ({big['label']}, "
                          f"{human_joules(big['joules_per_query'])}/query): "
                          f"{'-' if pct is None else f'{pct:.0f}%'} less energy per query")
+    if rec is not None:
+        lines += _coverage_lines(rec)
     if result.objective == "pareto" and result.pareto:
         lines.append(f"pareto front ({rec.metric if rec else 'metric'} vs J/query):")
-        lines += [f"  {_config_name(p)}: {p['metric']:.4f}, {human_joules(p['joules_per_query'])}/query"
+        lines += [f"  {p['label']}: {p['metric']:.4f}, {human_joules(p['joules_per_query'])}/query"
                   for p in result.pareto]
     e = result.energy
     lines.append(f"search energy (this process, {e['source']}): {human_joules(e['total_joules'])} = "
@@ -657,12 +698,6 @@ def _format_search(result) -> str:
     if e["estimated"]:
         lines.append("energy source 'estimate': process CPU time x watts per core, not a measurement")
     return "\n".join(lines)
-
-
-def _config_name(entry: dict) -> str:
-    """``minilm-knn (k=5, layers=3)``: the rung and the knobs its config sets."""
-    knobs = {k: v for k, v in entry["config"].items() if k not in ("kind", "model")}
-    return entry["rung"] + (" (" + ", ".join(f"{k}={v}" for k, v in knobs.items()) + ")" if knobs else "")
 
 
 def main() -> None:

@@ -23,7 +23,9 @@ import numpy as np
 
 from rightsize import carbon
 from rightsize import metrics as M
+from rightsize.coverage import assess_coverage
 from rightsize.errors import RightsizeError
+from rightsize.naming import variant_labels
 from rightsize.rungs import RungSpec, rung_class
 
 SCHEMA = "rightsize.recommendation/1"
@@ -182,6 +184,7 @@ def assess(records: Sequence[Mapping[str, Any]], target: Any, metric: str, *, re
         return out
     top = best(ok, metric)
     top_value = top["metrics"][metric]
+    top_name = variant_labels(ok)[top["key"]]
     for r in ok:
         if r["key"] == top["key"]:
             out[r["key"]] = Adequacy(True, "within", f"the best config found ({metric} {top_value:.4f})", 0.0, -value)
@@ -191,7 +194,7 @@ def assess(records: Sequence[Mapping[str, Any]], target: Any, metric: str, *, re
         ok_ = lo > -value
         out[r["key"]] = Adequacy(
             adequate=ok_, rule="within", bound=lo, threshold=-value,
-            detail=f"paired difference to the best ({top['rung']}, {metric} {top_value:.4f}) is "
+            detail=f"paired difference to the best ({top_name}, {metric} {top_value:.4f}) is "
                    f"{r['metrics'][metric] - top_value:+.4f}; its {pct} CI lower bound {lo:+.4f} "
                    f"{'>' if ok_ else '<='} -{value:g} over {len(references)} examples")
     return out
@@ -252,22 +255,60 @@ class Recommendation:
     assumptions: dict
     estimated: bool  # some energy comes from the CPU-time estimate, not a meter
     excluded: dict = field(default_factory=dict)  # records not considered, and why
+    coverage: dict = field(default_factory=dict)  # rightsize.coverage.Coverage.to_dict()
 
     @property
     def adequate(self) -> bool:
         return self.chosen is not None
 
+    @property
+    def certain(self) -> bool:
+        """False when configs that could set the bar were not evaluated (None counts as certain:
+        a folder from before plans were recorded)."""
+        return self.coverage.get("certain") is not False
+
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "adequate": self.adequate, **asdict(self)}
+        return {"schema": SCHEMA, "adequate": self.adequate, "certain": self.coverage.get("certain"),
+                "minimal": self.coverage.get("minimal"), **asdict(self)}
+
+
+class NothingCompleted(Exception):
+    """Every validation evaluation of the run was pruned or failed: there is nothing to choose from.
+    ``tried`` says what was tried and why each one stopped (the CLI prints it and exits 1)."""
+
+    def __init__(self, tried: list[dict]):
+        super().__init__(f"no config finished a complete evaluation ({len(tried)} tried, each pruned or failed)")
+        self.tried = tried
+
+
+def tried_without_result(records: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """The latest validation record of each config, with why it stopped: ``{label, rung, key,
+    config, status, reason}``."""
+    latest: dict[str, Mapping[str, Any]] = {}
+    for r in records:
+        if r.get("split", "validation") == "validation" and "key" in r:
+            latest[r["key"]] = r
+    labels = variant_labels(latest.values())
+    out = []
+    for key, r in latest.items():
+        reason = (r.get("pruned") or {}).get("reason") if r.get("status") == "pruned" else r.get("error")
+        out.append({"label": labels[key], "rung": r.get("rung"), "key": key, "config": r.get("config"),
+                    "status": r.get("status"), "reason": str(reason or "")})
+    return out
 
 
 def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metric: str | None = None,
               queries_per_day: float = 10_000, days: float = 365, pue: float = 1.2, region: str | None = None,
-              resamples: int = 1000, seed: int = 0, level: float = 0.95) -> Recommendation:
-    """The smallest adequate config on validation, next to the largest; test scores when recorded."""
+              resamples: int = 1000, seed: int = 0, level: float = 0.95,
+              plans: Sequence[Mapping[str, Any]] = ()) -> Recommendation:
+    """The smallest adequate config on validation, next to the largest; test scores when recorded.
+    ``plans`` (the run folder's plan.jsonl) say whether the answer is certain (rightsize.coverage)."""
     records = list(records)
     group = comparable(records)
     if not group:
+        tried = tried_without_result(records)
+        if tried:
+            raise NothingCompleted(tried)
         raise RightsizeError("no successful validation records to choose from: run `rightsize evaluate` first")
     latest = group[-1]
     metric = metric or latest["metric"]
@@ -300,8 +341,10 @@ def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metri
             "test": _test_summary(r, tests, metric),
         }
 
-    entries = {r["key"]: entry(r) for r in group}
+    labels = variant_labels(group)
+    entries = {r["key"]: {"label": labels[r["key"]], **entry(r)} for r in group}
     pick = smallest_adequate(group, {rule: value}, metric, resamples=resamples, seed=seed, level=level)
+    covered = assess_coverage(records, latest, plans, rule, pick)
     big = entries[largest(group)["key"]]
     chosen = entries[pick["key"]] if pick else None
     closest = []
@@ -324,6 +367,7 @@ def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metri
         estimated=any(e["estimated"] for e in entries.values()),
         excluded={"failed": sum(1 for r in others if r.get("status") != "ok"),
                   "other_examples": sum(1 for r in others if r.get("status") == "ok")},
+        coverage=covered.to_dict(),
     )
 
 

@@ -22,10 +22,12 @@ log = logging.getLogger(__name__)
 SCHEMA = "rightsize.record/1"
 RUNS_FILE = "runs.jsonl"
 ENVIRONMENT_FILE = "environment.jsonl"
+PLAN_FILE = "plan.jsonl"  # what each run set out to evaluate, and how a search ended (rightsize.coverage)
 
 
 class RunLog:
-    """A run folder: ``runs.jsonl`` of records and ``environment.jsonl`` of run environments."""
+    """A run folder: ``runs.jsonl`` of records, ``environment.jsonl`` of run environments and
+    ``plan.jsonl`` of what each run set out to evaluate."""
 
     def __init__(self, out_dir: str | Path, create: bool = True):
         self.dir = Path(out_dir)
@@ -84,13 +86,23 @@ class RunLog:
         return {r["key"]: r for r in self.records() if r.get("status") == "ok" and "key" in r}
 
     def write_environment(self, env: dict[str, Any]) -> None:
-        with open(self.dir / ENVIRONMENT_FILE, "a", encoding="utf-8") as f:
-            f.write(json.dumps(env, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        _append_line(self.dir / ENVIRONMENT_FILE, env)
+
+    def write_plan(self, entry: dict[str, Any]) -> None:
+        _append_line(self.dir / PLAN_FILE, entry)
+
+    def plans(self) -> list[dict[str, Any]]:
+        return list(iter_records(self.dir / PLAN_FILE))
 
     def environments(self) -> list[dict[str, Any]]:
         return list(iter_records(self.dir / ENVIRONMENT_FILE))
+
+
+def _append_line(path: Path, obj: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def iter_records(path: Path) -> Iterator[dict[str, Any]]:

@@ -9,6 +9,7 @@ from typing import Callable, Iterator
 
 from rightsize import environment
 from rightsize.cache import EmbeddingCache
+from rightsize.coverage import plan_entry
 from rightsize.energy import make_meter
 from rightsize.errors import RightsizeError
 from rightsize.evaluate import EvalPlan, evaluate_rung, evaluation_key, new_run_id, task_identity
@@ -86,7 +87,8 @@ def run_evaluation(
     """Yield one record per rung (already-recorded ones are yielded from the log, not redone)."""
     task = load_task(request.task)
     request.task_name = task.name
-    ladder = load_ladder(request.ladder).select(request.rungs)
+    written = load_ladder(request.ladder)
+    ladder = written.select(request.rungs)
     device = resolve_device(request.device)
     ladder = preflight_models(ladder, request.allow_pickle)
     data = load_data(task)
@@ -106,6 +108,13 @@ def run_evaluation(
     plan = EvalPlan(split=request.split, limit=request.limit, train_limit=request.train_limit)
     done = {} if request.force else run_log.completed()
     ident = task_identity(data)
+    # The ladder as written, not just the --rungs selected: a `within` answer is certain only once
+    # every rung that could set the bar was evaluated. Optional rungs are the ladder's own "may skip".
+    planned = [spec for spec in written.rungs if not spec.optional] + [s for s in ladder.rungs if s.optional]
+    run_log.write_plan(plan_entry("evaluate", task=task.name, split=request.split, limit=request.limit,
+                                  seed=request.seed, run_id=run_id,
+                                  rungs=[(s.name, evaluation_key(ident, s, plan, context), s.config())
+                                         for s in planned]))
     try:
         for i, spec in enumerate(ladder.rungs, 1):
             previous = done.get(evaluation_key(ident, spec, plan, context))

@@ -90,10 +90,12 @@ from optuna.trial import TrialState
 from rightsize import metrics as M
 from rightsize.cache import EmbeddingCache
 from rightsize.cost_model import CostModel, settings_of
+from rightsize.coverage import plan_entry, search_end_entry
 from rightsize.energy import make_meter
 from rightsize.errors import RightsizeError
 from rightsize.evaluate import EvalPlan, Step, StopEvaluation, evaluate_rung, evaluation_key, new_run_id, task_identity
 from rightsize.ladder import load_ladder
+from rightsize.naming import knob_text, variant_labels
 from rightsize.results import RunLog
 from rightsize.rungs import RunContext
 from rightsize.space import SearchSpace, build_space
@@ -178,10 +180,20 @@ class SearchResult:
     recommendation: Any = None  # rightsize.recommend.Recommendation, or None
     no_recommendation: str | None = None
     pareto: list[dict] = field(default_factory=list)
+    tried: list[dict] = field(default_factory=list)  # no recommendation: every config tried, and why it stopped
+
+    @property
+    def exit_code(self) -> int:
+        """0: an adequate answer, certain; 1: no answer or nothing adequate; 3: an answer, not certain."""
+        rec = self.recommendation
+        if rec is None or not rec.adequate:
+            return 1
+        return 0 if rec.certain else 3
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if k not in ("records", "recommendation")}
         out["recommendation"] = self.recommendation.to_dict() if self.recommendation is not None else None
+        out["exit_code"] = self.exit_code
         return out
 
 
@@ -610,6 +622,11 @@ class _Search:
         done = self._evaluated_keys(study)
         if done:
             self.note(f"study {study.study_name!r}: {len(done)} configs already evaluated; continuing")
+        self._warn_small_budget(done)
+        start = plan_entry("search", task=self.task.name, split=self.plan.split, limit=self.plan.limit,
+                           seed=self.context.seed, run_id=self.run_id, study=study.study_name,
+                           rungs=[(r.name, key, r.base.config()) for r, key in self.ladder])
+        self.run_log.write_plan(start)
         self.meter.begin("search")
         started = time.monotonic()
         try:
@@ -627,7 +644,44 @@ class _Search:
                     self.stopped = f"timeout ({self.r.timeout:g} s)" if timed_out else "stopped"
         finally:
             self.total_joules += self.meter.end("search").joules
+        self.run_log.write_plan(search_end_entry(start, stopped=self.stopped, remaining=self._remaining(study),
+                                                 space_size=self.space.size))
         return self.result(study)
+
+    def _warn_small_budget(self, done: set[str]) -> None:
+        """Say at the start when --trials cannot cover the ladder rungs that set a within target's bar."""
+        if self.r.objective != "smallest" or self.rule != "within":
+            return
+        left = [r.name for r, key in self.ladder if key not in done]
+        budget = max(self.r.trials - len(done), 0)
+        if len(left) > budget:
+            self.note(f"--trials {self.r.trials} leaves {budget} evaluations for the {len(left)} ladder rungs that "
+                      f"set the bar of the 'within' target and are not evaluated yet ({', '.join(left)}): the answer "
+                      f"will not be certain; give --trials {len(done) + len(left)} or more")
+
+    def _remaining(self, study) -> list[tuple[str, str]] | None:
+        """Configs off the ladder, not evaluated, that could still be the answer (their cost bound is
+        not above the incumbent's J/query): (label, key); None when the space is too large to list."""
+        if self.r.objective != "smallest":
+            return None
+        trials = study.get_trials(deepcopy=False)
+        evaluated = self._evaluated_keys(study, trials)
+        if len(evaluated) >= self.space.size:
+            return []
+        configs = self._enumerated()
+        if configs is None:
+            return None
+        incumbent = self._standing(study, trials).incumbent
+        cost = self._standing(study, trials).cost
+        out = []
+        for name, values, spec, key in configs:
+            if key in evaluated or key in self.ladder_keys:
+                continue  # ladder rungs are judged as rungs (rightsize.coverage)
+            bound = cost.lower_bound(spec) if incumbent is not None else None
+            if bound is not None and bound > incumbent["joules_per_query"]:
+                continue
+            out.append((f"{name} ({knob_text(values)})" if values else name, key))
+        return out
 
     @contextlib.contextmanager
     def _interruptible(self) -> Iterator[None]:
@@ -845,6 +899,11 @@ class _Search:
             self._queue_cheapest(study, standing, taken)
             return
         rung = next((r for r, key in self.ladder if key not in busy), None)
+        if rung is not None and self.rule == "within":
+            # The ladder's rungs set a within target's bar, so they come before any neighbour: a
+            # budget that runs out then leaves variants unevaluated, not the bar.
+            study.enqueue_trial(rung.default_params(), skip_if_exists=True)
+            return
         if rung is None:
             ceiling = math.inf
         else:
@@ -984,7 +1043,7 @@ class _Search:
     # -------------------------------------------------------------- result
 
     def result(self, study) -> SearchResult:
-        from rightsize.recommend import comparable, pareto_front, recommend
+        from rightsize.recommend import NothingCompleted, comparable, pareto_front, recommend
 
         records = study_records(study)
         counts: dict[str, int] = {}
@@ -1003,23 +1062,26 @@ class _Search:
             "study_joules": study_total,  # every worker of the study, trials so far
             "budget_joules": self.r.budget_joules,
         }
-        rec, why, front = None, None, []
-        ok = [r for r in records if r.get("status") == "ok"]
-        if ok:
-            try:
-                rec = recommend(ok)
-            except RightsizeError as exc:
-                why = str(exc)
-            group = comparable(ok)
-            front = [{"rung": r["rung"], "config": r["config"], "key": r["key"], "metric": r["metrics"][self.metric],
-                      "joules_per_query": r["joules_per_query"]} for r in pareto_front(group, self.metric)]
-        else:
-            why = "no trial finished with a complete evaluation"
+        rec, why, front, tried = None, None, [], []
+        try:
+            rec = recommend(records, plans=self.run_log.plans())
+        except NothingCompleted as exc:
+            why, tried = str(exc), exc.tried
+        except RightsizeError as exc:
+            why = str(exc)
+        if rec is not None:
+            group = comparable(records)
+            labels = variant_labels(group)
+            front = [{"rung": r["rung"], "label": labels[r["key"]], "config": r["config"], "key": r["key"],
+                      "metric": r["metrics"][self.metric], "joules_per_query": r["joules_per_query"]}
+                     for r in pareto_front(group, self.metric)]
+        elif not records:
+            why = "no trial evaluated a config"
         return SearchResult(
             study=study.study_name, storage=masked(self.storage_url), objective=self.r.objective,
             out_dir=str(self.run_log.dir), space_size=self.space.size, stopped=self.stopped, trials=self.outcomes,
             study_counts=counts, energy=energy, records=records, recommendation=rec, no_recommendation=why,
-            pareto=front)
+            pareto=front, tried=tried)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -1100,8 +1162,3 @@ def _spent(record: dict) -> float:
     if isinstance(spent, dict) and spent:
         return float(sum(spent.values()))
     return float(record.get("joules_total") or sum((record.get("joules") or {}).values()))
-
-
-def config_label(searched: dict[str, Any]) -> str:
-    """``k=5 layers=3`` for a trial's searched knobs (``None`` shown as ``-``, the model's own)."""
-    return " ".join(f"{k}={'-' if v is None else v}" for k, v in searched.items())

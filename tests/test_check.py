@@ -47,7 +47,8 @@ def test_the_fixture_is_what_its_generator_writes():
 
 def test_pass_adequate_and_cheapest(records):
     result = check(records, Current("minilm-probe"))
-    assert statuses(result) == {"meets-target": "pass", "within-energy-budget": "skipped", "not-oversized": "pass"}
+    assert statuses(result) == {"meets-target": "pass", "within-energy-budget": "skipped", "not-oversized": "pass",
+                                "complete-evidence": "skipped"}
     assert result.exit_code == 0 and result.passed
     assert result.summary().startswith("rightsize check: PASS — minilm-probe")
     assert result.n_examples == 400  # the 400-example run, not the earlier --limit 100 record
@@ -67,7 +68,8 @@ def test_oversized_names_the_cheaper_adequate_config_and_the_saving(records):
 
 def test_below_target_says_why_and_what_would_pass(records):
     result = check(records, Current("tfidf"))
-    assert statuses(result) == {"meets-target": "fail", "within-energy-budget": "skipped", "not-oversized": "pass"}
+    assert statuses(result) == {"meets-target": "fail", "within-energy-budget": "skipped", "not-oversized": "pass",
+                                "complete-evidence": "skipped"}
     assert result.exit_code == 1
     line = result.summary()
     assert "FAIL below target" in line and "paired difference" in line
@@ -150,12 +152,13 @@ def test_json_schema(records):
     assert doc["schema"] == SCHEMA == "rightsize.check/1"
     assert set(doc) == {"schema", "verdict", "exit_code", "summary", "task", "split", "n_examples", "metric",
                         "target", "tolerance_pct", "max_joules_per_query", "energy_source", "energy_estimated",
-                        "current", "cheapest_adequate", "criteria"}
+                        "current", "cheapest_adequate", "criteria", "certain", "coverage"}
     assert doc["verdict"] == "fail" and doc["exit_code"] == 1 and doc["energy_estimated"] is True
     assert [c["name"] for c in doc["criteria"]] == list(CRITERIA)
     for c in doc["criteria"]:
         assert set(c) == {"name", "status", "message", "value", "threshold"} and c["status"] in ("pass", "fail", "skipped")
-    config_keys = {"rung", "key", "config", "metric", "ci", "joules_per_query", "n_params", "adequate", "status", "error"}
+    config_keys = {"rung", "label", "key", "config", "metric", "ci", "joules_per_query", "n_params", "adequate", "status",
+                   "error"}
     assert set(doc["current"]) == config_keys
     assert set(doc["cheapest_adequate"]) == config_keys | {"saving_pct"}
     budget = doc["criteria"][1]
@@ -164,7 +167,7 @@ def test_json_schema(records):
 
 def test_junit_has_one_case_per_criterion(records):
     root = ET.fromstring(to_junit(check(records, Current("mpnet-probe"))))
-    assert root.tag == "testsuites" and root.get("tests") == "3" and root.get("failures") == "1"
+    assert root.tag == "testsuites" and root.get("tests") == "4" and root.get("failures") == "1"
     (suite,) = root.findall("testsuite")
     cases = suite.findall("testcase")
     assert [c.get("name") for c in cases] == list(CRITERIA)

@@ -246,7 +246,18 @@ def test_test_records_never_influence_the_choice():
 
 def test_recommend_without_records_is_a_user_error():
     with pytest.raises(RightsizeError, match="rightsize evaluate"):
-        R.recommend([record("a", refs(5), refs(5), status="failed")])
+        R.recommend([])
+
+
+def test_recommend_when_every_evaluation_stopped_says_what_was_tried():
+    failed = record("a", refs(5), refs(5), status="failed")
+    failed["error"] = "out of memory"
+    pruned = record("b", refs(5), refs(5), status="pruned")
+    pruned["pruned"] = {"reason": "accuracy 0.2 on 10/40 examples: 95% CI upper bound 0.4 < 0.8 needed"}
+    with pytest.raises(R.NothingCompleted) as caught:
+        R.recommend([failed, pruned])
+    assert [(t["label"], t["status"], t["reason"]) for t in caught.value.tried] == [
+        ("a", "failed", "out of memory"), ("b", "pruned", pruned["pruned"]["reason"])]
 
 
 # ------------------------------------------------------------------------------------ CLI
@@ -314,7 +325,10 @@ def test_cli_end_to_end_with_test_confirmation(tiny_task, tiny_ladder, tmp_path)
                     "--meter", "estimate", "--quiet")
     assert evaluated.exit_code == 0, evaluated.output
     result = run("recommend", out, "--region", "de")
-    assert result.exit_code == 0, result.output
+    # --rungs left tiny-knn out: it could set the bar of the task's `within` target, so the answer
+    # is not certain (exit 3), and the output says which rung is missing.
+    assert result.exit_code == 3, result.output
+    assert "UNCERTAIN: tiny-knn was not evaluated: the best may be higher" in result.output
     records = RunLog(out, create=False).records()
     tests = [r for r in records if r["split"] == "test"]
     validation = {r["rung"]: r for r in records if r["split"] == "validation"}
@@ -330,7 +344,7 @@ def test_cli_end_to_end_with_test_confirmation(tiny_task, tiny_ladder, tmp_path)
     assert rec.chosen["test"] is not None and rec.largest["test"] is not None
     assert "CO2e" in result.output and "Ember" in result.output
     again = run("recommend", out, "--region", "de")
-    assert again.exit_code == 0 and "recorded earlier" in again.output
+    assert again.exit_code == 3 and "recorded earlier" in again.output
     assert len(RunLog(out, create=False).records()) == len(records)  # confirmed once, not again
     skipped = run("recommend", out, "--no-confirm")
     assert "not evaluated (--no-confirm)" in skipped.output and "--region" in skipped.output

@@ -1,0 +1,45 @@
+"""Names of configs as users read them: the rung, plus the knobs that tell it from its siblings.
+
+A search evaluates many configs of one rung (``tfidf`` at threads 1 and 2, ``l6-probe`` in bf16 at
+batch 32, ...); a rung name alone does not say which one to deploy. Every place that names a config
+to a user (terminal, JSON, Markdown, report, plot) takes its label from :func:`variant_labels`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+_IDENTITY = ("kind", "model")
+
+
+def knob_text(knobs: Mapping[str, Any]) -> str:
+    """``k=5, layers=3`` (``None``, the model's own value, shown as ``-``)."""
+    return ", ".join(f"{k}={'-' if v is None else v}" for k, v in knobs.items())
+
+
+def variant_labels(entries: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """``key -> label`` for entries with ``key``, ``rung`` and ``config``: the rung name, and where
+    several configs share it, the knobs whose values differ between them, e.g. ``tfidf (threads=1)``."""
+    entries = [e for e in entries if e.get("key") is not None]
+    by_rung: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for e in entries:
+        by_rung.setdefault(str(e.get("rung")), {})[e["key"]] = e.get("config") or {}
+    labels: dict[str, str] = {}
+    for rung, configs in by_rung.items():
+        if len(configs) == 1:
+            labels.update({key: rung for key in configs})
+            continue
+        names = sorted({k for c in configs.values() for k in c if k not in _IDENTITY})
+        varying = [k for k in names if len({repr(c.get(k)) for c in configs.values()}) > 1]
+        identity = [k for k in _IDENTITY if len({repr(c.get(k)) for c in configs.values()}) > 1]
+        for key, config in configs.items():
+            shown = {k: config.get(k) for k in identity + varying}
+            if "model" in shown and isinstance(shown["model"], str):
+                shown["model"] = shown["model"].rstrip("/").split("/")[-1]
+            labels[key] = f"{rung} ({knob_text(shown)})" if shown else rung
+    return labels
+
+
+def label_of(entry: Mapping[str, Any], labels: Mapping[str, str]) -> str:
+    """The entry's label from ``labels``, else its rung name."""
+    return labels.get(entry.get("key"), str(entry.get("rung")))
