@@ -401,7 +401,8 @@ def _grams(g: float) -> str:
 @click.option("--pue", type=click.FloatRange(min=1.0), default=1.2, show_default=True,
               help="Power usage effectiveness of the data centre (facility energy / IT energy).")
 @click.option("--region", help="ISO country code of the electricity grid (e.g. de, us, fr), for carbon.")
-def report(run_dir, out_dir, formats, queries_per_day, days, pue, region):
+@click.pass_context
+def report(ctx, run_dir, out_dir, formats, queries_per_day, days, pue, region):
     """Write pareto.png/.svg, report.md and a self-contained report.html from a run's runs.jsonl.
 
     The plot shows validation metric against J/query (log axis) for every config with its 95%
@@ -420,6 +421,8 @@ def report(run_dir, out_dir, formats, queries_per_day, days, pue, region):
                          formats=[f.strip() for f in formats.split(",") if f.strip()])
     for line in summary_lines(files):
         click.echo(line)
+    if files.recommendation is None:
+        ctx.exit(EXIT_NOT_ADEQUATE)  # the report lists what was tried and why each one stopped
 
 
 # ---------------------------------------------------------------- check

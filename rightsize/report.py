@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -34,7 +34,8 @@ class ReportFiles:
     html: Path
     plots: list[Path]
     study: Path | None  # the search's Optuna study, when the run folder has one
-    recommendation: policy.Recommendation
+    recommendation: policy.Recommendation | None  # None: no config finished an evaluation (see tried)
+    tried: list[dict] = field(default_factory=list)
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, queries_per_day: float = 10_000,
@@ -47,18 +48,18 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, quer
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise RightsizeError(f"--format {','.join(formats)}: choose from {', '.join(FORMATS)}")
-    rec = policy.recommend(records, queries_per_day=queries_per_day, days=days, pue=pue, region=region)
+    try:
+        rec = policy.recommend(records, queries_per_day=queries_per_day, days=days, pue=pue, region=region,
+                               plans=run.plans())
+    except policy.NothingCompleted as exc:
+        return _report_tried(run, exc.tried, out_dir)
     group = {r["key"]: r for r in policy.comparable(records)}
     used_runs = {r.get("run_id") for r in group.values()}
     environments = [e for e in run.environments() if e.get("run_id") in used_runs] or run.environments()[-1:]
     failed = unresolved_failures([r for r in records if r.get("task") == rec.task and r.get("split") == rec.split])
     pruned = len({r.get("key") for r in records if r.get("status") == "pruned"})
 
-    out = Path(out_dir) if out_dir is not None else run.dir
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RightsizeError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
+    out = _out_folder(run, out_dir)
     study = run.dir / STUDY_FILE
     study = study if study.exists() else None
     md_path, html_path = out / "report.md", out / "report.html"
@@ -72,6 +73,38 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, quer
     except ValueError as exc:  # nothing plottable, e.g. every J/query is 0
         raise RightsizeError(f"{run.path}: {exc}") from None
     return ReportFiles(md_path, html_path, plots, study, rec)
+
+
+def _report_tried(run: RunLog, tried: list[dict], out_dir: str | Path | None) -> ReportFiles:
+    """A report for a run folder where no config finished an evaluation: what was tried, and why
+    each one stopped."""
+    out = _out_folder(run, out_dir)
+    task = next((r.get("task") for r in run.records() if r.get("task")), "?")
+    rows = [[f"`{t['label']}`", str(t["status"]), _error_text(t["reason"]) or "-"] for t in tried]
+    doc: list[Block] = [
+        ("h1", f"rightsize report — {task}"),
+        ("p", f"**No recommendation: no config finished a complete evaluation.** {len(tried)} tried, each pruned "
+              "(its CI upper bound could not reach the target) or failed."),
+        ("table", ["config", "status", "why it stopped"], rows, "lll"),
+        ("h2", "Environment"), ("ul", _environment(run.environments())),
+    ]
+    md_path, html_path = out / "report.md", out / "report.html"
+    try:
+        md_path.write_text(to_markdown(doc), encoding="utf-8")
+        html_path.write_text(to_html(doc, title=f"rightsize report — {task}", plot=None), encoding="utf-8")
+    except OSError as exc:
+        raise RightsizeError(f"--out {out}: cannot write the report ({exc.strerror or exc})") from None
+    study = run.dir / STUDY_FILE
+    return ReportFiles(md_path, html_path, [], study if study.exists() else None, None, tried)
+
+
+def _out_folder(run: RunLog, out_dir: str | Path | None) -> Path:
+    out = Path(out_dir) if out_dir is not None else run.dir
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RightsizeError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
+    return out
 
 
 def unresolved_failures(records: Sequence[dict]) -> list[dict]:
@@ -103,7 +136,7 @@ def _error_text(error: str, limit: int = 160) -> str:
 
 def pareto_view(rec: policy.Recommendation, watts_per_core: float | None = None) -> ParetoView:
     """The plot's content, decided by the policy's recommendation."""
-    points = [Point(key=e["key"], name=e["rung"], x=e["joules_per_query"], y=e["metric"],
+    points = [Point(key=e["key"], name=e["label"], x=e["joules_per_query"], y=e["metric"],
                     lo=(e["ci"] or [e["metric"]] * 2)[0], hi=(e["ci"] or [e["metric"]] * 2)[1], adequate=e["adequate"])
               for e in rec.configs]
     if rec.rule == "min":
@@ -113,6 +146,9 @@ def pareto_view(rec: policy.Recommendation, watts_per_core: float | None = None)
         d = rec.target["within"]
         threshold = rec.best["metric"] - d
         label = f"target: within {d:g} of best = {threshold:.3f} (judged by paired bootstrap)"
+    if rec.coverage.get("certain") is False:
+        missing = ", ".join(m["name"] for m in rec.coverage.get("missing") or ())
+        label += f"; UNCERTAIN: {missing} not evaluated, the best may be higher"
     front = [e["key"] for e in rec.configs if e["pareto"]]
     # A ladder's handful of configs are all named; a search's hundreds would bury the front in text.
     others = [p.key for p in points if p.key not in front] if len(points) <= LABEL_ALL_UP_TO else []
@@ -195,14 +231,28 @@ def dashboard_command(study: Path) -> str:
     return f"optuna-dashboard sqlite:///{study.resolve()}"
 
 
+def _coverage(rec: policy.Recommendation) -> list[Block]:
+    """What the answer could not rule out (rightsize.coverage), in words."""
+    notes = rec.coverage.get("notes") or ()
+    if rec.coverage.get("certain") is False:
+        return [("p", "**Not certain:** " + "; ".join(notes) + ".")]
+    if notes:
+        return [("p", "Note: " + "; ".join(notes) + ".")]
+    return []
+
+
 def _recommendation(rec: policy.Recommendation) -> list[Block]:
+    return _answer(rec) + _coverage(rec)
+
+
+def _answer(rec: policy.Recommendation) -> list[Block]:
     if rec.chosen is None:
-        closest = ", ".join(f"`{e['rung']}` ({e['detail']})" for e in rec.closest)
+        closest = ", ".join(f"`{e['label']}` ({e['detail']})" for e in rec.closest)
         return [("p", f"**No evaluated config is adequate.** Closest to the target: {closest}."),
                 ("p", "Try larger rungs, more training data, or reconsider the target.")]
     c, big = rec.chosen, rec.largest
     out: list[Block] = [
-        ("p", f"Deploy **{c['rung']}** ({_what(c)}, {human_count(c['n_params'])} parameters): {rec.metric} "
+        ("p", f"Deploy **{c['label']}** ({_what(c)}, {human_count(c['n_params'])} parameters): {rec.metric} "
               f"{_metric(c)} at **{human_joules(c['joules_per_query'])}/query**."),
         ("p", f"Why it is adequate ({c['rule']} rule): {c['detail']}. It is the adequate config with the least "
               "energy per query."),
@@ -212,11 +262,11 @@ def _recommendation(rec: policy.Recommendation) -> list[Block]:
     else:
         s, g = rec.savings or {}, rec.given_up or {}
         pct = s.get("percent_saved")
-        out.append(("p", f"Against the largest config, **{big['rung']}** ({human_count(big['n_params'])} parameters, "
+        out.append(("p", f"Against the largest config, **{big['label']}** ({human_count(big['n_params'])} parameters, "
                          f"{rec.metric} {_metric(big)}, {human_joules(big['joules_per_query'])}/query): "
                          f"**{pct:.0f}% less energy per query**, and {_given_up_words(g, rec.metric)}."
                     if pct is not None else
-                    f"The largest config, {big['rung']}, has no positive J/query to compare against."))
+                    f"The largest config, {big['label']}, has no positive J/query to compare against."))
     if c.get("test"):
         t = c["test"]
         out.append(("p", f"Held-out test split ({t['n_examples']} examples): {rec.metric} {_metric(t)}."))
@@ -257,7 +307,7 @@ def _config_table(rec: policy.Recommendation, group: dict[str, dict]) -> Block:
         config = e["config"] or {}
         model = config.get("model")
         knobs = ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("kind", "model") and v is not None)
-        rows.append([f"`{e['rung']}`", config.get("kind", "-"), model.rstrip("/").split("/")[-1] if model else "-",
+        rows.append([f"`{e['label']}`", config.get("kind", "-"), model.rstrip("/").split("/")[-1] if model else "-",
                      knobs or "-",
                      _metric(e), "yes" if e["adequate"] else "no", human_joules(e["joules_per_query"]),
                      human_count(e["n_params"]), *(human_joules(joules.get(p)) for p in ("load", "fit", "infer")),
@@ -365,7 +415,7 @@ def _inline(text: str) -> str:
     return _CODE.sub(r"<code>\1</code>", _BOLD.sub(r"<strong>\1</strong>", escaped))
 
 
-def to_html(doc: list[Block], *, title: str, plot: Path) -> str:
+def to_html(doc: list[Block], *, title: str, plot: Path | None) -> str:
     """A standalone page: inline CSS and the plot embedded (PNG as base64, SVG inline); no links out."""
     body = []
     for block in doc:
@@ -405,10 +455,16 @@ def summary_lines(files: ReportFiles) -> list[str]:
     """What the CLI prints: where each file went, and the dashboard hint when there is a study."""
     lines = [f"wrote {p}" for p in (*files.plots, files.markdown, files.html)]
     rec = files.recommendation
+    if rec is None:
+        lines.append(f"recommended: none — no config finished a complete evaluation ({len(files.tried)} tried, "
+                     "each pruned or failed; the report lists why)")
+        return lines
     if rec.chosen:
-        lines.append(f"recommended: {rec.chosen['rung']} ({human_joules(rec.chosen['joules_per_query'])}/query)")
+        lines.append(f"recommended: {rec.chosen['label']} ({human_joules(rec.chosen['joules_per_query'])}/query)")
     else:
         lines.append("recommended: none — no evaluated config is adequate")
+    lines += [f"{'UNCERTAIN' if rec.coverage.get('certain') is False else 'note'}: {n}"
+              for n in rec.coverage.get("notes") or ()]
     if rec.estimated:
         lines.append("energy source 'estimate': process CPU time x watts per core, not a measurement")
     if files.study is not None:
