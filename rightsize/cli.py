@@ -625,7 +625,9 @@ def search(ctx, task, ladder_path, trials, timeout, budget_joules, storage, stud
     once its 95% CI upper bound cannot reach the target; every trial is a record in runs.jsonl.
     The answer comes from the recommendation policy over all records. Run the same command again
     to resume a stopped search; run it on more processes or machines with the same --storage and
-    --study to share the work. Exit code 1 when no config is adequate.
+    --study to share the work. Exit codes: 0 an adequate config, certain; 1 nothing adequate or no
+    config finished an evaluation; 3 an answer that is not certain (rungs that set a `within`
+    target's bar were not evaluated: raise --trials or --budget-joules).
 
     \b
     Example:
