@@ -214,6 +214,10 @@ def models_verify(names):
     """Re-hash assembled weights/datasets where they resolve now (default: every default asset).
 
     Exits 2 at the first one that is absent or whose sha256 differs.
+
+    \b
+    Example:
+      rightsize models verify sentence-transformers/all-MiniLM-L6-v2
     """
     from rightsize import assets
 
