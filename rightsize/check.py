@@ -63,7 +63,7 @@ import yaml
 
 from rightsize.coverage import Coverage, assess_coverage
 from rightsize.errors import RightsizeError
-from rightsize.naming import label_of, variant_labels
+from rightsize.naming import label_of, normalized_config, variant_labels
 from rightsize.rungs import RungSpec
 from rightsize.tables import human_joules
 
@@ -181,15 +181,6 @@ def load_current(value: str) -> Current:
         doc = {"name": path.stem, **doc}
     spec = parse_rung(doc, {}, f"--current {path}")
     return Current(name=spec.name, config=normalized_config(spec.config()), source=str(path), spec=spec)
-
-
-def normalized_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A config with every knob's default filled in, so ``{k: 10}`` written or left out compare equal."""
-    from rightsize.rungs import RUNG_KINDS
-
-    cls = RUNG_KINDS.get(config.get("kind", ""))
-    defaults = {name: knob.default for name, knob in cls.knobs.items()} if cls is not None else {}
-    return {**defaults, **config}
 
 
 def find_current(records: Sequence[dict[str, Any]], current: Current) -> dict[str, Any]:

@@ -125,7 +125,7 @@ def assess_coverage(records: Sequence[Mapping[str, Any]], anchor: Mapping[str, A
     missing_keys = {m["key"] for m in missing}
     remaining: int | None = 0
     names: list[str] = []
-    stopped = None
+    stopped, space_size = None, None
     if searches:
         last_start = max((i for i, e in enumerate(searches) if e.get("event") == "start"), default=-1)
         ends = [e for e in searches[last_start + 1:] if e.get("event") == "end"]
@@ -133,7 +133,7 @@ def assess_coverage(records: Sequence[Mapping[str, Any]], anchor: Mapping[str, A
             remaining, stopped = None, "the latest search recorded no end (killed, or still running)"
         else:
             end = ends[-1]
-            stopped = end.get("stopped")
+            stopped, space_size = end.get("stopped"), end.get("space_size")
             listed = end.get("remaining") or []
             left = [c for c in listed if c.get("key") not in evaluated and c.get("key") not in missing_keys]
             names = [str(c.get("name")) for c in left]
@@ -142,13 +142,13 @@ def assess_coverage(records: Sequence[Mapping[str, Any]], anchor: Mapping[str, A
 
     certain = not (rule == "within" and missing)
     minimal = not missing and remaining == 0
-    notes = _notes(rule, missing, remaining, names, stopped, answer is not None)
+    notes = _notes(rule, missing, remaining, names, stopped, answer is not None, space_size)
     return Coverage(certain, minimal, tuple(missing), remaining, tuple(names[:LISTED]), stopped,
                     "; ".join(notes), tuple(notes))
 
 
 def _notes(rule: str, missing: list[dict], remaining: int | None, names: list[str], stopped: str | None,
-           answered: bool) -> list[str]:
+           answered: bool, space_size: int | None) -> list[str]:
     out = []
     if missing:
         what = _names([f"{m['name']}{' (failed)' if m['why'] == 'failed' else ''}" for m in missing])
@@ -158,7 +158,8 @@ def _notes(rule: str, missing: list[dict], remaining: int | None, names: list[st
         else:
             out.append(f"{what} {verb} not evaluated and may be cheaper and adequate")
     if remaining is None or remaining:
-        count = "an unknown number of" if remaining is None else f"{remaining}"
+        count = f"{remaining}" if remaining is not None else (
+            f"of a space of {space_size:,} configs (too many to list), the" if space_size else "an unknown number of")
         eg = f" (e.g. {_names(names)})" if names else ""
         why = f" (the search stopped: {stopped})" if stopped else ""
         lead = "the answer is the cheapest adequate config found, not certainly the cheapest: " if answered else ""

@@ -17,13 +17,22 @@ def knob_text(knobs: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={'-' if v is None else v}" for k, v in knobs.items())
 
 
+def normalized_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A config with every knob's default filled in, so ``{k: 10}`` written or left out compare equal."""
+    from rightsize.rungs import RUNG_KINDS
+
+    cls = RUNG_KINDS.get(config.get("kind", ""))
+    defaults = {name: knob.default for name, knob in cls.knobs.items()} if cls is not None else {}
+    return {**defaults, **config}
+
+
 def variant_labels(entries: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """``key -> label`` for entries with ``key``, ``rung`` and ``config``: the rung name, and where
     several configs share it, the knobs whose values differ between them, e.g. ``tfidf (threads=1)``."""
     entries = [e for e in entries if e.get("key") is not None]
     by_rung: dict[str, dict[str, Mapping[str, Any]]] = {}
     for e in entries:
-        by_rung.setdefault(str(e.get("rung")), {})[e["key"]] = e.get("config") or {}
+        by_rung.setdefault(str(e.get("rung")), {})[e["key"]] = normalized_config(e.get("config") or {})
     labels: dict[str, str] = {}
     for rung, configs in by_rung.items():
         if len(configs) == 1:
