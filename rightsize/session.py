@@ -1,7 +1,8 @@
 """A run's set-up, one for evaluate, search and confirm.
 
 Checks come first and write nothing; then the run folder, its id and its meters, each meter's
-environment recorded once; leaving the run closes every meter (NVML handles, RAPL files, threads).
+environment recorded with the run's next record; leaving the run closes every meter (NVML handles,
+RAPL files, threads).
 """
 
 from __future__ import annotations
@@ -86,6 +87,24 @@ def preflight_models(ladder: Ladder, allow_pickle: bool = False) -> Ladder:
     return ladder.select(kept) if len(kept) < len(ladder.rungs) else ladder
 
 
+class _RunLog(RunLog):
+    """A run's log: its meters' environments go in just before its next record, so that a run rejected
+    before it recorded anything (a bad --storage, a study made with other settings) leaves no trace."""
+
+    def __init__(self, out_dir: Path, create: bool):
+        super().__init__(out_dir, create=create)
+        self._environments: list[dict] = []
+
+    def add_environment(self, env: dict) -> None:
+        self._environments.append(env)
+
+    def append(self, record: dict) -> None:
+        for env in self._environments:
+            self.write_environment(env)
+        self._environments.clear()
+        super().append(record)
+
+
 class Session:
     """One run: its id, its folder and its meters; leaving the ``with`` block closes every meter."""
 
@@ -93,22 +112,22 @@ class Session:
         self.out_dir = Path(out_dir)
         self.run_id = new_run_id()
         self._create = create
-        self._log: RunLog | None = None
+        self._log: _RunLog | None = None
         self._meters: dict[tuple, Meter] = {}
 
     @property
     def run_log(self) -> RunLog:
         """Opened on first use: a meter that cannot be made leaves no run folder behind."""
         if self._log is None:
-            self._log = RunLog(self.out_dir, create=self._create)
+            self._log = _RunLog(self.out_dir, create=self._create)
         return self._log
 
     def meter(self, kind: str = "auto", device: str = "cpu", cpu_watts: float | None = None) -> Meter:
-        """The run's meter of these settings, made (and its environment recorded) on first use."""
+        """The run's meter of these settings, made (and its environment taken) on first use."""
         key = (kind, device, cpu_watts)
         if key not in self._meters:
             meter = self._meters[key] = make_meter(kind, device=device, cpu_watts=cpu_watts)
-            self.run_log.write_environment(environment.collect(self.run_id, device, meter.describe()))
+            self.run_log.add_environment(environment.collect(self.run_id, device, meter.describe()))
         return self._meters[key]
 
     def __enter__(self) -> "Session":

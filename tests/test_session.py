@@ -51,8 +51,8 @@ def meters(monkeypatch) -> list:
 
 def test_a_search_only_run_folder_has_its_environment_in_the_report(tiny_task, tfidf_ladder, tmp_path):
     out = tmp_path / "run"
-    searched = run("search", tiny_task, "--ladder", tfidf_ladder, "--trials", 2, "--out", out, "--meter", "estimate",
-                   "--no-cache", "--quiet")
+    search = ["search", tiny_task, "--out", out, "--study", "s1", "--meter", "estimate", "--no-cache", "--quiet"]
+    searched = run(*search, "--ladder", tfidf_ladder, "--trials", 2)
     assert searched.exit_code == 0, searched.output
     env = RunLog(out, create=False).environments()
     records = RunLog(out, create=False).records()
@@ -61,6 +61,12 @@ def test_a_search_only_run_folder_has_its_environment_in_the_report(tiny_task, t
     assert reported.exit_code == 0, reported.output
     md = (out / "report.md").read_text(encoding="utf-8")
     assert f"run `{env[0]['run_id']}`" in md and "no environment.jsonl" not in md
+    # A search the study rejects (another space under the same name) records no environment.
+    other = tmp_path / "other.yaml"
+    other.write_text("rungs:\n  - {name: tfidf, kind: tfidf}\nsearch: {knobs: [C]}\n")
+    rejected = run(*search, "--ladder", other)
+    assert rejected.exit_code == 2 and "was created with another space" in rejected.output
+    assert RunLog(out, create=False).environments() == env
 
 
 @pytest.mark.parametrize("command", ["evaluate", "search", "confirm"])
