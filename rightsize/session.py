@@ -116,7 +116,7 @@ class Session:
         self._meters: dict[tuple, Meter] = {}
 
     @property
-    def run_log(self) -> RunLog:
+    def run_log(self) -> _RunLog:
         """Opened on first use: a meter that cannot be made leaves no run folder behind."""
         if self._log is None:
             self._log = _RunLog(self.out_dir, create=self._create)
