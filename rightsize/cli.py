@@ -529,7 +529,8 @@ def _evaluate_for_check(task, current, ladder_path, limit, train_limit, out_dir,
     from rightsize.check import normalized_config
     from rightsize.errors import RightsizeError
     from rightsize.ladder import Ladder, load_ladder
-    from rightsize.runner import EvaluationRequest, preflight_models, run_evaluation
+    from rightsize.runner import EvaluationRequest, run_evaluation
+    from rightsize.session import preflight_models
 
     ladder = load_ladder(ladder_path)
     if current.config is None and current.name not in {r.name for r in ladder.rungs}:

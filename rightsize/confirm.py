@@ -12,15 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rightsize import environment
-from rightsize.energy import make_meter
 from rightsize.errors import RightsizeError
-from rightsize.evaluate import EvalPlan, evaluate_rung, evaluation_key, new_run_id, task_identity
-from rightsize.models import check_weights_format, resolve_model
+from rightsize.evaluate import EvalPlan, evaluate_rung, evaluation_key, task_identity
 from rightsize.recommend import spec_from_config
-from rightsize.results import RunLog
-from rightsize.rungs import RunContext, RungSpec, rung_class
-from rightsize.runner import resolve_device
+from rightsize.rungs import RunContext, RungSpec
+from rightsize.session import Session, check_models, resolve_device
 from rightsize.tasks import TaskData, load_data, load_task
 
 log = logging.getLogger(__name__)
@@ -52,44 +48,40 @@ def confirm_on_test(run_dir: str | Path, keys: Sequence[str], *, allow_pickle: b
                     trust_remote_code: bool = False,
                     on_start: Callable[[str], None] | None = None) -> list[Confirmation]:
     """Evaluate the validation records ``keys`` of ``run_dir`` on the test split (once each)."""
-    run_log = RunLog(run_dir, create=False)
-    records = run_log.records()
-    by_key = {r["key"]: r for r in records if r.get("split") == "validation" and r.get("status") == "ok" and "key" in r}
-    done = run_log.completed()
-    tasks: dict[str, TaskData] = {}
-    jobs, out = [], []
-    for key in dict.fromkeys(keys):  # unique, in order
-        if key not in by_key:
-            raise RightsizeError(f"{run_log.path}: no ok validation record with key {key}")
-        job = _job(by_key[key], tasks, allow_pickle, trust_remote_code)
-        if job is None:
-            out.append(Confirmation(by_key[key]["rung"], key, "no test split", "the task gives no test data", None))
-        elif job.test_key in done:
-            out.append(Confirmation(job.spec.name, key, "recorded earlier", "", done[job.test_key]))
-        else:
-            jobs.append(job)
-    # Every model is checked before the first evaluation, as `evaluate` does.
-    for job in jobs:
-        if rung_class(job.spec.kind).needs_model and job.spec.model:
-            check_weights_format(resolve_model(job.spec.model), job.spec.model, allow_pickle)
-    run_id = new_run_id()
-    meters: dict[tuple[str, str], Any] = {}
-    for job in jobs:
-        if on_start:
-            on_start(job.spec.name)
-        source = str(job.validation.get("energy_source", ""))
-        kind = source if source in _SINGLE_METERS else "auto"
-        if (kind, job.context.device) not in meters:
-            meter = make_meter(kind, device=job.context.device)
-            run_log.write_environment(environment.collect(run_id, job.context.device, meter.describe()))
-            meters[(kind, job.context.device)] = meter
-        record = evaluate_rung(job.data, job.spec, meters[(kind, job.context.device)], job.context, job.plan,
-                               run_id=run_id)
-        run_log.append(record)
-        if record["status"] == "ok":
-            out.append(Confirmation(job.spec.name, job.validation["key"], "evaluated", "", record))
-        else:
-            out.append(Confirmation(job.spec.name, job.validation["key"], "failed", record.get("error", ""), record))
+    with Session(run_dir, create=False) as session:
+        run_log = session.run_log
+        records = run_log.records()
+        by_key = {r["key"]: r for r in records
+                  if r.get("split") == "validation" and r.get("status") == "ok" and "key" in r}
+        done = run_log.completed()
+        tasks: dict[str, TaskData] = {}
+        jobs, out = [], []
+        for key in dict.fromkeys(keys):  # unique, in order
+            if key not in by_key:
+                raise RightsizeError(f"{run_log.path}: no ok validation record with key {key}")
+            job = _job(by_key[key], tasks, allow_pickle, trust_remote_code)
+            if job is None:
+                out.append(Confirmation(by_key[key]["rung"], key, "no test split", "the task gives no test data",
+                                        None))
+            elif job.test_key in done:
+                out.append(Confirmation(job.spec.name, key, "recorded earlier", "", done[job.test_key]))
+            else:
+                jobs.append(job)
+        # Every model is checked before the first evaluation, as `evaluate` does.
+        for job in jobs:
+            check_models(job.spec, allow_pickle)
+        for job in jobs:
+            if on_start:
+                on_start(job.spec.name)
+            source = str(job.validation.get("energy_source", ""))
+            meter = session.meter(source if source in _SINGLE_METERS else "auto", job.context.device)
+            record = evaluate_rung(job.data, job.spec, meter, job.context, job.plan, run_id=session.run_id)
+            run_log.append(record)
+            if record["status"] == "ok":
+                out.append(Confirmation(job.spec.name, job.validation["key"], "evaluated", "", record))
+            else:
+                out.append(Confirmation(job.spec.name, job.validation["key"], "failed", record.get("error", ""),
+                                        record))
     order = {k: i for i, k in enumerate(keys)}
     return sorted(out, key=lambda c: order[c.key])
 

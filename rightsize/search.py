@@ -88,16 +88,12 @@ from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.trial import TrialState
 
 from rightsize import metrics as M
-from rightsize.cache import EmbeddingCache
 from rightsize.cost_model import CostModel, settings_of
 from rightsize.coverage import plan_entry, search_end_entry
-from rightsize.energy import make_meter
 from rightsize.errors import RightsizeError
-from rightsize.evaluate import EvalPlan, Step, StopEvaluation, evaluate_rung, evaluation_key, new_run_id, task_identity
-from rightsize.ladder import load_ladder
+from rightsize.evaluate import EvalPlan, Step, StopEvaluation, evaluate_rung, evaluation_key, task_identity
 from rightsize.naming import knob_text, variant_labels
-from rightsize.results import RunLog
-from rightsize.rungs import RunContext
+from rightsize.session import RunOptions, TaskRun, open_run
 from rightsize.space import SearchSpace, build_space
 
 log = logging.getLogger(__name__)
@@ -119,33 +115,16 @@ DUPLICATE_PENALTY = 1.0  # the constraint a duplicate trial is told (an accuracy
 
 
 @dataclass
-class SearchRequest:
-    task: Path
-    ladder: Path | None = None
+class SearchRequest(RunOptions):
     trials: int = 30
     timeout: float | None = None
     budget_joules: float | None = None
     storage: str | None = None
     study: str | None = None
-    out_dir: Path | None = None
-    seed: int = 0
+    seed: int = 0  # the sampler's
     objective: str = "smallest"
-    limit: int | None = None
-    train_limit: int | None = None
-    meter: str = "auto"
-    cpu_watts: float | None = None
-    device: str = "auto"
     steps: tuple[float, ...] = STEPS
     min_prune_examples: int = MIN_PRUNE_EXAMPLES
-    progress: bool = False
-    trust_remote_code: bool = False
-    allow_pickle: bool = False
-    cache_dir: Path | None = None  # the embedding cache (default: as `rightsize evaluate`)
-    no_cache: bool = False
-    task_name: str | None = None
-
-    def resolved_out_dir(self) -> Path:
-        return self.out_dir if self.out_dir is not None else Path("results") / (self.task_name or Path(self.task).stem)
 
 
 @dataclass
@@ -486,9 +465,6 @@ class _RungFailed(Exception):
 def run_search(request: SearchRequest, on_trial: Callable[[TrialOutcome], None] | None = None,
                on_note: Callable[[str], None] | None = None) -> SearchResult:
     """Run (or resume, or join) the study and return what it found."""
-    from rightsize.runner import preflight_models, resolve_device
-    from rightsize.tasks import load_data, load_task
-
     if request.objective not in OBJECTIVES:
         raise RightsizeError(f"--objective {request.objective!r}: choose one of {', '.join(OBJECTIVES)}")
     if request.trials < 1:
@@ -498,40 +474,30 @@ def run_search(request: SearchRequest, on_trial: Callable[[TrialOutcome], None] 
     steps = tuple(sorted({float(s) for s in request.steps}))
     if not steps or steps[0] <= 0 or steps[-1] != 1.0:
         raise RightsizeError(f"steps {request.steps!r}: fractions in (0, 1] ending with 1.0")
-    task = load_task(request.task)
-    request.task_name = task.name
-    ladder = load_ladder(request.ladder)
-    device = resolve_device(request.device)
-    ladder = preflight_models(ladder, request.allow_pickle) or ladder
-    space = build_space(ladder, device)
-    data = load_data(task)
-    run_log = RunLog(request.resolved_out_dir())
-    meter = make_meter(request.meter, device=device, cpu_watts=request.cpu_watts)
-    search = _Search(request, task, data, space, run_log, meter, device, steps, on_trial, on_note or (lambda _: None))
-    return search.run()
+    # Evaluations use the seed of `rightsize evaluate` (0): the same config has the same key and
+    # subsets in both commands, so their records are shared. --seed drives the sampler.
+    with open_run(request, seed=0) as run:
+        space = build_space(run.ladder, run.context.device)
+        return _Search(request, run, space, steps, on_trial, on_note or (lambda _: None)).run()
 
 
 class _Search:
     """One worker's run of the study: the objective, the stop rules and the energy ledger."""
 
-    def __init__(self, request, task, data, space: SearchSpace, run_log: RunLog, meter, device: str, steps,
-                 on_trial, on_note):
+    def __init__(self, request: SearchRequest, run: TaskRun, space: SearchSpace, steps, on_trial, on_note):
         from rightsize.recommend import target_rule
 
-        self.r, self.task, self.data, self.space, self.run_log, self.meter = request, task, data, space, run_log, meter
+        task, data = run.task, run.data
+        self.r, self.task, self.data, self.space, self.meter = request, task, data, space, run.meter
+        self.run_log = run.run_log
         self.steps, self.on_trial, self.note = steps, on_trial, on_note
         self.metric = task.metric
         self.target = {"min": task.target.min, "within": task.target.within}
         self.rule, self.rule_value = target_rule(self.target)
         self.plan = EvalPlan(split="validation", limit=request.limit, train_limit=request.train_limit)
-        # Evaluations use the seed of `rightsize evaluate` (0): the same config has the same key and
-        # subsets in both commands, so their records are shared. --seed drives the sampler.
-        cache = None if request.no_cache else EmbeddingCache(request.cache_dir)
-        self.context = RunContext(device=device, seed=0, progress=request.progress,
-                                  trust_remote_code=request.trust_remote_code, allow_pickle=request.allow_pickle,
-                                  cache=cache)
+        self.context = run.context
         self.ident = task_identity(data)
-        self.run_id = new_run_id()
+        self.run_id = run.run_id
         self.worker = _worker_id()
         self.outcomes: list[TrialOutcome] = []
         self.total_joules = 0.0  # this worker's meter window, closed segments

@@ -245,10 +245,11 @@ def test_without_a_cache_every_run_spends_its_cost(data, tiny_encoder, counter):
         assert record["joules"]["fit"] == pytest.approx(len(data.train.texts))
 
 
+@pytest.mark.parametrize("command", ["evaluate", "search"])
 @pytest.mark.parametrize("problem", ["file", "max"])
 def test_an_unusable_cache_setting_is_one_line_before_any_evaluation(tiny_task, tiny_ladder, tmp_path, monkeypatch,
-                                                                    problem):
-    args = ["evaluate", str(tiny_task), "--ladder", str(tiny_ladder), "--out", str(tmp_path / "run")]
+                                                                    problem, command):
+    args = [command, str(tiny_task), "--ladder", str(tiny_ladder), "--out", str(tmp_path / "run")]
     if problem == "file":
         blocker = tmp_path / "a-file"
         blocker.write_text("x")

@@ -22,7 +22,7 @@ from rightsize.errors import RightsizeError
 from rightsize.evaluate import EvalPlan, evaluate_rung
 from rightsize.ladder import load_ladder
 from rightsize.rungs import RunContext
-from rightsize.runner import resolve_device
+from rightsize.session import resolve_device
 from rightsize.tasks import load_data, load_task
 from test_energy import FakeNvml
 
