@@ -865,11 +865,15 @@ class _Search:
             self._queue_cheapest(study, standing, taken)
             return
         rung = next((r for r, key in self.ladder if key not in busy), None)
+        spare = math.inf
         if rung is not None and self.rule == "within":
-            # The ladder's rungs set a within target's bar, so they come before any neighbour: a
-            # budget that runs out then leaves variants unevaluated, not the bar.
-            study.enqueue_trial(rung.default_params(), skip_if_exists=True)
-            return
+            # The ladder's rungs set a within target's bar: neighbours go ahead of them only with
+            # trials to spare beyond the rungs left, so a budget that runs out leaves variants
+            # unevaluated, never the bar.
+            spare = self._spare_trials(trials, busy)
+            if spare <= 0:
+                study.enqueue_trial(rung.default_params(), skip_if_exists=True)
+                return
         if rung is None:
             ceiling = math.inf
         else:
@@ -887,12 +891,20 @@ class _Search:
                 bound = standing.cost.lower_bound(spec)
                 if (bound or 0.0) < ceiling:  # an unknown bound counts as 0: queued unless the rung's cost is unknown
                     candidates.append((bound or 0.0, space.params(values)))
-        for _, params in sorted(candidates, key=lambda c: c[0]):
+        for _, params in sorted(candidates, key=lambda c: c[0])[:spare if spare < math.inf else None]:
             study.enqueue_trial(params, skip_if_exists=True)
         if rung is not None:
             study.enqueue_trial(rung.default_params(), skip_if_exists=True)
         elif not candidates and standing.incumbent is not None:
             self._queue_cheapest(study, standing, taken)
+
+    def _spare_trials(self, trials: list, busy: set) -> int:
+        """Trials --trials leaves beyond the ladder rungs not yet run (0 under --budget-joules or
+        --timeout: what a trial will cost, or how long it takes, is not known in advance)."""
+        if self.r.budget_joules is not None or self.r.timeout is not None:
+            return 0
+        left = sum(1 for _, key in self.ladder if key not in busy)
+        return self.r.trials - len(self._evaluated_keys(None, trials)) - left
 
     def _queue_cheapest(self, study, standing: "_Standing", taken: set) -> None:
         """Queue the config with the least estimated cost (:meth:`CostModel.estimate`) among those not

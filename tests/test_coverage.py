@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from rightsize.cli import cli
@@ -28,15 +29,27 @@ def _k_ladder(tmp_path, tiny_encoder, wide_encoder):
 # ------------------------------------------------------------------------------------ the search
 
 
-def test_with_a_within_target_the_ladders_rungs_come_before_the_neighbours(task, tmp_path, tiny_encoder,
-                                                                           wide_encoder):
+@pytest.mark.parametrize("trials, order", [
+    (2, [("small-knn", {"k": 5}), ("big-knn", {})]),
+    (3, [("small-knn", {"k": 5}), ("small-knn", {"k": 3}), ("big-knn", {})]),
+])
+def test_with_a_within_target_the_budget_keeps_room_for_the_ladders_rungs(task, tmp_path, tiny_encoder,
+                                                                          wide_encoder, trials, order):
     # The reported case in miniature: the budget used to go to the cheap rung's neighbours, and the
-    # top rung, which sets the bar, was never run. Now the ladder comes first and the answer is certain.
+    # top rung, which sets the bar, was never run. Now a neighbour goes ahead of a rung only with a
+    # trial to spare beyond the rungs left, and the answer is certain.
     outcomes = []
-    result = run_search(request(task, _k_ladder(tmp_path, tiny_encoder, wide_encoder), tmp_path / "run", trials=2),
-                        on_trial=outcomes.append)
-    assert [(o.rung, o.searched) for o in outcomes] == [("small-knn", {"k": 5}), ("big-knn", {})]
+    result = run_search(request(task, _k_ladder(tmp_path, tiny_encoder, wide_encoder), tmp_path / "run",
+                                trials=trials), on_trial=outcomes.append)
+    assert [(o.rung, o.searched) for o in outcomes] == order
     assert result.recommendation.certain and result.exit_code == 0
+
+
+def test_under_an_energy_budget_the_ladders_rungs_come_first(task, tmp_path, tiny_encoder, wide_encoder):
+    outcomes = []
+    run_search(request(task, _k_ladder(tmp_path, tiny_encoder, wide_encoder), tmp_path / "run", trials=3,
+                       budget_joules=1e6), on_trial=outcomes.append)
+    assert [(o.rung, o.searched) for o in outcomes][:2] == [("small-knn", {"k": 5}), ("big-knn", {})]
 
 
 def test_a_budget_that_ends_before_the_top_rung_gives_an_uncertain_answer_everywhere(task, tmp_path, tiny_encoder,
