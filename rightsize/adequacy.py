@@ -94,7 +94,7 @@ class Target:
 
 
 def ok_records(records: Iterable[Mapping[str, Any]]) -> list[dict]:
-    """Copies of the records that did not fail (no status counts as ok)."""
+    """Copies of the ok records (a record without a status counts as ok)."""
     return [dict(r) for r in records if r.get("status", "ok") == "ok"]
 
 
