@@ -62,9 +62,13 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
+
+if TYPE_CHECKING:
+    from rightsize.adequacy import Target
 
 MPNET = "sentence-transformers/all-mpnet-base-v2"
 TARGET = ("search energy <= 30% of the exhaustive run's, same answer in >= 4 of 5 seeds, on each task; "
@@ -200,27 +204,26 @@ def task_figures(name: str, ladder: Path, out: Path, args) -> dict:
                               "scores": {_label(r): round(r["metrics"][r["metric"]], 4) for r in records}}}
     for which in args.targets.split(","):
         task_file, target = _task_with_target(name, which, out, args)
-        figures[f"target {_target_label(target)}"] = target_figures(name, ladder, out / which, task_file, target,
-                                                                    exhaustive, args)
+        figures[f"target {target}"] = target_figures(name, ladder, out / which, task_file, target, exhaustive, args)
     return figures
 
 
-def target_figures(name: str, ladder: Path, out: Path, task_file: Path, target: dict, exhaustive: dict,
+def target_figures(name: str, ladder: Path, out: Path, task_file: Path, target: Target, exhaustive: dict,
                    args) -> dict:
-    from rightsize.recommend import assess, comparable, recommend
+    from rightsize.adequacy import comparable, judge
 
     records = exhaustive["records"]
     group = comparable(records)
     metric = records[0]["metric"]
     by_config = {_identity(r): r for r in group}
-    answer = recommend(group, target=target, metric=metric).chosen
-    verdicts = assess(group, target, metric)
+    judgement = judge(group, target, metric)
+    answer, verdicts = judgement.cheapest_adequate, judgement.verdicts
     if answer is None:
         raise SystemExit(f"{name}: no config of the space is adequate for {target}; choose another target")
-    C.log(f"{name} {_target_label(target)}: exhaustive answer {_label(answer)}")
+    C.log(f"{name} {target}: exhaustive answer {_label(answer)}")
     runs = []
     for seed in range(args.seeds):
-        C.log(f"{name} {_target_label(target)}: search seed {seed}")
+        C.log(f"{name} {target}: search seed {seed}")
         runs.append(run_one_search(task_file, ladder, out / f"search-{seed}", seed, args))
     def agreement(pick: dict | None) -> tuple[bool, bool]:
         mine = by_config.get(_identity(pick)) if pick is not None else None
@@ -245,7 +248,7 @@ def target_figures(name: str, ladder: Path, out: Path, task_file: Path, target: 
               f"answer {rows[-1]['answer']} ({'agrees' if rows[-1]['agrees'] else 'differs'})")
     fractions = [r["energy_fraction"] for r in rows]
     return {
-        "target": target,
+        "target": {"min": target.min, "within": target.within},
         "energy_fraction_mean": statistics.mean(fractions),
         "energy_fraction_min": min(fractions),
         "energy_fraction_max": max(fractions),
@@ -254,23 +257,23 @@ def target_figures(name: str, ladder: Path, out: Path, task_file: Path, target: 
         "same": sum(r["same"] for r in rows),
         "seeds": len(rows),
         "exhaustive_answer": _label(answer),
-        "exhaustive_answer_metric": answer["metric"],
+        "exhaustive_answer_metric": answer["metrics"][metric],
         "exhaustive_answer_joules_per_query": answer["joules_per_query"],
-        "exhaustive_best": _label(recommend(group, target=target, metric=metric).best),
+        "exhaustive_best": _label(judgement.best),
         "runs": rows,
         "small_budget": small_budget_figures(name, ladder, out, task_file, target, exhaustive, agreement, args),
     }
 
 
-def small_budget_figures(name: str, ladder: Path, out: Path, task_file: Path, target: dict, exhaustive: dict,
-                         agreement, args) -> dict:
+def small_budget_figures(name: str, ladder: Path, out: Path, task_file: Path, target: Target,
+                         exhaustive: dict, agreement, args) -> dict:
     """The search stopped early by --trials: does every answer that differs from exhaustive say so?"""
     from rightsize.ladder import load_ladder
 
     trials = args.small_trials or len(load_ladder(ladder).rungs) + 2
     rows = []
     for seed in range(args.small_seeds):
-        C.log(f"{name} {_target_label(target)}: small-budget search ({trials} trials), seed {seed}")
+        C.log(f"{name} {target}: small-budget search ({trials} trials), seed {seed}")
         run = run_one_search(task_file, ladder, out / f"small-{seed}", seed, args, trials=trials)
         same, agrees = agreement(run["pick"])
         rows.append({"seed": seed, "answer": None if run["pick"] is None else _label(run["pick"]),
@@ -288,16 +291,17 @@ def small_budget_figures(name: str, ladder: Path, out: Path, task_file: Path, ta
             "runs": rows}
 
 
-def _task_with_target(name: str, which: str, out: Path, args) -> tuple[Path, dict]:
+def _task_with_target(name: str, which: str, out: Path, args) -> tuple[Path, Target]:
     """The task file for a target: the task's own, or a copy with an absolute ``min`` target."""
     import yaml
 
+    from rightsize.adequacy import Target
     from rightsize.tasks import load_task
 
     path = C.ROOT / "tasks" / f"{name}.yaml"
     task = load_task(path)
     if which == "task":
-        return path, {"min": task.target.min, "within": task.target.within}
+        return path, task.target
     if which != "min":
         raise SystemExit(f"unknown target {which!r}; known: task, min")
     if name not in args.min_by_task:
@@ -309,11 +313,7 @@ def _task_with_target(name: str, which: str, out: Path, args) -> tuple[Path, dic
     out.mkdir(parents=True, exist_ok=True)
     copy = out / f"{name}-min.yaml"
     copy.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return copy, {"min": args.min_by_task[name], "within": None}
-
-
-def _target_label(target: dict) -> str:
-    return f"min {target['min']:g}" if target.get("min") is not None else f"within {target['within']:g}"
+    return copy, Target(min=args.min_by_task[name])
 
 
 def _identity(record: dict) -> str:

@@ -2,7 +2,7 @@
 
 Four criteria, each one JUnit test case:
 
-* ``meets-target`` — the policy's adequacy rule (:func:`rightsize.recommend.assess`) for the task's target.
+* ``meets-target`` — the policy's adequacy rule (:func:`rightsize.adequacy.judge`) for the task's target.
   ``--min-metric X`` replaces the target with an absolute floor judged by the *same* rule as the policy's
   ``min`` target: the 95% bootstrap CI lower bound of the metric must reach X (not the point estimate,
   so a lucky sample does not pass the gate).
@@ -16,7 +16,7 @@ Exit codes: 0 every criterion passes (or is skipped); 1 at least one fails; 2 ba
 :class:`RightsizeError`, handled by the CLI).
 
 The comparison set is the current config's own evaluation context: ok records of the same task and split
-scored on the same examples (same references), latest per key, as :func:`rightsize.recommend.comparable`
+scored on the same examples (same references), latest per key, as :func:`rightsize.adequacy.comparable`
 defines it. A run folder holding runs with other ``--limit`` values therefore does not mix them.
 
 JSON (``--json``), schema ``rightsize.check/1``::
@@ -61,6 +61,7 @@ from xml.etree import ElementTree as ET
 
 import yaml
 
+from rightsize.adequacy import Target, comparable, judge
 from rightsize.coverage import Coverage, assess_coverage
 from rightsize.errors import RightsizeError
 from rightsize.naming import label_of, normalized_config, variant_labels
@@ -198,8 +199,6 @@ def find_current(records: Sequence[dict[str, Any]], current: Current) -> dict[st
                 f"--current {current.source}: this config (kind {current.config.get('kind')!r}, model "
                 f"{current.config.get('model')!r}) was not evaluated in this run; pass the task file to evaluate it")
         raise RightsizeError(f"--current {current.name!r}: no such rung in the records (rungs: {', '.join(names)})")
-    from rightsize.recommend import comparable
-
     # Several evaluations of the config (other --limit runs): the one in the main comparison group wins.
     main = {r["key"] for r in comparable(records)}
     in_main = [r for r in matches if r.get("key") in main and r.get("status") == "ok"]
@@ -218,8 +217,6 @@ def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: fl
           seed: int = 0, level: float = 0.95, plans: Sequence[dict[str, Any]] = ()) -> CheckResult:
     """Judge the current config against the records (and the run's ``plans``, for completeness);
     pure (no files, no printing)."""
-    from rightsize import recommend as policy
-
     if not 0 <= tolerance_pct < 100:
         raise RightsizeError(f"--tolerance {tolerance_pct:g}: must be a percentage in [0, 100)")
     if max_joules_per_query is not None and not max_joules_per_query > 0:
@@ -231,21 +228,18 @@ def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: fl
     anchor = find_current(records, current)
     metric = anchor.get("metric") or "accuracy"
     if min_metric is not None:
-        rule, value, origin = "min", float(min_metric), "--min-metric"
+        target, origin = Target(min=min_metric), "--min-metric"
     else:
-        rule, value = policy.target_rule(anchor.get("target") or {})
-        origin = "task"
-    target = {rule: value}
-    target_info = {"rule": rule, "value": value, "from": origin}
+        target, origin = Target.from_any(anchor.get("target")), "task"
+    target_info = {"rule": target.rule, "value": target.value, "from": origin}
 
     if anchor.get("status") == "ok":
-        pool = policy.comparable(same_evaluation(records, anchor))
+        pool = comparable(same_evaluation(records, anchor))
     else:  # a failed record has no references: same task, split, --limit and seed pick the same examples
-        pool = policy.comparable([r for r in records if all(r.get(k) == anchor.get(k) for k in
-                                                             ("task", "split", "limit", "seed"))])
-    verdicts = policy.assess(pool, target, metric, resamples=resamples, seed=seed, level=level) if pool else {}
-    cheapest = policy.smallest_adequate(pool, target, metric, resamples=resamples, seed=seed, level=level) \
-        if pool else None
+        pool = comparable([r for r in records if all(r.get(k) == anchor.get(k) for k in
+                                                      ("task", "split", "limit", "seed"))])
+    judgement = judge(pool, target, metric, resamples=resamples, seed=seed, level=level)
+    verdicts, cheapest = judgement.verdicts, judgement.cheapest_adequate
     source = anchor.get("energy_source") or "unknown"
     labels = variant_labels([*pool, anchor])
     anchor = {**anchor, "label": label_of(anchor, labels)}
@@ -253,7 +247,7 @@ def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: fl
         cheapest = {**cheapest, "label": label_of(cheapest, labels)}
     cur = _config_summary(anchor, metric, verdicts)
     alt = _config_summary(cheapest, metric, verdicts) if cheapest is not None else None
-    covered = assess_coverage(records, anchor, plans, rule, cheapest)
+    covered = assess_coverage(records, anchor, plans, target.rule, cheapest)
 
     criteria = [
         _meets_target(anchor, verdicts),
@@ -354,15 +348,13 @@ def _pass_reason(result: CheckResult) -> str:
     cur = result.current
     budget = "" if result.max_joules_per_query is None else \
         f", within the {human_joules(result.max_joules_per_query)}/query budget"
-    return (f"is adequate ({_target_words(result)}) at {human_joules(cur['joules_per_query'])}/query{budget}; "
-            f"no adequate config is more than {result.tolerance_pct:g}% cheaper")
+    return (f"is adequate ({_target(result).short(result.metric)}) at {human_joules(cur['joules_per_query'])}/query"
+            f"{budget}; no adequate config is more than {result.tolerance_pct:g}% cheaper")
 
 
-def _target_words(result: CheckResult) -> str:
-    t = result.target
-    if t["rule"] == "min":
-        return f"{result.metric} CI lower bound ≥ {t['value']:g}"
-    return f"{result.metric} within {t['value']:g} of the best"
+def _target(result: CheckResult) -> Target:
+    """The target a result was judged by (its JSON form says ``rule``, ``value`` and ``from``)."""
+    return Target(**{result.target["rule"]: result.target["value"]})
 
 
 def _failure_reason(result: CheckResult, c: Criterion) -> str:
@@ -419,10 +411,8 @@ def to_markdown(result: CheckResult) -> str:
     for role, cfg in rows:
         lines.append(f"| {role}: `{cfg['label']}` | {_metric_cell(cfg)} | {human_joules(cfg['joules_per_query'])} | "
                      f"{_params(cfg['n_params'])} | {_yes_no(cfg['adequate'])} |")
-    t = result.target
-    target = f"{result.metric} ≥ {t['value']:g} (95% CI lower bound)" if t["rule"] == "min" else \
-        f"{result.metric} within {t['value']:g} of the best config (paired bootstrap)"
-    lines += ["", f"Target: {target}, from {t['from']}. {result.split.capitalize()} split, "
+    target = _target(result).description(result.metric)
+    lines += ["", f"Target: {target}, from {result.target['from']}. {result.split.capitalize()} split, "
                   f"{result.n_examples} examples; tolerance {result.tolerance_pct:g}%."]
     if result.energy_estimated:
         lines.append(f"Energy source: `{result.energy_source}` — an estimate from CPU time, not a measurement; "

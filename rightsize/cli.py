@@ -324,9 +324,9 @@ def _coverage_lines(rec) -> list[str]:
 
 
 def _target_text(rec) -> str:
-    if rec.rule == "min":
-        return f"{rec.metric} >= {rec.target['min']:g} (95% CI lower bound)"
-    return f"{rec.metric} within {rec.target['within']:g} of the best config (paired bootstrap)"
+    from rightsize.adequacy import Target
+
+    return Target.from_any(rec.target).description(rec.metric)
 
 
 def _score_text(value: float, ci) -> str:

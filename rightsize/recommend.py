@@ -1,28 +1,19 @@
-"""The recommendation policy: which evaluated configs are adequate, and the smallest one to deploy.
+"""The recommendation policy: the smallest adequate config to deploy, its savings and lifetime cost.
 
 Pure functions over records (the dicts of ``runs.jsonl``); no printing and no file I/O (the carbon
-table is read through :mod:`rightsize.carbon`). Selection uses the **validation** split only: test
-records are looked up to *report* the held-out score of a choice, never to make it.
-
-``best``, ``largest``, ``pareto_front``, ``assess`` and ``smallest_adequate`` take records that are
-already on the same examples (the output of :func:`comparable`) and ignore records that failed.
-
-Adequacy, with evidence (``target`` is ``{"min": x}`` or ``{"within": d}``, as in task files):
-
-* ``min``: the lower bound of the metric's two-sided ``level`` bootstrap interval is >= ``min``.
-* ``within``: the config is non-inferior to the best config by margin ``d``: with the *same* resampled
-  example indices for both, the lower bound of the interval of (candidate - best) is > ``-d``.
+table is read through :mod:`rightsize.carbon`). Adequacy is :func:`rightsize.adequacy.judge`'s.
+Selection uses the **validation** split only: test records are looked up to *report* the held-out
+score of a choice, never to make it. ``largest`` and ``pareto_front`` ignore records that failed.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
-
-import numpy as np
+from typing import Any, Mapping, Sequence
 
 from rightsize import carbon
 from rightsize import metrics as M
+from rightsize.adequacy import Target, comparable, judge, ok_records
 from rightsize.coverage import assess_coverage
 from rightsize.errors import RightsizeError
 from rightsize.naming import variant_labels
@@ -30,33 +21,10 @@ from rightsize.rungs import RungSpec, rung_class
 
 SCHEMA = "rightsize.recommendation/1"
 JOULES_PER_KWH = 3.6e6
-DEFAULT_WITHIN = 0.02  # as rightsize.tasks: a target with neither key means "within 0.02 of the best"
 CLOSEST = 3  # configs shown when nothing is adequate
-_REQUIRED = ("key", "task", "config", "metrics", "references", "predictions", "label_names", "joules",
-             "joules_per_query")
-
-
-@dataclass(frozen=True)
-class Adequacy:
-    adequate: bool
-    rule: str  # "min" or "within"
-    detail: str  # one human sentence saying why, with the numbers
-    bound: float  # the bound compared: CI lower bound, or lower bound of the paired difference
-    threshold: float  # target.min, or -d
 
 
 # ------------------------------------------------------------------------------------ record helpers
-
-
-def target_rule(target: Any) -> tuple[str, float]:
-    """``("min", x)`` or ``("within", d)`` from a record's target dict or a ``tasks.Target``."""
-    if isinstance(target, Mapping):
-        low, within = target.get("min"), target.get("within")
-    else:
-        low, within = getattr(target, "min", None), getattr(target, "within", None)
-    if low is not None:
-        return "min", float(low)
-    return "within", float(within if within is not None else DEFAULT_WITHIN)
 
 
 def is_estimate(record: Mapping[str, Any]) -> bool:
@@ -81,55 +49,12 @@ def spec_from_config(name: str, config: Mapping[str, Any]) -> RungSpec:
                     knobs={k: cls.knobs[k].validate(k, v, where) for k, v in knobs.items()})
 
 
-def _examples_id(record: Mapping[str, Any]) -> tuple:
-    # Same task, split and sample of examples: the seed only picks the sample when a limit is set.
-    limited = record.get("limit") is not None
-    return (record.get("task"), record.get("split"), record.get("limit"), record.get("seed") if limited else None,
-            tuple(record.get("label_names") or ()), tuple(record.get("references") or ()))
-
-
-def comparable(records: Iterable[Mapping[str, Any]], split: str = "validation") -> list[dict]:
-    """The ok records of ``split`` that were scored on the same examples, the latest per key.
-
-    When the records cover several tasks or samples (a run with ``--limit 100``, then ``--limit 1000``),
-    the group with the most configs is taken (ties: the one evaluated last). Order: first appearance.
-    """
-    groups: dict[tuple, dict[str, dict]] = {}
-    last_seen: dict[tuple, int] = {}
-    for i, r in enumerate(records):
-        if r.get("status") != "ok" or r.get("split") != split or any(k not in r for k in _REQUIRED):
-            continue
-        if not r["references"] or len(r["references"]) != len(r["predictions"]):
-            continue
-        gid = _examples_id(r)
-        group = groups.setdefault(gid, {})
-        group.pop(r["key"], None)  # a rerun (--force) replaces the earlier record of that key
-        group[r["key"]] = dict(r)
-        last_seen[gid] = i
-    if not groups:
-        return []
-    chosen = max(groups, key=lambda g: (len(groups[g]), last_seen[g]))
-    return list(groups[chosen].values())
-
-
-def _ok(records: Iterable[Mapping[str, Any]]) -> list[dict]:
-    return [dict(r) for r in records if r.get("status", "ok") == "ok"]
-
-
 # ------------------------------------------------------------------------------------ orderings
-
-
-def best(records: Sequence[Mapping[str, Any]], metric: str) -> dict:
-    """The config with the highest metric (ties: lower J/query)."""
-    ok = _ok(records)
-    if not ok:
-        raise ValueError("best() needs at least one ok record")
-    return max(ok, key=lambda r: (r["metrics"][metric], -r["joules_per_query"]))
 
 
 def largest(records: Sequence[Mapping[str, Any]]) -> dict:
     """The largest config evaluated: most parameters (ties: most J/query)."""
-    ok = _ok(records)
+    ok = ok_records(records)
     if not ok:
         raise ValueError("largest() needs at least one ok record")
     return max(ok, key=lambda r: (r.get("n_params") or 0, r["joules_per_query"]))
@@ -137,7 +62,7 @@ def largest(records: Sequence[Mapping[str, Any]]) -> dict:
 
 def pareto_front(records: Sequence[Mapping[str, Any]], metric: str) -> list[dict]:
     """Configs no other config beats on both metric (higher) and J/query (lower); sorted by J/query."""
-    ok = _ok(records)
+    ok = ok_records(records)
 
     def dominated(r: dict) -> bool:
         m, j = r["metrics"][metric], r["joules_per_query"]
@@ -147,71 +72,19 @@ def pareto_front(records: Sequence[Mapping[str, Any]], metric: str) -> list[dict
     return sorted((r for r in ok if not dominated(r)), key=lambda r: (r["joules_per_query"], -r["metrics"][metric]))
 
 
-# ------------------------------------------------------------------------------------ adequacy
+# ------------------------------------------------------------------------------------ kept for search.py
+# search.py still asks these; they go once it calls rightsize.adequacy.judge itself.
 
 
-def assess(records: Sequence[Mapping[str, Any]], target: Any, metric: str, *, resamples: int = 1000,
-           seed: int = 0, level: float = 0.95) -> dict[str, Adequacy]:
-    """Adequacy of every ok record, keyed by ``record["key"]``; records must share their examples."""
-    ok = _ok(records)
-    if not ok:
-        return {}
-    if metric not in M.METRICS:
-        raise RightsizeError(f"metric {metric!r} is not one of {', '.join(M.METRICS)}")
-    references = ok[0]["references"]
-    if any(r["references"] != references for r in ok):
-        raise ValueError("assess() needs records scored on the same examples; filter them with comparable()")
-    n_classes = len(ok[0]["label_names"])
-    # One set of resampled example indices for every config: intervals and paired differences agree.
-    idx = M.bootstrap_indices(len(references), resamples, seed)
-    scores = {r["key"]: M.bootstrap_scores(metric, references, r["predictions"], n_classes, idx) for r in ok}
-    # Both rules use the lower end of the two-sided `level` interval (the 2.5% quantile at 95%), so
-    # "min" and "within" ask for the same strength of evidence. For "within" this is the usual
-    # non-inferiority convention (lower limit of the two-sided 95% CI, i.e. a one-sided test at 2.5%);
-    # a one-sided 95% bound (the 5% quantile) would call more configs adequate on the same evidence.
-    alpha = (1 - level) / 2
-    pct = f"{level:.0%}"
-    rule, value = target_rule(target)
-    out: dict[str, Adequacy] = {}
-    if rule == "min":
-        for r in ok:
-            lo = _quantile(scores[r["key"]], alpha)
-            verb = ">=" if lo >= value else "<"
-            out[r["key"]] = Adequacy(
-                adequate=lo >= value, rule="min", bound=lo, threshold=value,
-                detail=f"{pct} CI lower bound of {metric} {lo:.4f} {verb} target min {value:g} "
-                       f"({metric} {r['metrics'][metric]:.4f} on {len(references)} examples)")
-        return out
-    top = best(ok, metric)
-    top_value = top["metrics"][metric]
-    top_name = variant_labels(ok)[top["key"]]
-    for r in ok:
-        if r["key"] == top["key"]:
-            out[r["key"]] = Adequacy(True, "within", f"the best config found ({metric} {top_value:.4f})", 0.0, -value)
-            continue
-        diff = scores[r["key"]] - scores[top["key"]]
-        lo = _quantile(diff, alpha)
-        ok_ = lo > -value
-        out[r["key"]] = Adequacy(
-            adequate=ok_, rule="within", bound=lo, threshold=-value,
-            detail=f"paired difference to the best ({top_name}, {metric} {top_value:.4f}) is "
-                   f"{r['metrics'][metric] - top_value:+.4f}; its {pct} CI lower bound {lo:+.4f} "
-                   f"{'>' if ok_ else '<='} -{value:g} over {len(references)} examples")
-    return out
+def target_rule(target: Any) -> tuple[str, float]:
+    """``(rule, value)`` of any target :meth:`Target.from_any` takes."""
+    t = Target.from_any(target)
+    return t.rule, t.value
 
 
-def _quantile(values: np.ndarray, q: float) -> float:
-    # Rounded so that a bound that is 0.9 by hand (90 of 100) is not 0.8999999999999999 by float.
-    return round(float(np.quantile(values, q)), 12)
-
-
-def smallest_adequate(records: Sequence[Mapping[str, Any]], target: Any, metric: str, **kw) -> dict | None:
-    """The adequate config with the least J/query (ties: fewer parameters); None if none is adequate."""
-    verdicts = assess(records, target, metric, **kw)
-    adequate = [r for r in _ok(records) if verdicts[r["key"]].adequate]
-    if not adequate:
-        return None
-    return min(adequate, key=lambda r: (r["joules_per_query"], r.get("n_params") or 0))
+def assess(records: Sequence[Mapping[str, Any]], target: Any, metric: str, **kw) -> dict:
+    """The verdicts of :func:`rightsize.adequacy.judge`, by record key."""
+    return judge(records, target, metric, **kw).verdicts
 
 
 # ------------------------------------------------------------------------------------ energy, carbon
@@ -314,14 +187,15 @@ def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metri
     metric = metric or latest["metric"]
     if metric not in M.METRICS:
         raise RightsizeError(f"metric {metric!r} is not one of {', '.join(M.METRICS)}")
-    rule, value = target_rule(target if target is not None else latest.get("target") or {})
+    target = Target.from_any(target if target is not None else latest.get("target"))
     if queries_per_day < 0 or days < 0:
         raise RightsizeError("--queries-per-day and --days must not be negative")
     grid = carbon.intensity(region) if region else None  # an unknown region fails before any work
     if not pue >= 1.0:
         raise RightsizeError(f"--pue {pue!r}: a data centre's PUE is at least 1.0")
 
-    verdicts = assess(group, {rule: value}, metric, resamples=resamples, seed=seed, level=level)
+    judgement = judge(group, target, metric, resamples=resamples, seed=seed, level=level)
+    verdicts = judgement.verdicts
     front = {r["key"] for r in pareto_front(group, metric)}
     tests = [r for r in records if r.get("status") == "ok" and r.get("split") == "test" and "metrics" in r]
 
@@ -343,8 +217,8 @@ def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metri
 
     labels = variant_labels(group)
     entries = {r["key"]: {"label": labels[r["key"]], **entry(r)} for r in group}
-    pick = smallest_adequate(group, {rule: value}, metric, resamples=resamples, seed=seed, level=level)
-    covered = assess_coverage(records, latest, plans, rule, pick)
+    pick = judgement.cheapest_adequate
+    covered = assess_coverage(records, latest, plans, target.rule, pick)
     big = entries[largest(group)["key"]]
     chosen = entries[pick["key"]] if pick else None
     closest = []
@@ -352,8 +226,8 @@ def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metri
         closest = sorted(entries.values(), key=lambda e: e["bound"] - e["threshold"], reverse=True)[:CLOSEST]
     others = [r for r in records if r.get("split") == "validation" and r.get("key") not in entries]
     return Recommendation(
-        task=latest["task"], metric=metric, target={rule: value}, rule=rule, split="validation",
-        n_examples=len(latest["references"]), chosen=chosen, largest=big, best=entries[best(group, metric)["key"]],
+        task=latest["task"], metric=metric, target=target.to_dict(), rule=target.rule, split="validation",
+        n_examples=len(latest["references"]), chosen=chosen, largest=big, best=entries[judgement.best["key"]],
         configs=sorted(entries.values(), key=lambda e: (e["joules_per_query"], e["n_params"] or 0)),
         closest=closest, savings=_savings(chosen, big, carbon_of) if chosen else None,
         given_up=_given_up(chosen, big) if chosen else None,

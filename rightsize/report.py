@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rightsize import recommend as policy
+from rightsize.adequacy import Target, comparable
 from rightsize.errors import RightsizeError
 from rightsize.plots import FORMATS, ParetoView, Point, save_pareto
 from rightsize.results import RunLog
@@ -53,7 +54,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, quer
                                plans=run.plans())
     except policy.NothingCompleted as exc:
         return _report_tried(run, exc.tried, out_dir)
-    group = {r["key"]: r for r in policy.comparable(records)}
+    group = {r["key"]: r for r in comparable(records)}
     used_runs = {r.get("run_id") for r in group.values()}
     environments = [e for e in run.environments() if e.get("run_id") in used_runs] or run.environments()[-1:]
     failed = unresolved_failures([r for r in records if r.get("task") == rec.task and r.get("split") == rec.split])
@@ -139,13 +140,11 @@ def pareto_view(rec: policy.Recommendation, watts_per_core: float | None = None)
     points = [Point(key=e["key"], name=e["label"], x=e["joules_per_query"], y=e["metric"],
                     lo=(e["ci"] or [e["metric"]] * 2)[0], hi=(e["ci"] or [e["metric"]] * 2)[1], adequate=e["adequate"])
               for e in rec.configs]
-    if rec.rule == "min":
-        threshold = rec.target["min"]
-        label = f"target: {rec.metric} ≥ {threshold:g} (95% CI lower bound must clear it)"
-    else:
-        d = rec.target["within"]
-        threshold = rec.best["metric"] - d
-        label = f"target: within {d:g} of best = {threshold:.3f} (judged by paired bootstrap)"
+    target = Target.from_any(rec.target)
+    threshold = target.threshold(rec.best["metric"])
+    label = f"target: {target.description(rec.metric)}"
+    if target.rule == "within":
+        label += f"; line at {threshold:.3f}"
     if rec.coverage.get("certain") is False:
         missing = ", ".join(m["name"] for m in rec.coverage.get("missing") or ())
         label += f"; UNCERTAIN: {missing} not evaluated, the best may be higher"
@@ -163,8 +162,9 @@ def pareto_view(rec: policy.Recommendation, watts_per_core: float | None = None)
 
 def plot_caption(rec: policy.Recommendation, watts_per_core: float | None = None) -> str:
     source = energy_words(rec, watts_per_core)
-    adequacy = ("filled: adequate by the 95% CI lower bound" if rec.rule == "min" else
-                "filled: adequate (non-inferior to the best by a paired bootstrap; the dashed line is only a guide)")
+    adequacy = f"filled: adequate for {Target.from_any(rec.target).description(rec.metric)}"
+    if rec.rule == "within":
+        adequacy += ", so the dashed line is only a guide"
     return (f"Energy: {source}. {rec.split.capitalize()} split, {rec.n_examples} examples; bars: 95% bootstrap "
             f"intervals; {adequacy}; line: Pareto front (no config is both better and cheaper).")
 
@@ -193,8 +193,7 @@ Block = tuple
 
 def document(rec: policy.Recommendation, group: dict[str, dict], failed: list[dict], environments: list[dict],
              study: Path | None, plot_name: str, pruned: int = 0) -> list[Block]:
-    target = (f"{rec.metric} ≥ {rec.target['min']:g} (95% CI lower bound)" if rec.rule == "min" else
-              f"within {rec.target['within']:g} of the best config (paired bootstrap, 95%)")
+    target = Target.from_any(rec.target).description(rec.metric)
     watts = _watts(environments)
     doc: list[Block] = [
         ("h1", f"rightsize report — {rec.task}"),

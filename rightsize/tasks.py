@@ -62,6 +62,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from rightsize.adequacy import DEFAULT_WITHIN, Target
 from rightsize.errors import RightsizeError
 
 log = logging.getLogger(__name__)
@@ -82,34 +83,11 @@ ALLOWED_KEYS = (
     "validation_fraction",
     "test_fraction",
 )
-DEFAULT_WITHIN = 0.02
 _SUFFIX_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv"}
 _MAX_NAMED = 5  # how many offending labels an error message lists
 
 
 # --------------------------------------------------------------------------------------------- types
-
-
-@dataclass(frozen=True)
-class Target:
-    """What counts as adequate: an absolute floor (``min``) or a margin below the best rung (``within``).
-
-    Exactly one of the two is set.
-    """
-
-    min: float | None = None
-    within: float | None = None
-
-    def threshold(self, best: float) -> float:
-        """The score a rung must reach, given the best score any rung reached (same metric)."""
-        if self.min is not None:
-            return self.min
-        return best - (self.within if self.within is not None else DEFAULT_WITHIN)
-
-    def __str__(self) -> str:
-        if self.min is not None:
-            return f">= {self.min:g}"
-        return f"within {self.within:g} of best"
 
 
 @dataclass(frozen=True)
@@ -703,13 +681,12 @@ def summarize(data: TaskData) -> dict:
             "majority_fraction": round(max(counts[split.name].values()) / n, 4) if n else 0.0,
         }
 
-    target = {"min": task.target.min} if task.target.min is not None else {"within": task.target.within}
     return {
         "name": task.name,
         "path": str(task.path),
         "description": task.description,
         "metric": task.metric,
-        "target": target,
+        "target": task.target.to_dict(),
         "seed": task.seed,
         "labels": list(data.labels),
         "num_labels": len(data.labels),

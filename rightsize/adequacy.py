@@ -1,0 +1,229 @@
+"""Adequacy: the target, and the one judgement of which evaluated configs meet it.
+
+Every command that decides or shows adequacy (recommend, check, report, the benchmarks) asks
+:func:`judge`, and every sentence that names the target comes from :class:`Target`. Pure functions
+over records (the dicts of ``runs.jsonl``); selection uses the validation split only.
+
+The rules, with evidence:
+
+* ``min``: the lower bound of the metric's two-sided ``level`` bootstrap interval is >= ``min``.
+* ``within``: the config is non-inferior to the best config by margin ``d``: with the *same* resampled
+  example indices for both, the lower bound of the interval of (candidate - best) is > ``-d``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from rightsize import metrics as M
+from rightsize.errors import RightsizeError
+from rightsize.naming import variant_labels
+
+DEFAULT_WITHIN = 0.02  # a target that names neither rule: within 0.02 of the best
+_REQUIRED = ("key", "task", "config", "metrics", "references", "predictions", "label_names", "joules",
+             "joules_per_query")
+
+
+# ------------------------------------------------------------------------------------ the target
+
+
+@dataclass(frozen=True, init=False)
+class Target:
+    """What counts as adequate: an absolute floor (``Target(min=x)``) or a margin below the best
+    config (``Target(within=d)``); written as in task files. Neither given: within DEFAULT_WITHIN."""
+
+    rule: str  # "min" or "within"
+    value: float
+
+    def __init__(self, *, min: float | None = None, within: float | None = None) -> None:
+        if min is not None and within is not None:
+            raise ValueError("a target is either min or within, not both")
+        rule, value = ("min", min) if min is not None else ("within", DEFAULT_WITHIN if within is None else within)
+        object.__setattr__(self, "rule", rule)
+        object.__setattr__(self, "value", float(value))
+
+    @classmethod
+    def from_any(cls, target: Any) -> "Target":
+        """A Target from a Target, a record's target dict (``{"min": x, "within": None}``),
+        ``{"min": x}`` / ``{"within": d}``, or None (the default)."""
+        if isinstance(target, Target):
+            return target
+        if target is None:
+            return cls()
+        if not isinstance(target, Mapping):
+            raise TypeError(f"not a target: {target!r}")
+        if target.get("min") is not None:
+            return cls(min=target["min"])
+        return cls(within=target.get("within"))
+
+    @property
+    def min(self) -> float | None:
+        return self.value if self.rule == "min" else None
+
+    @property
+    def within(self) -> float | None:
+        return self.value if self.rule == "within" else None
+
+    def to_dict(self) -> dict[str, float]:
+        return {self.rule: self.value}
+
+    def threshold(self, best: float) -> float:
+        """The bar: the score a config must reach, given the best score any config reached."""
+        return self.value if self.rule == "min" else best - self.value
+
+    def __str__(self) -> str:
+        return f"{self.rule} {self.value:g}"
+
+    def short(self, metric: str) -> str:
+        """One clause: ``accuracy CI lower bound ≥ 0.9`` / ``accuracy within 0.02 of the best``."""
+        if self.rule == "min":
+            return f"{metric} CI lower bound ≥ {self.value:g}"
+        return f"{metric} within {self.value:g} of the best"
+
+    def description(self, metric: str, level: float = 0.95) -> str:
+        """The target with the evidence that decides it, for headers and captions."""
+        if self.rule == "min":
+            return f"{metric} ≥ {self.value:g} ({level:.0%} CI lower bound)"
+        return f"{metric} within {self.value:g} of the best config (paired bootstrap)"
+
+
+# ------------------------------------------------------------------------------------ records
+
+
+def ok_records(records: Iterable[Mapping[str, Any]]) -> list[dict]:
+    """Copies of the ok records (a record without a status counts as ok)."""
+    return [dict(r) for r in records if r.get("status", "ok") == "ok"]
+
+
+def _examples_id(record: Mapping[str, Any]) -> tuple:
+    # Same task, split and sample of examples: the seed only picks the sample when a limit is set.
+    limited = record.get("limit") is not None
+    return (record.get("task"), record.get("split"), record.get("limit"), record.get("seed") if limited else None,
+            tuple(record.get("label_names") or ()), tuple(record.get("references") or ()))
+
+
+def comparable(records: Iterable[Mapping[str, Any]], split: str = "validation") -> list[dict]:
+    """The ok records of ``split`` that were scored on the same examples, the latest per key.
+
+    When the records cover several tasks or samples (a run with ``--limit 100``, then ``--limit 1000``),
+    the group with the most configs is taken (ties: the one evaluated last). Order: first appearance.
+    """
+    groups: dict[tuple, dict[str, dict]] = {}
+    last_seen: dict[tuple, int] = {}
+    for i, r in enumerate(records):
+        if r.get("status") != "ok" or r.get("split") != split or any(k not in r for k in _REQUIRED):
+            continue
+        if not r["references"] or len(r["references"]) != len(r["predictions"]):
+            continue
+        gid = _examples_id(r)
+        group = groups.setdefault(gid, {})
+        group.pop(r["key"], None)  # a rerun (--force) replaces the earlier record of that key
+        group[r["key"]] = dict(r)
+        last_seen[gid] = i
+    if not groups:
+        return []
+    chosen = max(groups, key=lambda g: (len(groups[g]), last_seen[g]))
+    return list(groups[chosen].values())
+
+
+# ------------------------------------------------------------------------------------ the judgement
+
+
+@dataclass(frozen=True)
+class Adequacy:
+    adequate: bool
+    rule: str  # "min" or "within"
+    detail: str  # one human sentence saying why, with the numbers
+    bound: float  # the bound compared: CI lower bound, or lower bound of the paired difference
+    threshold: float  # target.min, or -d
+
+
+def constraint(verdict: Adequacy) -> float:
+    """The search's adequacy constraint of a verdict: <= 0 when adequate, > 0 (by how much) when not."""
+    gap = verdict.threshold - verdict.bound
+    return min(gap, 0.0) if verdict.adequate else max(gap, 1e-9)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Every answer about adequacy for one set of comparable records, from one bootstrap."""
+
+    target: Target
+    metric: str
+    verdicts: dict[str, Adequacy]  # by record key
+    best: dict | None  # the highest metric (ties: lower J/query)
+    cheapest_adequate: dict | None  # the adequate config with the least J/query (ties: fewer parameters)
+
+    @property
+    def bar(self) -> float | None:
+        """The score a config must reach: ``min``, or the best's score minus ``within`` (None: no records)."""
+        if self.best is None:
+            return self.target.min
+        return self.target.threshold(self.best["metrics"][self.metric])
+
+    @property
+    def constraints(self) -> dict[str, float]:
+        """The search's constraint per config key (:func:`constraint`)."""
+        return {key: constraint(v) for key, v in self.verdicts.items()}
+
+
+def judge(records: Sequence[Mapping[str, Any]], target: Any, metric: str, *, resamples: int = 1000,
+          seed: int = 0, level: float = 0.95) -> Judgement:
+    """Judge the ok records (which must share their examples: see :func:`comparable`) against
+    ``target`` (anything :meth:`Target.from_any` takes), with one set of bootstrap resamples."""
+    target = Target.from_any(target)
+    ok = ok_records(records)
+    if not ok:
+        return Judgement(target, metric, {}, None, None)
+    if metric not in M.METRICS:
+        raise RightsizeError(f"metric {metric!r} is not one of {', '.join(M.METRICS)}")
+    references = ok[0]["references"]
+    if any(r["references"] != references for r in ok):
+        raise ValueError("judge() needs records scored on the same examples; filter them with comparable()")
+    n_classes = len(ok[0]["label_names"])
+    # One set of resampled example indices for every config: intervals and paired differences agree.
+    idx = M.bootstrap_indices(len(references), resamples, seed)
+    scores = {r["key"]: M.bootstrap_scores(metric, references, r["predictions"], n_classes, idx) for r in ok}
+    # Both rules use the lower end of the two-sided `level` interval (the 2.5% quantile at 95%), so
+    # "min" and "within" ask for the same strength of evidence. For "within" this is the usual
+    # non-inferiority convention (lower limit of the two-sided 95% CI, i.e. a one-sided test at 2.5%);
+    # a one-sided 95% bound (the 5% quantile) would call more configs adequate on the same evidence.
+    alpha = (1 - level) / 2
+    pct = f"{level:.0%}"
+    value = target.value
+    top = max(ok, key=lambda r: (r["metrics"][metric], -r["joules_per_query"]))
+    verdicts: dict[str, Adequacy] = {}
+    if target.rule == "min":
+        for r in ok:
+            lo = _quantile(scores[r["key"]], alpha)
+            verb = ">=" if lo >= value else "<"
+            verdicts[r["key"]] = Adequacy(
+                adequate=lo >= value, rule="min", bound=lo, threshold=value,
+                detail=f"{pct} CI lower bound of {metric} {lo:.4f} {verb} target min {value:g} "
+                       f"({metric} {r['metrics'][metric]:.4f} on {len(references)} examples)")
+    else:
+        top_value = top["metrics"][metric]
+        top_name = variant_labels(ok)[top["key"]]
+        for r in ok:
+            if r["key"] == top["key"]:
+                verdicts[r["key"]] = Adequacy(True, "within", f"the best config found ({metric} {top_value:.4f})",
+                                              0.0, -value)
+                continue
+            lo = _quantile(scores[r["key"]] - scores[top["key"]], alpha)
+            adequate = lo > -value
+            verdicts[r["key"]] = Adequacy(
+                adequate=adequate, rule="within", bound=lo, threshold=-value,
+                detail=f"paired difference to the best ({top_name}, {metric} {top_value:.4f}) is "
+                       f"{r['metrics'][metric] - top_value:+.4f}; its {pct} CI lower bound {lo:+.4f} "
+                       f"{'>' if adequate else '<='} -{value:g} over {len(references)} examples")
+    adequate = [r for r in ok if verdicts[r["key"]].adequate]
+    cheapest = min(adequate, key=lambda r: (r["joules_per_query"], r.get("n_params") or 0), default=None)
+    return Judgement(target, metric, verdicts, top, cheapest)
+
+
+def _quantile(values: np.ndarray, q: float) -> float:
+    # Rounded so that a bound that is 0.9 by hand (90 of 100) is not 0.8999999999999999 by float.
+    return round(float(np.quantile(values, q)), 12)
