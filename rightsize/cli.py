@@ -499,10 +499,6 @@ def _evaluate_for_check(task, current, ladder_path, limit, train_limit, out_dir,
                         quiet) -> tuple[list[dict], list[dict]]:
     """Evaluate the ladder and the current config on the task; return exactly the records of this
     check, and the run folder's plans."""
-    import tempfile
-
-    import yaml
-
     from rightsize.check import normalized_config
     from rightsize.errors import RightsizeError
     from rightsize.ladder import Ladder, load_ladder
@@ -519,15 +515,8 @@ def _evaluate_for_check(task, current, ladder_path, limit, train_limit, out_dir,
                                 meter=meter, device=device, progress=not quiet)
     records = list(run_evaluation(request, on_start=announce))
     in_ladder = any(normalized_config(r.config()) == current.config for r in ladder.rungs)
-    if current.spec is not None and not in_ladder:
-        # The current config as a one-rung ladder in a temporary file: evaluated into the same run folder.
-        spec = current.spec
-        rung = {"name": spec.name, "kind": spec.kind, **({"model": spec.model} if spec.model else {}), **spec.knobs}
-        with tempfile.TemporaryDirectory(prefix="rightsize-check-") as tmp:
-            one = Path(tmp) / "current.yaml"
-            one.write_text(yaml.safe_dump({"rungs": [rung]}), encoding="utf-8")
-            request.ladder = one
-            records += list(run_evaluation(request, on_start=announce))
+    if current.spec is not None and not in_ladder:  # evaluated on its own, into the same run folder
+        records += list(run_evaluation(request, on_start=announce, specs=[current.spec]))
     from rightsize.results import RunLog
 
     plans = RunLog(request.resolved_out_dir(), create=False).plans()

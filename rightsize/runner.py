@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from rightsize import environment
 from rightsize.cache import EmbeddingCache
@@ -83,11 +83,16 @@ def preflight_models(ladder: Ladder, allow_pickle: bool = False) -> Ladder:
 def run_evaluation(
     request: EvaluationRequest,
     on_start: Callable[[int, int, RungSpec, bool], None] | None = None,
+    specs: Sequence[RungSpec] | None = None,
 ) -> Iterator[dict]:
-    """Yield one record per rung (already-recorded ones are yielded from the log, not redone)."""
+    """Yield one record per rung (already-recorded ones are yielded from the log, not redone).
+
+    ``specs``: evaluate these rungs instead of the request's ladder (check's current config); the
+    plan then lists just them.
+    """
     task = load_task(request.task)
     request.task_name = task.name
-    written = load_ladder(request.ladder)
+    written = load_ladder(request.ladder) if specs is None else Ladder("the given rungs", "", tuple(specs), {})
     ladder = written.select(request.rungs)
     device = resolve_device(request.device)
     ladder = preflight_models(ladder, request.allow_pickle)
