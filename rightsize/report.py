@@ -21,7 +21,7 @@ from rightsize.adequacy import Target, comparable
 from rightsize.errors import RightsizeError
 from rightsize.plots import FORMATS, ParetoView, Point, save_pareto
 from rightsize.results import RunLog
-from rightsize.tables import human_count, human_joules
+from rightsize.tables import ESTIMATE_NOTE, human_count, human_grams, human_joules
 
 STUDY_FILE = "study.db"
 LABEL_ALL_UP_TO = 12  # configs; above this only the front, the recommended and the largest are named
@@ -332,22 +332,13 @@ def _lifetime(rec: policy.Recommendation) -> list[Block]:
         shown.append(("largest", rec.largest))
     for role, e in shown:
         rows.append([f"{role}: `{e['rung']}`", human_joules(e["lifetime_joules"]), f"{e['lifetime_joules'] / 3.6e6:.3g}",
-                     _grams(e["lifetime_carbon_g"])])
+                     human_grams(e["lifetime_carbon_g"])])
     if rec.savings and rec.chosen and rec.chosen["key"] != rec.largest["key"]:
         s = rec.savings
         rows.append(["**saved**", human_joules(s["lifetime_joules_saved"]), f"{s['lifetime_kwh_saved']:.3g}",
-                     _grams(s["lifetime_carbon_g_saved"])])
+                     human_grams(s["lifetime_carbon_g_saved"])])
     blocks.append(("table", ["config", "lifetime energy", "kWh", "carbon (CO2e)"], rows, "lrrr"))
     return blocks
-
-
-def _grams(g: float | None) -> str:
-    if g is None:
-        return "-"
-    for unit, size in (("t", 1e6), ("kg", 1e3), ("g", 1.0), ("mg", 1e-3)):
-        if abs(g) >= size:
-            return f"{g / size:.3g} {unit}"
-    return f"{g:.3g} g"
 
 
 def _environment(environments: list[dict]) -> list[str]:
@@ -465,7 +456,7 @@ def summary_lines(files: ReportFiles) -> list[str]:
     lines += [f"{'UNCERTAIN' if rec.coverage.get('certain') is False else 'note'}: {n}"
               for n in rec.coverage.get("notes") or ()]
     if rec.estimated:
-        lines.append("energy source 'estimate': process CPU time x watts per core, not a measurement")
+        lines.append(ESTIMATE_NOTE)
     if files.study is not None:
         lines.append(f"search study: {dashboard_command(files.study)}   (pip install optuna-dashboard)")
     return lines

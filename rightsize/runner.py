@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from rightsize.coverage import plan_entry
 from rightsize.evaluate import EvalPlan, evaluate_rung, evaluation_key, task_identity
@@ -25,9 +25,14 @@ class EvaluationRequest(RunOptions):
 def run_evaluation(
     request: EvaluationRequest,
     on_start: Callable[[int, int, RungSpec, bool], None] | None = None,
+    specs: Sequence[RungSpec] | None = None,
 ) -> Iterator[dict]:
-    """Yield one record per rung (already-recorded ones are yielded from the log, not redone)."""
-    with open_run(request, seed=request.seed, rungs=request.rungs, split=request.split) as run:
+    """Yield one record per rung (already-recorded ones are yielded from the log, not redone).
+
+    ``specs``: evaluate these rungs instead of the request's ladder (check's current config); the
+    plan then lists just them.
+    """
+    with open_run(request, seed=request.seed, rungs=request.rungs, split=request.split, specs=specs) as run:
         plan = EvalPlan(split=request.split, limit=request.limit, train_limit=request.train_limit)
         done = {} if request.force else run.run_log.completed()
         ident = task_identity(run.data)

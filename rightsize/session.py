@@ -11,7 +11,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from rightsize import environment
 from rightsize.cache import EmbeddingCache
@@ -153,15 +153,15 @@ class TaskRun:
 
 
 @contextlib.contextmanager
-def open_run(options: RunOptions, *, seed: int = 0, rungs: list[str] | None = None,
-             split: str = "validation") -> Iterator[TaskRun]:
+def open_run(options: RunOptions, *, seed: int = 0, rungs: list[str] | None = None, split: str = "validation",
+             specs: Sequence[RungSpec] | None = None) -> Iterator[TaskRun]:
     """Check task, ladder, device, models, data and cache, then open the run (meter, folder, environment).
 
     Everything that can reject the request comes before the run folder is touched.
     """
     task = load_task(options.task)
     options.task_name = task.name
-    written = load_ladder(options.ladder)
+    written = load_ladder(options.ladder) if specs is None else Ladder("the given rungs", "", tuple(specs), {})
     ladder = written.select(rungs)
     device = resolve_device(options.device)
     ladder = preflight_models(ladder, options.allow_pickle)

@@ -1,4 +1,4 @@
-"""Plain-text tables of records, for the terminal (the CLI prints them)."""
+"""Units and plain-text tables, for the terminal and the report."""
 
 from __future__ import annotations
 
@@ -14,13 +14,27 @@ def human_count(n: int | None) -> str:
     return str(n)
 
 
-def human_joules(j: float | None) -> str:
-    if j is None:
+def _scaled(value: float | None, units: Sequence[tuple[str, float]], base: str) -> str:
+    """The value in the largest unit it reaches, to 3 significant figures; below all of them, in ``base``."""
+    if value is None:
         return "-"
-    for unit, size in (("MJ", 1e6), ("kJ", 1e3), ("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6)):
-        if abs(j) >= size:
-            return f"{j / size:.3g} {unit}"
-    return f"{j:.3g} J"
+    for unit, size in units:
+        if abs(value) >= size:
+            return f"{value / size:.3g} {unit}"
+    return f"{value:.3g} {base}"
+
+
+def human_joules(j: float | None) -> str:
+    return _scaled(j, (("MJ", 1e6), ("kJ", 1e3), ("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6)), "J")
+
+
+def human_grams(g: float | None) -> str:
+    """Grams of CO2e as t, kg, g or mg, like human_joules: the terminal and the report print the same."""
+    return _scaled(g, (("t", 1e6), ("kg", 1e3), ("g", 1.0), ("mg", 1e-3)), "g")
+
+
+# The one line that says energy was estimated, not measured (evaluate, recommend, search, check, report).
+ESTIMATE_NOTE = "energy source 'estimate': process CPU time x watts per core, not a measurement"
 
 
 def render(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:

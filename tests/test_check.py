@@ -240,6 +240,9 @@ def test_cli_with_a_task_evaluates_first(tiny_task, tiny_ladder, tmp_path):
     assert doc["current"]["rung"] == "tfidf-unigrams" and doc["n_examples"] == 12
     rungs = [r["rung"] for r in RunLog(out, create=False).records()]
     assert rungs == ["tfidf", "tiny-knn", "tiny-probe", "tfidf-unigrams"]
+    # The current config runs on its own (rung specs, no ladder file): its plan lists just it.
+    plans = RunLog(out, create=False).plans()
+    assert [[r["name"] for r in p["rungs"]] for p in plans] == [["tfidf", "tiny-knn", "tiny-probe"], ["tfidf-unigrams"]]
     # Again, by rung name: everything is recorded, so nothing is evaluated twice.
     again = run("check", tiny_task, "--current", "tiny-probe", "--ladder", tiny_ladder, "--out", out, "--meter",
                 "estimate", "--limit", "12")

@@ -111,3 +111,22 @@ def test_every_command_has_help_with_an_example():
         if path[-1] == "list":
             continue
         assert "Example" in (cmd.help or ""), f"rightsize {' '.join(path)} has no example in its help"
+
+
+def test_evaluate_search_and_check_share_their_run_options():
+    from rightsize.cli import check, evaluate, search
+
+    def options(command):  # each option as click describes it, less what a command may word or default its own way
+        return {p.name: {k: v for k, v in p.to_info_dict().items() if k not in ("help", "default")}
+                for p in command.params}
+
+    ev, se, ch = options(evaluate), options(search), options(check)
+    for name in ("ladder_path", "limit", "train_limit", "out_dir", "meter", "cpu_watts", "device", "seed"):
+        assert ev[name] == se[name], name
+    for name in ("ladder_path", "limit", "train_limit", "out_dir", "meter", "device"):
+        assert ch[name] == ev[name], name
+    # check's apply only to a task file: said in the help, and None by default so a run folder can refuse them.
+    for p in check.params:
+        if p.name in ("ladder_path", "limit", "train_limit", "out_dir", "meter", "device"):
+            assert p.help.startswith("With a TASK: ") and p.to_info_dict()["default"] is None, p.name
+    assert "cpu_watts" not in ch and "seed" not in ch

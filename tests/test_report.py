@@ -126,6 +126,19 @@ def test_markdown_has_recommendation_rule_table_savings_lifetime_environment(bui
     assert "estimate (process CPU time × 12 W per core) — an estimate, not a measurement" in md
 
 
+def test_terminal_and_report_print_the_same_grams(built):
+    from rightsize.tables import human_grams
+
+    assert [human_grams(g) for g in (None, 2.5e6, 1234.5, 12.0, 0.5, 1e-4)] == \
+        ["-", "2.5 t", "1.23 kg", "12 g", "500 mg", "0.0001 g"]
+    rec = built.recommendation
+    chosen, largest = (human_grams(rec.chosen["lifetime_carbon_g"]), human_grams(rec.largest["lifetime_carbon_g"]))
+    md = built.markdown.read_text(encoding="utf-8")
+    assert f"| {chosen} |" in md and f"| {largest} |" in md
+    result = run("recommend", FIXTURE, "--no-confirm", "--region", "de")  # the assumptions `built` was made with
+    assert f"carbon     {chosen} vs {largest} CO2e" in result.output, result.output
+
+
 def test_html_is_self_contained(built):
     page = built.html.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")

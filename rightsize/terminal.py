@@ -1,0 +1,215 @@
+"""What the commands print: each result as terminal text, so cli.py only parses, calls, prints and exits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from rightsize.tables import ESTIMATE_NOTE, human_count, human_grams, human_joules, records_table, render
+
+
+def progress_line(index: int, total: int, spec, cached: bool) -> str:
+    note = " (already recorded; skipped)" if cached else ""
+    return f"[{index}/{total}] {spec.name}{note}"
+
+
+def evaluation_text(records: Sequence[dict], runs_file: Path) -> str:
+    lines = [records_table(records, records[0]["metric"]), f"\nrecords: {runs_file}"]
+    if any("estimate" in r.get("energy_source", "") for r in records):
+        lines.append(ESTIMATE_NOTE)
+    return "\n".join(lines)
+
+
+def task_summary(file: Path, s: dict) -> str:
+    lines = [f"{file}: ok — task {s.get('name')!r}, metric {s.get('metric')}, target {s.get('target')}"]
+    splits = s.get("splits", {})
+    for name, info in splits.items():
+        lines.append(f"  {name:<10} {info.get('count', 0):>7} examples  ({info.get('source', 'file')})")
+    balance = s.get("label_balance") or {}
+    if balance:
+        names = list(splits)
+        rows = [[label] + [balance[label].get(sp, 0) for sp in names] for label in balance]
+        shown = rows if len(rows) <= 20 else rows[:10] + [["..."] + [""] * len(names)] + rows[-5:]
+        lines.append("  " + render(["label"] + names, shown, "l" + "r" * len(names)).replace("\n", "\n  "))
+    return "\n".join(lines)
+
+
+def asset_status_line(status: dict) -> str:
+    return f"{status['status']:>10}  {status['name']}  {status['path']}  sha256 {status['sha256'][:16]}…"
+
+
+def assets_table() -> str:
+    from rightsize import assets
+
+    rows = []
+    for name, asset in assets.ASSETS.items():
+        where = assets.snapshot_dir(name) if asset.kind == "model" else assets.dataset_dir(name)
+        present = where is not None and Path(where).exists()
+        rows.append([name, asset.kind, "optional" if asset.optional else "default", "yes" if present else "no"])
+    return render(["name", "kind", "set", "assembled"], rows)
+
+
+def cache_text(info: dict[str, Any]) -> str:
+    mib = 1024**2
+    lines = [f"{info['root']}: {info['bytes'] / mib:.1f} MiB of {info['max_bytes'] / mib:.0f} MiB"]
+    rows = [[ns["namespace"][:12], ns.get("model", "?"), ns.get("layers") or "all", ns.get("precision", "?"),
+             ns.get("device", "?"), ns.get("energy_source", "?"), ns["shards"], f"{ns['bytes'] / mib:.1f}"]
+            for ns in info["namespaces"]]
+    if rows:
+        lines.append(render(["config", "model", "layers", "precision", "device", "source", "shards", "MiB"], rows,
+                            "llllllrr"))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- recommend
+
+
+def tried_text(tried: list[dict]) -> str:
+    """Nothing finished a complete evaluation: what was tried and why each one stopped."""
+    lines = [f"no recommendation: no config finished a complete evaluation; tried {len(tried)}:"]
+    lines += [f"  {t['label']}: {t['status']}" + (f" ({t['reason']})" if t["reason"] else "") for t in tried]
+    return "\n".join(lines)
+
+
+def coverage_lines(rec) -> list[str]:
+    """What the answer could not rule out, one line each (nothing when the evidence is complete)."""
+    cov = rec.coverage
+    if cov.get("certain") is None:
+        return [f"note: {cov.get('note')}"] if cov.get("note") else []
+    lead = {False: "UNCERTAIN: "}.get(cov.get("certain"), "note: ")
+    return [f"{lead if i == 0 else 'note: '}{n}" for i, n in enumerate(cov.get("notes") or ())]
+
+
+def _target_text(rec) -> str:
+    from rightsize.adequacy import Target
+
+    return Target.from_any(rec.target).description(rec.metric)
+
+
+def _score_text(value: float, ci) -> str:
+    return f"{value:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def recommendation_text(rec, confirmations, no_confirm: bool) -> str:
+    est = " (estimate)"
+    lines = []
+    if rec.chosen is None:
+        lines.append(f"no adequate configuration for task {rec.task!r}: none reaches {_target_text(rec)}")
+        lines += coverage_lines(rec)
+        lines.append(f"closest configs (of {len(rec.configs)}, on {rec.n_examples} validation examples):")
+        for e in rec.closest:
+            lines.append(f"  {e['label']}: {e['detail']}")
+    else:
+        c = rec.chosen
+        lines.append(f"recommendation: {c['label']}  ({human_count(c['n_params'])} params, "
+                     f"{human_joules(c['joules_per_query'])}/query{est if c['estimated'] else ''})")
+        lines.append(f"  task {rec.task!r}, target {_target_text(rec)}")
+        lines.append(f"  decided by rule '{c['rule']}': {c['detail']}")
+        lines += coverage_lines(rec)
+    lines += ["", f"configs (validation split, {rec.n_examples} examples, by J/query):"]
+    rows = [[e["label"], human_count(e["n_params"]), _score_text(e["metric"], e["ci"]),
+             human_joules(e["joules_per_query"]), f"{e['bound']:.4f} vs {e['threshold']:g}",
+             e["energy_source"] or "-", "yes" if e["adequate"] else "no", "*" if e["pareto"] else ""]
+            for e in rec.configs]
+    table = render(["config", "params", f"{rec.metric} [95% CI]", "J/query", "bound vs threshold", "source",
+                    "adequate", "pareto"], rows, "lrrrrlll")
+    lines.append("  " + table.replace("\n", "\n  "))
+    excluded = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in rec.excluded.items() if n)
+    if excluded:
+        lines.append(f"  not considered: {excluded} (validation records)")
+    if rec.chosen is not None:
+        lines += [""] + _savings_lines(rec)
+    lines.append("")
+    if no_confirm:
+        lines.append("test split: not evaluated (--no-confirm); the scores above are validation only")
+    elif confirmations is not None:
+        done = "; ".join(f"{c.rung} {c.status}" + (f" ({c.detail})" if c.detail else "") for c in confirmations)
+        lines.append(f"test split: {done}")
+    if rec.estimated:
+        lines.append(ESTIMATE_NOTE)
+    if rec.assumptions["grid_source"]:
+        lines.append(rec.assumptions["grid_source"])
+    return "\n".join(lines)
+
+
+def _savings_lines(rec) -> list[str]:
+    c, big, s, a = rec.chosen, rec.largest, rec.savings, rec.assumptions
+    lines = [f"against the largest config evaluated, {big['label']} ({human_count(big['n_params'])} params):"]
+    for split, left, right in (("validation", c, big), ("test", c["test"], big["test"])):
+        if left and right:
+            lines.append(f"  {split:<10} {rec.metric} {_score_text(left['metric'], left['ci'])} vs "
+                         f"{_score_text(right['metric'], right['ci'])}  (given up: {rec.given_up[split]:+.4f})")
+        else:
+            lines.append(f"  {split:<10} not evaluated")
+    if rec.rule == "min" and c["test"] and c["test"]["metric"] < rec.target["min"]:
+        lines.append(f"  note: on the test split the choice scores {c['test']['metric']:.4f}, below target min "
+                     f"{rec.target['min']:g}")
+    pct = f" ({s['percent_saved']:.1f}%)" if s["percent_saved"] is not None else ""
+    lines.append(f"  J/query    {human_joules(c['joules_per_query'])} vs {human_joules(big['joules_per_query'])}: "
+                 f"saves {human_joules(s['joules_per_query_saved'])} per query{pct}")
+    kwh = 3.6e6
+    lines.append(f"  lifetime   {c['lifetime_joules'] / kwh:.4g} kWh vs {big['lifetime_joules'] / kwh:.4g} kWh: "
+                 f"saves {s['lifetime_kwh_saved']:.4g} kWh ({a['queries_per_day']:,g} queries/day x {a['days']:,g} days, "
+                 f"plus fit)")
+    if s["lifetime_carbon_g_saved"] is not None:
+        lines.append(f"  carbon     {human_grams(c['lifetime_carbon_g'])} vs {human_grams(big['lifetime_carbon_g'])} "
+                     f"CO2e: saves {human_grams(s['lifetime_carbon_g_saved'])} (PUE {a['pue']:g}, grid {a['region']} "
+                     f"{a['grid_g_per_kwh']:g} gCO2e/kWh, {a['grid_year']})")
+    else:
+        lines.append(f"  carbon     not computed: pass --region CC (e.g. de, us, fr) for the grid intensity (PUE {a['pue']:g})")
+    if c["key"] == big["key"]:
+        lines.append("  (the choice is the largest config evaluated: nothing smaller is adequate, so nothing is saved)")
+    return lines
+
+
+# ---------------------------------------------------------------- search
+
+
+def trial_line(t) -> str:
+    from rightsize.naming import knob_text
+
+    score = f"{t.metric} {t.score:.4f}" if t.score is not None else f"{t.metric} -"
+    jpq = f"{human_joules(t.joules_per_query)}/query" if t.joules_per_query is not None else "-"
+    verdict = {True: ", adequate", False: ", not adequate"}.get(t.adequate, "") if t.outcome != "pruned" else ""
+    detail = f" ({t.detail})" if t.detail and t.outcome != "complete" else ""
+    return (f"trial {t.number:>3}  {t.rung}  {knob_text(t.searched) or '(ladder values)'}  |  {score}  |  "
+            f"{jpq}  |  {t.outcome}{verdict}{detail}")
+
+
+def search_text(result) -> str:
+    counts = ", ".join(f"{n} {name}" for name, n in sorted(result.study_counts.items()))
+    lines = [f"study {result.study!r} in {result.storage}: stopped: {result.stopped}",
+             f"  trials (all workers): {counts or 'none'}; space: {result.space_size} configs"]
+    rec = result.recommendation
+    if rec is None:
+        lines.append(tried_text(result.tried) if result.tried else f"no recommendation: {result.no_recommendation}")
+    elif rec.chosen is None:
+        lines.append(f"no adequate config among {len(rec.configs)} evaluated; closest:")
+        lines += [f"  {e['label']}: {e['detail']}" for e in rec.closest]
+    else:
+        c, big = rec.chosen, rec.largest
+        ci = f" [{c['ci'][0]:.3f}, {c['ci'][1]:.3f}]" if c.get("ci") else ""
+        lines.append(f"recommendation: {c['label']}")
+        lines.append(f"  {rec.metric} {c['metric']:.4f}{ci}, {human_joules(c['joules_per_query'])}/query; "
+                     f"{c['detail']}")
+        if rec.savings and big["key"] != c["key"]:
+            pct = rec.savings.get("percent_saved")
+            lines.append(f"  against the largest config evaluated ({big['label']}, "
+                         f"{human_joules(big['joules_per_query'])}/query): "
+                         f"{'-' if pct is None else f'{pct:.0f}%'} less energy per query")
+    if rec is not None:
+        lines += coverage_lines(rec)
+    if result.objective == "pareto" and result.pareto:
+        lines.append(f"pareto front ({rec.metric if rec else 'metric'} vs J/query):")
+        lines += [f"  {p['label']}: {p['metric']:.4f}, {human_joules(p['joules_per_query'])}/query"
+                  for p in result.pareto]
+    e = result.energy
+    lines.append(f"search energy (this process, {e['source']}): {human_joules(e['total_joules'])} = "
+                 f"{human_joules(e['evaluations_joules'])} evaluations (of which {human_joules(e['pruned_joules'])} "
+                 f"in pruned trials) + {human_joules(e['overhead_joules'])} search overhead")
+    budget = f" of a {human_joules(e['budget_joules'])} budget" if e.get("budget_joules") else ""
+    lines.append(f"  the study so far (all workers): {human_joules(e['study_joules'])}{budget}")
+    lines.append(f"records: {Path(result.out_dir) / 'runs.jsonl'}")
+    if e["estimated"]:
+        lines.append(ESTIMATE_NOTE)
+    return "\n".join(lines)
