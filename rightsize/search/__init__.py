@@ -7,18 +7,20 @@ search works and why.
 
 from __future__ import annotations
 
-ENUMERATE_MAX = 5_000  # spaces up to this size are walked cheapest first instead of by TPE (scheduler reads it here)
-
-from rightsize.search.pruner import AdequacyPruner  # noqa: E402
-from rightsize.search.request import (  # noqa: E402
+from rightsize.search.pruner import AdequacyPruner
+from rightsize.search.request import (
     DUPLICATE, EVALUATED, MIN_PRUNE_EXAMPLES, OBJECTIVES, SKIPPED, STEPS, SearchRequest, SearchResult, TrialOutcome)
-from rightsize.search.run import run_search  # noqa: E402
-from rightsize.search.sampler import FreshAdequacyTPESampler  # noqa: E402
-from rightsize.search.standing import RECORD_ATTR, study_records  # noqa: E402
-from rightsize.search.storage import GRACE_S, HEARTBEAT_S, masked, open_storage  # noqa: E402
-from rightsize.search.study import STUDY_FILE  # noqa: E402
-from rightsize.search.trial import DUPLICATE_PENALTY, SKIP_CONSTRAINT  # noqa: E402
-from rightsize.search.workers import recover_dead_trials  # noqa: E402
+from rightsize.search.run import run_search
+from rightsize.search.sampler import FreshAdequacyTPESampler
+from rightsize.search.standing import RECORD_ATTR, study_records
+from rightsize.search.storage import GRACE_S, HEARTBEAT_S, masked, open_storage
+from rightsize.search.study import STUDY_FILE
+from rightsize.search.trial import DUPLICATE_PENALTY, SKIP_CONSTRAINT
+from rightsize.search.workers import recover_dead_trials
+
+# Spaces of up to this many configs are walked cheapest first instead of by TPE. Defined here, and
+# read here by the scheduler at each use, so that setting rightsize.search.ENUMERATE_MAX takes effect.
+ENUMERATE_MAX = 5_000
 
 __all__ = [
     "AdequacyPruner", "DUPLICATE", "DUPLICATE_PENALTY", "ENUMERATE_MAX", "EVALUATED", "FreshAdequacyTPESampler",

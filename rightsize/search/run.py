@@ -51,10 +51,10 @@ class SearchWorker:
     """One worker's run of the study."""
 
     def __init__(self, ctx: SearchContext, meter, on_trial, on_note):
-        self.ctx, self.meter, self.note = ctx, meter, on_note
+        self.ctx, self.note = ctx, on_note
         self.scheduler = Scheduler(ctx)
         self.ledger = Ledger(ctx.request, meter, ctx.space.size)
-        self.trials = TrialRunner(ctx, self.scheduler, self.ledger, meter, on_trial)
+        self.trials = TrialRunner(ctx, self.scheduler, self.ledger, on_trial)
         self.ctrl_c = CtrlC()
         self.stopped = ""
 

@@ -49,9 +49,9 @@ def claimed(study, me: int, key: str):
 class TrialRunner:
     """The study's objective: one trial, from its config to what it tells the study."""
 
-    def __init__(self, ctx: SearchContext, scheduler: Scheduler, ledger: Ledger, meter,
+    def __init__(self, ctx: SearchContext, scheduler: Scheduler, ledger: Ledger,
                  on_trial: Callable[[TrialOutcome], None] | None):
-        self.ctx, self.scheduler, self.ledger, self.meter, self.on_trial = ctx, scheduler, ledger, meter, on_trial
+        self.ctx, self.scheduler, self.ledger, self.on_trial = ctx, scheduler, ledger, on_trial
         self.outcomes: list[TrialOutcome] = []  # this worker's trials
         self.retried: set[str] = set()  # configs this worker queued again after a race (once each)
 
@@ -78,7 +78,7 @@ class TrialRunner:
             outcome.detail = "recorded earlier in runs.jsonl"
         else:
             on_step = self._reporter(trial) if ctx.smallest else None
-            record = evaluate_rung(ctx.data, spec, self.meter, ctx.run_context, ctx.plan, run_id=ctx.run_id,
+            record = evaluate_rung(ctx.data, spec, self.ledger.meter, ctx.run_context, ctx.plan, run_id=ctx.run_id,
                                    steps=ctx.steps, on_step=on_step)
             record["search"] = {"study": trial.study.study_name, "trial": trial.number, "searched": searched}
             ctx.run_log.append(record)
