@@ -13,6 +13,8 @@ from rightsize.space import SearchSpace
 
 
 class SearchContext:
+    """The fixed facts of one worker's search, and the evaluation key of a config."""
+
     def __init__(self, request: SearchRequest, task, data, space: SearchSpace, run_log: RunLog, steps):
         from rightsize.recommend import target_rule
 

@@ -179,13 +179,13 @@ class Scheduler:
 
     def small_budget_note(self, done: set[str]) -> str:
         """Said at the start when --trials cannot cover the ladder rungs that set a within target's bar."""
-        r = self.ctx.request
+        request = self.ctx.request
         if not self.ctx.smallest or self.ctx.rule != "within":
             return ""
         left = [rung.name for rung, key in self.ctx.ladder if key not in done]
-        budget = max(r.trials - len(done), 0)
+        budget = max(request.trials - len(done), 0)
         if len(left) <= budget:
             return ""
-        return (f"--trials {r.trials} leaves {budget} evaluations for the {len(left)} ladder rungs that "
+        return (f"--trials {request.trials} leaves {budget} evaluations for the {len(left)} ladder rungs that "
                 f"set the bar of the 'within' target and are not evaluated yet ({', '.join(left)}): the answer "
                 f"will not be certain; give --trials {len(done) + len(left)} or more")

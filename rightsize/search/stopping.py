@@ -55,21 +55,21 @@ class Ledger:
     def stop_reason(self, study, exhausted: str = "") -> str:
         """Why the search should start no more trials ('' while it should go on); ``exhausted``: the
         scheduler found no config left that could be the answer."""
-        r = self.request
+        request = self.request
         trials = study.get_trials(deepcopy=False)  # once: each read is a query of the storage
         keys = evaluated_keys(study, trials)
         if len(keys) >= self.space_size:
             return f"every config of the space evaluated ({self.space_size})"
         if exhausted:
             return exhausted
-        if len(keys) >= r.trials:
-            return f"{r.trials} configs evaluated (--trials)"
-        if r.budget_joules is not None:
+        if len(keys) >= request.trials:
+            return f"{request.trials} configs evaluated (--trials)"
+        if request.budget_joules is not None:
             spent, mean = study_energy(trials)
-            if spent >= r.budget_joules or spent + mean > r.budget_joules:
-                return (f"energy budget: the search has used {spent:.3g} J of {r.budget_joules:g} J and a "
+            if spent >= request.budget_joules or spent + mean > request.budget_joules:
+                return (f"energy budget: the search has used {spent:.3g} J of {request.budget_joules:g} J and a "
                         f"trial costs {mean:.3g} J on average (--budget-joules)")
-        if self.proposals_in_a_row >= max(20, r.trials):
+        if self.proposals_in_a_row >= max(20, request.trials):
             return (f"the sampler proposed only evaluated or ruled-out configs {self.proposals_in_a_row} "
                     f"times in a row")
         return ""

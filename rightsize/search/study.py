@@ -35,29 +35,30 @@ def study_name(ctx: SearchContext) -> str:
 
 def open_study(ctx: SearchContext, url: str) -> optuna.Study:
     """The study in ``url``, created if new; a RightsizeError when it was made for something else."""
-    r = ctx.request
+    request = ctx.request
     storage = open_storage(url)
     name = study_name(ctx)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TPE's multivariate/group options are "experimental"
-        if r.objective == "pareto":
-            sampler = optuna.samplers.NSGAIISampler(seed=r.seed, population_size=max(4, min(20, r.trials // 2)))
+        if request.objective == "pareto":
+            sampler = optuna.samplers.NSGAIISampler(seed=request.seed,
+                                                    population_size=max(4, min(20, request.trials // 2)))
             directions, pruner = ["maximize", "minimize"], optuna.pruners.NopPruner()
         else:
             # The enqueued ladder rungs are the start-up trials: TPE models from there on,
             # instead of spending more trials on random (often large and costly) configs.
             # gamma 0.25 (Hyperopt's; Optuna's 0.1 models the single best trial alone until there
             # are 15 trials): with few trials TPE also studies the configs nearest to adequate.
-            sampler = FreshAdequacyTPESampler(ctx.target, ctx.metric, seed=r.seed, multivariate=True,
+            sampler = FreshAdequacyTPESampler(ctx.target, ctx.metric, seed=request.seed, multivariate=True,
                                               group=True, n_startup_trials=len(ctx.space.rungs), gamma=gamma)
             directions = ["minimize"]
-            pruner = AdequacyPruner(ctx.rule, ctx.rule_value, r.min_prune_examples)
+            pruner = AdequacyPruner(ctx.rule, ctx.rule_value, request.min_prune_examples)
         try:
             study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
                                         directions=directions, load_if_exists=True)
         except Exception as exc:  # noqa: BLE001 — e.g. an existing study with other directions
             raise RightsizeError(f"study {name!r} in {masked(url)}: {exc}".splitlines()[0]) from None
-    facts = {"task": ctx.ident, "metric": ctx.metric, "target": ctx.target, "objective": r.objective,
+    facts = {"task": ctx.ident, "metric": ctx.metric, "target": ctx.target, "objective": request.objective,
              "space": ctx.space.describe(), "plan": asdict(ctx.plan)}
     known = study.user_attrs.get("rightsize")
     if known is None:

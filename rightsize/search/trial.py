@@ -36,7 +36,8 @@ def claimed(study, me: int, key: str):
     state = TrialState
     found = []
     for t in study.get_trials(deepcopy=False):
-        if t.number == me or t.user_attrs.get("config_key") != key or t.user_attrs.get("outcome") in (SKIPPED, DUPLICATE):
+        if t.number == me or t.user_attrs.get("config_key") != key or (
+                t.user_attrs.get("outcome") in (SKIPPED, DUPLICATE)):
             continue  # neither evaluated anything: a skipped config is decided again (the incumbent may have moved)
         if t.state in (state.COMPLETE, state.PRUNED, state.RUNNING) or (
                 t.state == state.FAIL and t.user_attrs.get("outcome") == "failed"):
