@@ -38,7 +38,7 @@ test: models
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not slow and not subprocess" $(PYTEST_ARGS)
 
 bench: models
 	$(BIN)/python benchmarks/run_all.py

@@ -111,6 +111,7 @@ def complete_lines(path: Path) -> list[dict]:
 # ------------------------------------------------------------------ evaluate
 
 
+@pytest.mark.subprocess
 def test_evaluate_survives_ctrl_c_and_kill_9_and_resumes_without_redoing(tmp_path, tiny_task, tiny_encoder, launcher):
     ladder = tmp_path / "faults.yaml"
     ladder.write_text(
@@ -148,6 +149,7 @@ def test_evaluate_survives_ctrl_c_and_kill_9_and_resumes_without_redoing(tmp_pat
 # ------------------------------------------------------------------ search
 
 
+@pytest.mark.subprocess
 def test_search_survives_ctrl_c_and_kill_9_and_resumes_without_redoing(tmp_path, tiny_task, launcher):
     ladder = tmp_path / "faults.yaml"
     # The ladder's rungs are tried first, in order: tfidf is recorded, then sleepy is running.
@@ -193,6 +195,7 @@ WRITER = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.subprocess
 def test_kill_9_while_appending_never_loses_a_finished_record(tmp_path):
     import hashlib
 

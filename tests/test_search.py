@@ -28,7 +28,8 @@ from rightsize.ladder import load_ladder, parse_ladder
 from rightsize.results import RunLog
 from rightsize.rungs import RunContext
 from rightsize import search as search_module
-from rightsize.search import AdequacyPruner, SearchRequest, _claimed, recover_dead_trials, run_search
+from rightsize.search import AdequacyPruner, SearchRequest, recover_dead_trials, run_search
+from rightsize.search import _optuna_compat as compat
 from rightsize.space import build_space
 from rightsize.tasks import load_data, load_task
 
@@ -214,7 +215,7 @@ def _record(key: str, predictions: list[int], references: list[int]) -> dict:
 
 
 def test_the_sampler_sees_adequacy_as_it_stands_now_not_when_the_trial_ended():
-    from rightsize.search import RECORD_ATTR, FreshAdequacyTPESampler, _FreshStudy
+    from rightsize.search import RECORD_ATTR, FreshAdequacyTPESampler
 
     references = [i % 2 for i in range(200)]
     sampler = FreshAdequacyTPESampler({"within": 0.02}, "accuracy", seed=0)
@@ -224,12 +225,12 @@ def test_the_sampler_sees_adequacy_as_it_stands_now_not_when_the_trial_ended():
         trial = study.ask()
         trial.set_user_attr("config_key", key)
         predictions = [r if i < right else 1 - r for i, r in enumerate(references)]
-        study._storage.set_trial_system_attr(trial._trial_id, RECORD_ATTR, _record(key, predictions, references))
+        compat.set_system_attr(trial, RECORD_ATTR, _record(key, predictions, references))
         trial.set_constraint("adequacy", -0.02)
         study.tell(trial, 0.01)
     stored = {t.user_attrs["config_key"]: t.constraints["adequacy"] for t in study.trials}
     seen = {t.user_attrs["config_key"]: t.constraints["adequacy"]
-            for t in _FreshStudy(study, sampler._refresh)._get_trials(deepcopy=False)}
+            for t in compat.sampler_trials(sampler.study_view(study))}
     assert stored == {"weak": -0.02, "strong": -0.02}
     assert seen["weak"] > 0 and seen["strong"] <= 0  # 0.70 is not within 0.02 of 1.0
     assert study.trials[0].constraints["adequacy"] == -0.02  # the stored trial is untouched
@@ -237,17 +238,19 @@ def test_the_sampler_sees_adequacy_as_it_stands_now_not_when_the_trial_ended():
 
 
 def test_a_trial_steps_back_for_any_other_trial_of_the_same_config():
+    from rightsize.search.trial import claimed
+
     study = optuna.create_study()
     running = study.ask()
     running.set_user_attr("config_key", "K")
     later = study.ask()
     later.set_user_attr("config_key", "K")
     # Both wrote their key: each sees the other, so neither can evaluate alone unnoticed.
-    assert _claimed(study, later.number, "K").number == running.number
-    assert _claimed(study, running.number, "K").number == later.number
-    assert _claimed(study, later.number, "other") is None
+    assert claimed(study, later.number, "K").number == running.number
+    assert claimed(study, running.number, "K").number == later.number
+    assert claimed(study, later.number, "other") is None
     study.tell(later, 2.0)
-    assert _claimed(study, running.number, "K").state.name == "COMPLETE"  # complete is preferred
+    assert claimed(study, running.number, "K").state.name == "COMPLETE"  # complete is preferred
 
 
 def test_a_running_trial_of_a_dead_local_worker_is_failed_and_queued_again(tmp_path):
@@ -259,9 +262,9 @@ def test_a_running_trial_of_a_dead_local_worker_is_failed_and_queued_again(tmp_p
     trial.set_user_attr("worker", f"{socket.gethostname()}:{dead_pid}:1")
     trial.set_user_attr("config_key", "K")
     alive = study.ask({"x": optuna.distributions.CategoricalDistribution([1, 2])})
-    from rightsize.search import _worker_id
+    from rightsize.search.workers import worker_id
 
-    alive.set_user_attr("worker", _worker_id())
+    alive.set_user_attr("worker", worker_id())
     assert recover_dead_trials(study) == [trial.number]
     states = {t.number: t.state.name for t in study.trials}
     assert states[trial.number] == "FAIL" and states[alive.number] == "RUNNING"
@@ -526,6 +529,7 @@ def test_a_sqlite_study_transaction_takes_the_write_lock_when_it_begins(tmp_path
     other.close()
 
 
+@pytest.mark.subprocess
 def test_two_workers_share_a_sqlite_study_and_never_evaluate_a_config_twice(task, tfidf_ladder, tmp_path):
     out = tmp_path / "run"
     _two_workers(task, tfidf_ladder, out, "--trials", 6, "--study", "shared")
@@ -533,6 +537,7 @@ def test_two_workers_share_a_sqlite_study_and_never_evaluate_a_config_twice(task
 
 
 @pytest.mark.postgres
+@pytest.mark.subprocess
 @pytest.mark.skipif(not os.environ.get("RIGHTSIZE_TEST_POSTGRES_URL"),
                     reason="RIGHTSIZE_TEST_POSTGRES_URL is not set: .ci/run starts a PostgreSQL server and sets it")
 def test_two_workers_share_a_postgresql_study_and_never_evaluate_a_config_twice(task, tfidf_ladder, tmp_path):
@@ -540,12 +545,13 @@ def test_two_workers_share_a_postgresql_study_and_never_evaluate_a_config_twice(
     out, name = tmp_path / "run", f"test-{uuid.uuid4().hex[:12]}"
     _two_workers(task, tfidf_ladder, out, "--trials", 6, "--study", name, "--storage", url)
     _assert_each_config_once(out, 6)
-    from rightsize.search import _with_driver
+    from rightsize.search.storage import with_driver
 
-    study = optuna.load_study(study_name=name, storage=_with_driver(url))
+    study = optuna.load_study(study_name=name, storage=with_driver(url))
     assert len({t.user_attrs["config_key"] for t in study.trials if t.user_attrs.get("outcome") == "complete"}) >= 6
 
 
+@pytest.mark.subprocess
 def test_a_killed_search_resumes_without_redoing_finished_trials(task, tfidf_ladder, tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen(_search_cmd(task, tfidf_ladder, out, "--trials", 6), env=_env(),

@@ -1,0 +1,31 @@
+"""AdequacyPruner: stop a trial as soon as the metric's confidence interval says it cannot be adequate."""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import TrialState
+
+from rightsize.search.request import MIN_PRUNE_EXAMPLES
+
+
+class AdequacyPruner(optuna.pruners.BasePruner):
+    """Prunes a trial whose reported value (the metric's 95% CI upper bound on the examples seen so
+    far, reported at step = their number) is below the bar: ``target.min``, or (``within``) the best
+    complete score of the study minus ``within``. Never before ``min_examples`` examples."""
+
+    def __init__(self, rule: str, value: float, min_examples: int = MIN_PRUNE_EXAMPLES) -> None:
+        self.rule, self.value, self.min_examples = rule, value, min_examples
+
+    def threshold(self, study: optuna.Study) -> float | None:
+        if self.rule == "min":
+            return self.value
+        scores = [t.user_attrs["score"] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                  if isinstance(t.user_attrs.get("score"), (int, float))]
+        return max(scores) - self.value if scores else None
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step < self.min_examples:
+            return False  # a bootstrap interval over a handful of examples is too optimistic to act on
+        bar = self.threshold(study)
+        return bar is not None and trial.intermediate_values[step] < bar

@@ -1,0 +1,66 @@
+"""What the study knows so far, read from its trials: their records, the configs they evaluated,
+and the standing (the incumbent, the best config, the cost rates measured, the encoders run)."""
+
+from __future__ import annotations
+
+from optuna.trial import TrialState
+
+from rightsize.cost_model import CostModel, settings_of
+from rightsize.search.request import EVALUATED
+
+RECORD_ATTR = "rightsize:record"  # the trial's full record (system attribute: kept out of dashboards)
+
+
+def study_records(study, trials: list | None = None) -> list[dict]:
+    """The records of the study's trials (every worker's), one per config key, in trial order."""
+    out: dict[str, dict] = {}
+    for t in study.get_trials(deepcopy=False) if trials is None else trials:
+        record = t.system_attrs.get(RECORD_ATTR)
+        if isinstance(record, dict) and "key" in record:
+            out.setdefault(record["key"], record)
+    return list(out.values())
+
+
+def evaluated_keys(study, trials: list | None = None) -> set[str]:
+    """Config keys of the study's finished trials that evaluated (or reused) a config."""
+    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    return {t.user_attrs["config_key"] for t in trials
+            if t.state in finished and t.user_attrs.get("outcome") in EVALUATED and "config_key" in t.user_attrs}
+
+
+def searched_of(trials: list, key: str) -> dict | None:
+    """The searched knob values of the trial that evaluated config ``key``."""
+    for t in trials:
+        if t.user_attrs.get("config_key") == key and isinstance(t.user_attrs.get("searched"), dict):
+            return t.user_attrs["searched"]
+    return None
+
+
+class Standing:
+    """What the search knows at one moment: the cheapest adequate config (the incumbent), the cost
+    rates measured, and which encoder configurations have already run."""
+
+    def __init__(self, records: list[dict], target: dict, metric: str):
+        from rightsize.recommend import assess, comparable, spec_from_config
+
+        self.cost = CostModel()
+        self._encoders: set[tuple] = set()
+        for r in records:
+            if r.get("status") in ("ok", "pruned"):
+                spec = spec_from_config(r["rung"], r["config"])
+                self.cost.observe(spec, r)
+                self._encoders.add(_encoder_identity(spec))
+        group = comparable([r for r in records if r.get("status") == "ok"])
+        verdicts = assess(group, target, metric) if group else {}
+        adequate = [r for r in group if verdicts[r["key"]].adequate]
+        self.incumbent = min(adequate, key=lambda r: (r["joules_per_query"], r.get("n_params") or 0), default=None)
+        self.best = max(group, key=lambda r: (r["metrics"][metric], -r["joules_per_query"]), default=None)
+
+    def encoder_done(self, spec) -> bool:
+        return spec.model is not None and _encoder_identity(spec) in self._encoders
+
+
+def _encoder_identity(spec) -> tuple:
+    """What makes two configs share an encoding (and the embedding cache): model, depth, run settings."""
+    return (spec.model, spec.knobs.get("layers"), settings_of(spec))
