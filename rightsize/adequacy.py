@@ -70,6 +70,10 @@ class Target:
     def to_dict(self) -> dict[str, float]:
         return {self.rule: self.value}
 
+    def record_form(self) -> dict[str, float | None]:
+        """Both keys, the rule not used None: the form records and the search's study store."""
+        return {"min": self.min, "within": self.within}
+
     def threshold(self, best: float) -> float:
         """The bar: the score a config must reach, given the best score any config reached."""
         return self.value if self.rule == "min" else best - self.value

@@ -30,6 +30,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from rightsize.model_facts import facts_at
+
 log = logging.getLogger(__name__)
 
 LAYOUT = "v1"
@@ -260,28 +262,20 @@ class EmbeddingCache:
     # ------------------------------------------------------------------ model identity
 
     def weights_hash(self, folder: str | os.PathLike) -> str:
-        """sha256 over a model folder's files, memoized by (path, size, mtime) of each file."""
-        folder = Path(folder).resolve()
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-        signature = hashlib.sha256(json.dumps(
-            [(p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-        ).encode()).hexdigest()
+        """sha256 over a model folder's files (:mod:`rightsize.model_facts`), memoized here by the
+        path, size and mtime of each file."""
+        facts = facts_at(Path(folder))
+        signature = facts.files_signature()
         memo_path = self.root / _WEIGHTS_MEMO
         try:
             memo = json.loads(memo_path.read_text())
         except (OSError, ValueError):
             memo = {}
-        entry = memo.get(str(folder))
+        entry = memo.get(str(facts.root))
         if isinstance(entry, dict) and entry.get("signature") == signature:
             return str(entry["sha256"])
-        digest = hashlib.sha256()
-        for p in files:
-            digest.update(p.relative_to(folder).as_posix().encode() + b"\0")
-            with open(p, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    digest.update(chunk)
-        value = digest.hexdigest()
-        memo[str(folder)] = {"signature": signature, "sha256": value}
+        value = facts.files_sha256()
+        memo[str(facts.root)] = {"signature": signature, "sha256": value}
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             _atomic_write_bytes(memo_path, json.dumps(memo, indent=1, sort_keys=True).encode())

@@ -13,7 +13,8 @@ Four criteria, each one JUnit test case:
   fails when a ``within`` target's ladder rungs were not all run; skipped for a folder without ``plan.jsonl``.
 
 Exit codes: 0 every criterion passes (or is skipped); 1 at least one fails; 2 bad input (raised as
-:class:`RightsizeError`, handled by the CLI).
+:class:`RightsizeError`, handled by the CLI). Given a task file instead of a run folder,
+:func:`evaluate_for_check` first evaluates the ladder and the current config.
 
 The comparison set is the current config's own evaluation context: ok records of the same task and split
 scored on the same examples (same references), latest per key, as :func:`rightsize.adequacy.comparable`
@@ -56,7 +57,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 from xml.etree import ElementTree as ET
 
 import yaml
@@ -67,6 +68,9 @@ from rightsize.errors import RightsizeError
 from rightsize.naming import label_of, normalized_config, variant_labels
 from rightsize.rungs import RungSpec
 from rightsize.tables import human_joules
+
+if TYPE_CHECKING:
+    from rightsize.runner import EvaluationRequest
 
 SCHEMA = "rightsize.check/1"
 CRITERIA = ("meets-target", "within-energy-budget", "not-oversized", "complete-evidence")
@@ -182,6 +186,30 @@ def load_current(value: str) -> Current:
         doc = {"name": path.stem, **doc}
     spec = parse_rung(doc, {}, f"--current {path}")
     return Current(name=spec.name, config=normalized_config(spec.config()), source=str(path), spec=spec)
+
+
+def evaluate_for_check(request: EvaluationRequest, current: Current,
+                       on_start: Callable[..., None] | None = None) -> tuple[list[dict], list[dict]]:
+    """Evaluate the request's ladder, then the current config on its own (into the same run folder)
+    when no rung has its config; return exactly the records of this check, and the folder's plans.
+    A current rung name not in the ladder, or a current model that cannot be had, evaluates nothing."""
+    from rightsize.ladder import Ladder, load_ladder
+    from rightsize.results import RunLog
+    from rightsize.runner import run_evaluation
+    from rightsize.session import preflight_models
+
+    ladder = load_ladder(request.ladder)
+    if current.config is None and current.name not in {r.name for r in ladder.rungs}:
+        raise RightsizeError(f"--current {current.name!r}: no such rung in {ladder.path} "
+                             f"(rungs: {', '.join(r.name for r in ladder.rungs)})")
+    if current.spec is not None:  # its model must be reachable before the ladder's evaluations start
+        preflight_models(Ladder(f"--current {current.source}", "", (current.spec,), {}))
+    records = list(run_evaluation(request, on_start=on_start))
+    in_ladder = any(normalized_config(r.config()) == current.config for r in ladder.rungs)
+    if current.spec is not None and not in_ladder:
+        records += list(run_evaluation(request, on_start=on_start, specs=[current.spec]))
+    plans = RunLog(request.resolved_out_dir(), create=False).plans()
+    return [{k: v for k, v in r.items() if k != "_shown_status"} for r in records], plans
 
 
 def find_current(records: Sequence[dict[str, Any]], current: Current) -> dict[str, Any]:

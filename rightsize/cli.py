@@ -388,8 +388,9 @@ def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_
       rightsize check results/banking77 --current mpnet-probe --max-joules-per-query 0.005 --junit check.xml
       rightsize check tasks/banking77.yaml --current examples/deployed-model.yaml --limit 500 --markdown check.md
     """
-    from rightsize.check import check as judge, load_current, write_outputs
+    from rightsize.check import check as judge, evaluate_for_check, load_current, write_outputs
     from rightsize.results import RunLog
+    from rightsize.runner import EvaluationRequest
 
     task_options = {"--ladder": ladder_path, "--limit": limit, "--train-limit": train_limit, "--out": out_dir,
                     "--meter": meter, "--device": device}
@@ -401,8 +402,10 @@ def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_
         run_log = RunLog(source, create=False)
         records, plans = run_log.records(), run_log.plans()
     elif source.is_file() and source.suffix.lower() in (".yaml", ".yml"):
-        records, plans = _evaluate_for_check(source, cur, ladder_path, limit, train_limit, out_dir, meter or "auto",
-                                             device or "auto", quiet=as_json)
+        request = EvaluationRequest(task=source, ladder=ladder_path, limit=limit, train_limit=train_limit,
+                                    out_dir=out_dir, meter=meter or "auto", device=device or "auto",
+                                    progress=not as_json)
+        records, plans = evaluate_for_check(request, cur, on_start=None if as_json else _announce)
     elif source.exists():
         raise RightsizeError(f"{source}: expected a run folder (with runs.jsonl) or a task file (.yaml)")
     else:
@@ -417,33 +420,6 @@ def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_
         if result.energy_estimated:
             click.echo(ESTIMATE_NOTE, err=True)
     ctx.exit(result.exit_code)
-
-
-def _evaluate_for_check(task, current, ladder_path, limit, train_limit, out_dir, meter, device,
-                        quiet) -> tuple[list[dict], list[dict]]:
-    """Evaluate the ladder and the current config on the task; return exactly the records of this
-    check, and the run folder's plans."""
-    from rightsize.check import normalized_config
-    from rightsize.ladder import Ladder, load_ladder
-    from rightsize.results import RunLog
-    from rightsize.runner import EvaluationRequest, run_evaluation
-    from rightsize.session import preflight_models
-
-    ladder = load_ladder(ladder_path)
-    if current.config is None and current.name not in {r.name for r in ladder.rungs}:
-        raise RightsizeError(f"--current {current.name!r}: no such rung in {ladder.path} "
-                             f"(rungs: {', '.join(r.name for r in ladder.rungs)})")
-    if current.spec is not None:  # its model must be reachable before the ladder's evaluations start
-        preflight_models(Ladder(f"--current {current.source}", "", (current.spec,), {}))
-    announce = None if quiet else _announce
-    request = EvaluationRequest(task=task, ladder=ladder_path, limit=limit, train_limit=train_limit, out_dir=out_dir,
-                                meter=meter, device=device, progress=not quiet)
-    records = list(run_evaluation(request, on_start=announce))
-    in_ladder = any(normalized_config(r.config()) == current.config for r in ladder.rungs)
-    if current.spec is not None and not in_ladder:  # evaluated on its own, into the same run folder
-        records += list(run_evaluation(request, on_start=announce, specs=[current.spec]))
-    plans = RunLog(request.resolved_out_dir(), create=False).plans()
-    return [{k: v for k, v in r.items() if k != "_shown_status"} for r in records], plans
 
 
 # ---------------------------------------------------------------- cache

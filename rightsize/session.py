@@ -19,7 +19,7 @@ from rightsize.energy import Meter, make_meter
 from rightsize.errors import RightsizeError
 from rightsize.evaluate import new_run_id
 from rightsize.ladder import Ladder, load_ladder
-from rightsize.models import check_weights_format, resolve_model
+from rightsize.models import checked_folder
 from rightsize.results import RunLog
 from rightsize.rungs import RunContext, RungSpec, rung_class
 from rightsize.tasks import TaskData, TaskSpec, load_data, load_task
@@ -63,7 +63,7 @@ def resolve_device(device: str) -> str:
 def check_models(spec: RungSpec, allow_pickle: bool = False) -> None:
     """Every model the rung will load is reachable and in a safe format (RightsizeError if not)."""
     for model in rung_class(spec.kind).models(spec):
-        check_weights_format(resolve_model(model), model, allow_pickle)
+        checked_folder(model, allow_pickle)
 
 
 def preflight_models(ladder: Ladder, allow_pickle: bool = False) -> Ladder:

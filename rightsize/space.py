@@ -26,13 +26,12 @@ core), so "all N layers" and "keep N layers" are one config, not two.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterator
 
 from rightsize.ladder import Ladder
+from rightsize.model_facts import ModelFacts, facts_of
 from rightsize.rungs import Knob, RungSpec, rung_class
 
 GRIDS: dict[str, tuple] = {
@@ -184,7 +183,7 @@ def build_space(ladder: Ladder, device: str = "cpu", cores: int | None = None) -
         base = RungSpec(spec.name, spec.kind, spec.model, knobs)
         own = {k: knobs.get(k, knob.default) for k, knob in cls.knobs.items()}
         given = spaces.get(spec.name, {})
-        shape = _ModelShape(spec.model) if cls.needs_model and spec.model else None
+        facts = facts_of(spec.model) if cls.needs_model and spec.model else None
         dims = []
         for k, knob in cls.knobs.items():
             if k in fix:
@@ -194,11 +193,11 @@ def build_space(ladder: Ladder, device: str = "cpu", cores: int | None = None) -
             elif searched_names is not None and k not in searched_names:
                 continue
             else:
-                values = _default_values(k, knob, shape, device, cores)
+                values = _default_values(k, knob, facts, device, cores)
                 if values is None:
                     continue
-            values = _canonical(k, knob, values, shape)
-            own[k] = _canonical(k, knob, [own[k]], shape)[0]
+            values = _canonical(k, knob, values, facts)
+            own[k] = _canonical(k, knob, [own[k]], facts)[0]
             if own[k] not in values:
                 values = [own[k]] + values  # the ladder's own value is always in the space
             if len(values) > 1:
@@ -207,9 +206,9 @@ def build_space(ladder: Ladder, device: str = "cpu", cores: int | None = None) -
     return SearchSpace(tuple(out), device)
 
 
-def _default_values(name: str, knob: Knob, shape: "_ModelShape | None", device: str, cores: int) -> list | None:
+def _default_values(name: str, knob: Knob, facts: ModelFacts | None, device: str, cores: int) -> list | None:
     if name in DYNAMIC:
-        values = _dynamic_grid(name, knob, shape, device, cores)
+        values = _dynamic_grid(name, knob, facts, device, cores)
     elif name in GRIDS:
         values = list(GRIDS[name])
     elif knob.choices is not None:
@@ -233,13 +232,13 @@ def _default_values(name: str, knob: Knob, shape: "_ModelShape | None", device: 
     return kept or None
 
 
-def _dynamic_grid(name: str, knob: Knob, shape: "_ModelShape | None", device: str, cores: int) -> list | None:
+def _dynamic_grid(name: str, knob: Knob, facts: ModelFacts | None, device: str, cores: int) -> list | None:
     gpu = device.startswith("cuda")
     if name == "precision":
         return list(GPU_PRECISIONS if gpu else CPU_PRECISIONS)
     if name == "attn_implementation":
         values = [None, "eager"]  # None: the model's own kernel (sdpa where supported)
-        if gpu and _flash_attn_installed() and shape is not None and shape.supports_flash_attention():
+        if gpu and _flash_attn_installed() and facts is not None and facts.supports_flash_attention:
             values.append("flash_attention_2")
         return values
     if name == "threads":
@@ -247,24 +246,24 @@ def _dynamic_grid(name: str, knob: Knob, shape: "_ModelShape | None", device: st
             return None  # the GPU does the work; threads only move energy around the host
         values = [t for t in (1, 2, 4, 8, 16, 32, 64) if t < cores]
         return values + [None]
-    if shape is None:
+    if facts is None:
         return None
     if name == "layers":
-        return None if shape.layers is None else list(range(1, shape.layers)) + [None]
+        return None if facts.layers is None else list(range(1, facts.layers)) + [None]
     if name == "max_length":
-        if shape.max_length is None:
+        if facts.max_length is None:
             return None
-        return [m for m in GRIDS["max_length"] if m < shape.max_length] + [None if knob.nullable else shape.max_length]
+        return [m for m in GRIDS["max_length"] if m < facts.max_length] + [None if knob.nullable else facts.max_length]
     return None
 
 
-def _canonical(name: str, knob: Knob, values: list, shape: "_ModelShape | None") -> list:
+def _canonical(name: str, knob: Knob, values: list, facts: ModelFacts | None) -> list:
     """``None`` for "the model's own" (all layers, its max length) where the knob allows it; no repeats."""
     out = []
     nullable = knob.nullable or knob.default is None
     for v in values:
-        if nullable and shape is not None and v is not None:
-            if (name == "layers" and v == shape.layers) or (name == "max_length" and v == shape.max_length):
+        if nullable and facts is not None and v is not None:
+            if (name == "layers" and v == facts.layers) or (name == "max_length" and v == facts.max_length):
                 v = None
         if not any(_same(v, o) for o in out):
             out.append(v)
@@ -288,49 +287,3 @@ def _flash_attn_installed() -> bool:
     from importlib.util import find_spec
 
     return find_spec("flash_attn") is not None
-
-
-class _ModelShape:
-    """A model's depth and maximum sequence length, read from its config files (no weights loaded)."""
-
-    def __init__(self, model: str):
-        from rightsize.models import resolve_model
-
-        root = resolve_model(model)
-        folder = root  # the transformer module's folder: the root, or a sub-folder named in modules.json
-        modules = _read_json(root / "modules.json")
-        if isinstance(modules, list):
-            for m in modules:
-                if isinstance(m, dict) and "Transformer" in str(m.get("type", "")):
-                    folder = root / str(m.get("path", ""))
-                    break
-        config = _read_json(folder / "config.json") or {}
-        layers = config.get("num_hidden_layers") or config.get("n_layer") or config.get("num_layers")
-        self.layers: int | None = layers if isinstance(layers, int) else None
-        # What sentence-transformers truncates at: sentence_bert_config.json (up to v5), else the
-        # tokenizer's model_max_length (v6 keeps it there), else the position embeddings.
-        candidates = [(_read_json(folder / "sentence_bert_config.json") or {}).get("max_seq_length"),
-                      (_read_json(folder / "tokenizer_config.json") or {}).get("model_max_length"),
-                      config.get("max_position_embeddings")]
-        self.max_length: int | None = next(
-            (int(c) for c in candidates if isinstance(c, (int, float)) and 0 < c < 1_000_000), None)
-        self.folder = folder
-
-    def supports_flash_attention(self) -> bool:
-        """Whether transformers has a FlashAttention path for this architecture (the model class's
-        own flag; MPNet, for one, has none, and asking for it fails the load). False when unknown."""
-        try:
-            from transformers import AutoConfig
-            from transformers.models.auto.modeling_auto import MODEL_MAPPING
-
-            cls = MODEL_MAPPING[type(AutoConfig.from_pretrained(str(self.folder), local_files_only=True))]
-        except Exception:  # noqa: BLE001 — an architecture transformers cannot name: do not offer it
-            return False
-        return bool(getattr(cls, "_supports_flash_attn", False) or getattr(cls, "_supports_flash_attn_2", False))
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None

@@ -43,6 +43,9 @@ def test_target_fields_dict_and_bar():
     assert (floor.rule, floor.value, floor.min, floor.within) == ("min", 0.9, 0.9, None)
     assert (margin.rule, margin.value, margin.min, margin.within) == ("within", 0.02, None, 0.02)
     assert floor.to_dict() == {"min": 0.9} and margin.to_dict() == {"within": 0.02}
+    # What records and a search study store (both keys): it reads back as the same target.
+    assert floor.record_form() == {"min": 0.9, "within": None} and margin.record_form() == {"min": None, "within": 0.02}
+    assert Target.from_any(margin.record_form()) == margin
     assert floor.threshold(0.99) == 0.9 and margin.threshold(0.95) == pytest.approx(0.93)
 
 
@@ -169,14 +172,6 @@ def test_judge_without_records_and_on_different_examples():
     assert judge([], {"min": 0.7}, "accuracy").bar == 0.7
     with pytest.raises(ValueError, match="comparable"):
         judge([record("a", refs(10), refs(10)), record("b", refs(12), refs(12))], {"within": 0.02}, "accuracy")
-
-
-def test_what_search_still_imports_from_recommend_is_judge():
-    y = refs(40)
-    records = [record("a", y, y), record("b", flipped(y, 3), y)]
-    assert R.assess(records, {"within": 0.02}, "accuracy") == verdicts(records, {"within": 0.02})
-    assert R.target_rule({"min": None, "within": 0.05}) == ("within", 0.05)
-    assert R.comparable is comparable
 
 
 # ------------------------------------------------------------------------------------ comparable

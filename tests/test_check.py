@@ -10,7 +10,7 @@ from xml.etree import ElementTree as ET
 import pytest
 from click.testing import CliRunner
 
-from rightsize.check import CRITERIA, SCHEMA, Current, check, load_current, to_junit, to_markdown
+from rightsize.check import CRITERIA, SCHEMA, Current, check, evaluate_for_check, load_current, to_junit, to_markdown
 from rightsize.cli import cli
 from rightsize.errors import RightsizeError
 from rightsize.results import RunLog
@@ -255,6 +255,23 @@ def test_cli_task_with_an_unknown_rung_evaluates_nothing(tiny_task, tiny_ladder,
     result = run("check", tiny_task, "--current", "nope", "--ladder", tiny_ladder, "--out", out)
     assert result.exit_code == 2 and "no such rung" in result.output
     assert not (out / "runs.jsonl").exists()
+
+
+def test_a_current_config_the_ladder_has_under_another_name_is_evaluated_once(tiny_task, tiny_ladder, tmp_path):
+    from rightsize.runner import EvaluationRequest
+
+    shipped = tmp_path / "shipped.yaml"
+    shipped.write_text("name: shipped\nkind: tfidf\n")  # the ladder's tfidf rung, renamed
+    request = EvaluationRequest(task=tiny_task, ladder=tiny_ladder, out_dir=tmp_path / "run", meter="estimate",
+                                limit=12)
+    seen = []
+    records, plans = evaluate_for_check(request, load_current(str(shipped)), on_start=lambda *a: seen.append(a[2].name))
+    assert [r["rung"] for r in records] == seen == ["tfidf", "tiny-knn", "tiny-probe"] and len(plans) == 1
+    assert all("_shown_status" not in r for r in records)
+    assert check(records, load_current(str(shipped))).current["rung"] == "tfidf"
+    with pytest.raises(RightsizeError, match="no such rung"):
+        evaluate_for_check(request, Current("nope"))
+    assert len(RunLog(tmp_path / "run", create=False).records()) == 3
 
 
 def test_check_does_not_write_into_the_run_folder(tmp_path):

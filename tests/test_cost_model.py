@@ -1,22 +1,12 @@
-"""The cost model's lower bounds: compute weights read from weight headers, rates from records."""
+"""The cost model's lower bounds: compute weights (rightsize.model_facts) times rates from records."""
 
 from __future__ import annotations
 
 import pytest
 
-from rightsize.cost_model import SAFETY, UNSEEN_SETTINGS, CostModel, compute_weights, settings_of
+from rightsize.cost_model import SAFETY, UNSEEN_SETTINGS, CostModel, settings_of
 from rightsize.rungs import RungSpec
-
-# The tiny encoder (conftest): BERT, hidden 32, intermediate 64, 2 layers, with a pooler.
-# Per layer: q, k, v, o (32x32 + 32 each) = 4,224; intermediate 32x64 + 64 = 2,112; output
-# 64x32 + 32 = 2,080; two LayerNorms 2 x 64 = 128: 8,544. Pooler: 32x32 + 32 = 1,056.
-PER_LAYER, POOLER = 8544, 1056
-
-
-def test_compute_weights_skip_embeddings_and_the_layers_cut_off(tiny_encoder):
-    compute_weights.cache_clear()
-    assert compute_weights(str(tiny_encoder)) == 2 * PER_LAYER + POOLER
-    assert compute_weights(str(tiny_encoder), 1) == PER_LAYER + POOLER
+from test_model_facts import PER_LAYER, POOLER
 
 
 def knn(model, **knobs) -> RungSpec:

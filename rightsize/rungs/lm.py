@@ -111,14 +111,13 @@ class LmRung(Rung):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from rightsize.models import check_weights_format, count_parameters, resolve_model
+        from rightsize.models import checked_folder, count_parameters
 
         set_threads(self.k["threads"])
         precision, device = self.k["precision"], self.context.device
         if precision == "int8" and device != "cpu":
             raise RightsizeError("precision int8 (dynamic quantization) runs on the CPU only")
-        folder = resolve_model(self.spec.model)
-        check_weights_format(folder, self.spec.model, self.context.allow_pickle)
+        folder = checked_folder(self.spec.model, self.context.allow_pickle)
         self.gguf_file = _gguf_file(self.spec.model, folder)
         extra = {"gguf_file": self.gguf_file} if self.gguf_file else {}
         common = {"trust_remote_code": self.context.trust_remote_code, "local_files_only": True, **extra}

@@ -1,7 +1,7 @@
 """`rightsize search`: an Optuna study for the least-energy adequate configuration of a ladder's space.
 
-One concept per module (request, pruner, sampler, storage, workers, scheduler, trial, stopping,
-run); every Optuna private name goes through ``_optuna_compat``. docs/search.md explains how the
+One concept per module (request, context, study, pruner, sampler, storage, workers, scheduler,
+standing, trial, stopping, run); every Optuna private name goes through ``_optuna_compat``. docs/search.md explains how the
 search works and why.
 """
 

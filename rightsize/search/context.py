@@ -14,14 +14,11 @@ class SearchContext:
     """The fixed facts of one worker's search, and the evaluation key of a config."""
 
     def __init__(self, request: SearchRequest, run: TaskRun, space: SearchSpace, steps):
-        from rightsize.recommend import target_rule
-
         task, data = run.task, run.data
         self.request, self.task, self.data, self.space, self.run_log = request, task, data, space, run.run_log
         self.steps = steps
         self.metric = task.metric
-        self.target = {"min": task.target.min, "within": task.target.within}
-        self.rule, self.rule_value = target_rule(self.target)
+        self.target = task.target  # a rightsize.adequacy.Target
         self.plan = EvalPlan(split="validation", limit=request.limit, train_limit=request.train_limit)
         self.run_context = run.context  # evaluations use seed 0, as `rightsize evaluate` (see run_search)
         self.ident = task_identity(data)

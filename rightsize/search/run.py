@@ -106,7 +106,8 @@ class SearchWorker:
             study.stop()
 
     def result(self, study, url: str) -> SearchResult:
-        from rightsize.recommend import NothingCompleted, comparable, pareto_front, recommend
+        from rightsize.adequacy import comparable
+        from rightsize.recommend import NothingCompleted, pareto_front, recommend
 
         ctx = self.ctx
         records = study_records(study)

@@ -8,6 +8,7 @@ import math
 import optuna
 from optuna.trial import TrialState
 
+from rightsize.adequacy import Target, comparable, judge
 from rightsize.search import _optuna_compat as compat
 from rightsize.search.standing import RECORD_ATTR
 
@@ -18,13 +19,14 @@ class FreshAdequacyTPESampler(optuna.samplers.TPESampler):
     With a ``within`` target a config is adequate relative to the best config found so far, so the
     constraint a trial stored goes stale as soon as a better config turns up: the TF-IDF trial that
     was "adequate" as the first (and best) trial would stay feasible, and TPE would keep sampling
-    around it. Before each sampling this sampler recomputes adequacy over the study's records
-    (:func:`rightsize.recommend.assess`) and hands TPE copies of the trials with current constraints.
+    around it. Before each sampling this sampler judges the study's records again
+    (:func:`rightsize.adequacy.judge`) and hands TPE copies of the trials with current constraints.
     """
 
-    def __init__(self, target: dict, metric: str, **kwargs):
+    def __init__(self, target, metric: str, **kwargs):
+        """``target``: anything :meth:`rightsize.adequacy.Target.from_any` takes."""
         super().__init__(**kwargs)
-        self._target, self._metric = target, metric
+        self._target, self._metric = Target.from_any(target), metric
         self._memo: tuple[tuple, dict[str, float]] | None = None
 
     def study_view(self, study: optuna.Study):
@@ -49,8 +51,6 @@ class FreshAdequacyTPESampler(optuna.samplers.TPESampler):
 
     def _gaps(self, trials: list) -> dict[str, float]:
         """Config key -> constraint (<= 0 adequate) over the records of the complete trials."""
-        from rightsize.recommend import assess, comparable
-
         done = tuple(sorted(t.number for t in trials if t.state == TrialState.COMPLETE))
         if self._memo is not None and self._memo[0] == done:
             return self._memo[1]
@@ -59,9 +59,7 @@ class FreshAdequacyTPESampler(optuna.samplers.TPESampler):
             record = t.system_attrs.get(RECORD_ATTR)
             if t.state == TrialState.COMPLETE and isinstance(record, dict) and record.get("status") == "ok":
                 records.setdefault(record["key"], record)
-        group = comparable(list(records.values()))
-        verdicts = assess(group, self._target, self._metric) if group else {}
-        gaps = {key: adequacy_constraint(v) for key, v in verdicts.items()}
+        gaps = judge(comparable(list(records.values())), self._target, self._metric).constraints
         self._memo = (done, gaps)
         return gaps
 
@@ -69,9 +67,3 @@ class FreshAdequacyTPESampler(optuna.samplers.TPESampler):
 def gamma(n: int) -> int:
     """How many of ``n`` finished trials TPE models as "good": a quarter, at most 25."""
     return min(math.ceil(0.25 * n), 25)
-
-
-def adequacy_constraint(verdict) -> float:
-    """The adequacy constraint of a verdict: <= 0 when adequate, > 0 (by how much) when not."""
-    gap = verdict.threshold - verdict.bound
-    return min(gap, 0.0) if verdict.adequate else max(gap, 1e-9)

@@ -52,7 +52,7 @@ class Scheduler:
         incumbent = standing.incumbent
         if incumbent is None:
             return ""
-        if self.ctx.rule == "within" and (key in self.ctx.ladder_keys or standing.encoder_done(spec)):
+        if self.ctx.target.rule == "within" and (key in self.ctx.ladder_keys or standing.encoder_done(spec)):
             return ""  # it may raise the bar: a ladder rung, or an encoder already run (nearly free)
         bound = standing.cost.lower_bound(spec)
         if bound is None or bound <= incumbent["joules_per_query"]:
@@ -78,7 +78,7 @@ class Scheduler:
         busy = taken | {t.user_attrs.get("config_key") for t in trials
                         if t.state.is_finished() and t.user_attrs.get("outcome") == SKIPPED}
         standing = self.standing(study, trials)
-        if ctx.rule == "min" and self._enumerated() is not None:
+        if ctx.target.rule == "min" and self._enumerated() is not None:
             # An absolute target: the answer is certain only once every config cheaper than it has
             # been evaluated, so cheapest first from the start spends nothing on a costlier config
             # before the answer is found, and the ladder's order adds nothing.
@@ -86,7 +86,7 @@ class Scheduler:
             return
         rung = next((r for r, key in ctx.ladder if key not in busy), None)
         spare = math.inf
-        if rung is not None and ctx.rule == "within":
+        if rung is not None and ctx.target.rule == "within":
             # The ladder's rungs set a within target's bar: neighbours go ahead of them only with
             # trials to spare beyond the rungs left, so a budget that runs out leaves variants
             # unevaluated, never the bar.
@@ -193,7 +193,7 @@ class Scheduler:
     def small_budget_note(self, done: set[str]) -> str:
         """Said at the start when --trials cannot cover the ladder rungs that set a within target's bar."""
         request = self.ctx.request
-        if not self.ctx.smallest or self.ctx.rule != "within":
+        if not self.ctx.smallest or self.ctx.target.rule != "within":
             return ""
         left = [rung.name for rung, key in self.ctx.ladder if key not in done]
         budget = max(request.trials - len(done), 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from optuna.trial import TrialState
 
+from rightsize.adequacy import comparable, judge
 from rightsize.cost_model import CostModel, settings_of
 from rightsize.search.request import EVALUATED
 
@@ -41,8 +42,8 @@ class Standing:
     """What the search knows at one moment: the cheapest adequate config (the incumbent), the cost
     rates measured, and which encoder configurations have already run."""
 
-    def __init__(self, records: list[dict], target: dict, metric: str):
-        from rightsize.recommend import assess, comparable, spec_from_config
+    def __init__(self, records: list[dict], target, metric: str):
+        from rightsize.recommend import spec_from_config
 
         self.cost = CostModel()
         self._encoders: set[tuple] = set()
@@ -51,11 +52,9 @@ class Standing:
                 spec = spec_from_config(r["rung"], r["config"])
                 self.cost.observe(spec, r)
                 self._encoders.add(_encoder_identity(spec))
-        group = comparable([r for r in records if r.get("status") == "ok"])
-        verdicts = assess(group, target, metric) if group else {}
-        adequate = [r for r in group if verdicts[r["key"]].adequate]
-        self.incumbent = min(adequate, key=lambda r: (r["joules_per_query"], r.get("n_params") or 0), default=None)
-        self.best = max(group, key=lambda r: (r["metrics"][metric], -r["joules_per_query"]), default=None)
+        judgement = judge(comparable([r for r in records if r.get("status") == "ok"]), target, metric)
+        self.incumbent = judgement.cheapest_adequate
+        self.best = judgement.best
 
     def encoder_done(self, spec) -> bool:
         return spec.model is not None and _encoder_identity(spec) in self._encoders

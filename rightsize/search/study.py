@@ -28,7 +28,7 @@ def study_name(ctx: SearchContext) -> str:
     if ctx.request.study:
         return ctx.request.study
     ident = {"task": ctx.ident, "space": ctx.space.describe(), "plan": asdict(ctx.plan),
-             "objective": ctx.request.objective, "metric": ctx.metric, "target": ctx.target}
+             "objective": ctx.request.objective, "metric": ctx.metric, "target": ctx.target.record_form()}
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{ctx.task.name}-{ctx.request.objective}-{digest}"
 
@@ -52,14 +52,14 @@ def open_study(ctx: SearchContext, url: str) -> optuna.Study:
             sampler = FreshAdequacyTPESampler(ctx.target, ctx.metric, seed=request.seed, multivariate=True,
                                               group=True, n_startup_trials=len(ctx.space.rungs), gamma=gamma)
             directions = ["minimize"]
-            pruner = AdequacyPruner(ctx.rule, ctx.rule_value, request.min_prune_examples)
+            pruner = AdequacyPruner(ctx.target.rule, ctx.target.value, request.min_prune_examples)
         try:
             study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
                                         directions=directions, load_if_exists=True)
         except Exception as exc:  # noqa: BLE001 — e.g. an existing study with other directions
             raise RightsizeError(f"study {name!r} in {masked(url)}: {exc}".splitlines()[0]) from None
-    facts = {"task": ctx.ident, "metric": ctx.metric, "target": ctx.target, "objective": request.objective,
-             "space": ctx.space.describe(), "plan": asdict(ctx.plan)}
+    facts = {"task": ctx.ident, "metric": ctx.metric, "target": ctx.target.record_form(),
+             "objective": request.objective, "space": ctx.space.describe(), "plan": asdict(ctx.plan)}
     known = study.user_attrs.get("rightsize")
     if known is None:
         study.set_user_attr("rightsize", facts)

@@ -11,12 +11,12 @@ import optuna
 from optuna.trial import TrialState
 
 from rightsize import metrics as M
+from rightsize.adequacy import comparable, constraint, judge
 from rightsize.evaluate import Step, StopEvaluation, evaluate_rung
 from rightsize.search import _optuna_compat as compat
 from rightsize.search.context import SearchContext
 from rightsize.search.pruner import AdequacyPruner
 from rightsize.search.request import DUPLICATE, SKIPPED, TrialOutcome
-from rightsize.search.sampler import adequacy_constraint
 from rightsize.search.scheduler import Scheduler
 from rightsize.search.standing import RECORD_ATTR, study_records
 from rightsize.search.stopping import Ledger
@@ -158,14 +158,11 @@ class TrialRunner:
         trial.set_user_attr("adequate", verdict.adequate)
         trial.set_user_attr("adequacy", verdict.detail)
         if self.ctx.smallest:
-            trial.set_constraint("adequacy", adequacy_constraint(verdict))
+            trial.set_constraint("adequacy", constraint(verdict))
 
     def _adequacy(self, study, record: dict):
-        from rightsize.recommend import assess, comparable
-
         group = comparable(study_records(study) + [record])
-        verdicts = assess(group, self.ctx.target, self.ctx.metric) if group else {}
-        verdict = verdicts.get(record["key"])
+        verdict = judge(group, self.ctx.target, self.ctx.metric).verdicts.get(record["key"])
         if verdict is None:
             log.warning("trial record %s is not comparable with the study's records; no adequacy", record["key"])
         return verdict
