@@ -68,7 +68,7 @@ class AssumedTask:
         return yaml.safe_dump(self.document(where), sort_keys=False, default_flow_style=None, width=1000)
 
     def spec_at(self, where: Path, what: str = "the run folder's task file",
-                remedy: str = "pass --out DIR (or --save-task FILE) to keep them apart") -> TaskSpec:
+                remedy: str = "pass that file as TASK to run it, or --out DIR to keep the two apart") -> TaskSpec:
         """The task as it will read from ``where``; a RightsizeError if a file there holds another one."""
         if where.is_dir():
             raise RightsizeError(f"{where}: is a folder; {what} must be a file")

@@ -23,6 +23,14 @@ A task is a small YAML file::
   carved off as test, then ``validation_fraction`` *of the whole file* as validation; the rest is train
   (defaults: 70 / 15 / 15).
 
+Carving moves examples whose texts are equal after :func:`normalized` (case folded, whitespace collapsed)
+together, so a duplicate never sits on both sides of a carve; the fractions are of the distinct texts.
+:func:`overlaps` counts the texts that splits given as files share; :func:`refuse_overlap` rejects two splits
+that are identical or share more than MOSTLY of the smaller one.
+
+``name`` (default: the file's stem) follows the rung-name rule (:data:`rightsize.naming.NAME_RE`): it names
+the run folder ``results/<name>``, so it can never lead outside ``results/``.
+
 **The test split is only for confirming a final choice.** Selection (which rung, which hyper-parameters,
 whether a rung meets the target) must use the validation split; the test split is read once, at the end, to
 report the chosen configuration's held-out score. ``test`` is ``None`` when the task gives no test data.

@@ -145,7 +145,7 @@ def test_a_task_file_holding_another_task_is_never_overwritten(tmp_path):
     kept.parent.mkdir()
     kept.write_text("name: other\ndata: {all: x.jsonl}\n")
     msg = error_of(assume_task(p).spec_at, kept)
-    assert str(kept) in msg and "holds another task" in msg and "--out DIR" in msg
+    assert str(kept) in msg and "holds another task" in msg and "pass that file as TASK" in msg
     assert kept.read_text() == "name: other\ndata: {all: x.jsonl}\n"
 
 

@@ -338,7 +338,7 @@ def data_file_flag_with_a_task_file(ws):
 def data_file_task_differs_from_the_run_folders(ws):
     ws.data_file()
     (ws.out / "task.yaml").write_text("name: other\ndata: {all: other.jsonl}\n")
-    return ["task.yaml", "holds another task", "--out DIR"]
+    return ["task.yaml", "holds another task", "pass that file as TASK", "--out DIR"]
 
 
 def data_file_save_task_taken(ws):
