@@ -62,6 +62,7 @@ from xml.etree import ElementTree as ET
 
 import yaml
 
+from rightsize import markdown as md
 from rightsize.adequacy import Target, comparable, judge
 from rightsize.coverage import Coverage, assess_coverage
 from rightsize.errors import RightsizeError
@@ -205,6 +206,7 @@ def evaluate_for_check(request: EvaluationRequest, current: Current,
     if current.spec is not None:  # its model must be reachable before the ladder's evaluations start
         preflight_models(Ladder(f"--current {current.source}", "", (current.spec,), {}))
     records = list(run_evaluation(request, on_start=on_start))
+    request.on_assumed = None  # an assumed task is said once
     in_ladder = any(normalized_config(r.config()) == current.config for r in ladder.rungs)
     if current.spec is not None and not in_ladder:
         records += list(run_evaluation(request, on_start=on_start, specs=[current.spec]))
@@ -424,39 +426,38 @@ def to_junit(result: CheckResult) -> str:
 
 
 def to_markdown(result: CheckResult) -> str:
-    """A pull-request comment: verdict, criteria table, current vs cheapest adequate, energy caveat."""
+    """A pull-request comment: verdict, criteria table, current vs cheapest adequate, energy caveat.
+    Names, messages and errors are escaped (rightsize.markdown)."""
     icon = {"pass": "✅", "fail": "❌", "skipped": "⏭️"}
     head = "✅ PASS" if result.passed else "❌ FAIL"
-    lines = [f"### rightsize check: {head} — `{result.current['label']}` on {result.task}", "",
-             result.summary().split(" — ", 1)[-1], "",
+    lines = [f"### rightsize check: {head} — {md.code(result.current['label'])} on {md.text(result.task)}", "",
+             md.text(result.summary().split(" — ", 1)[-1]), "",
              "| criterion | result | details |", "|---|---|---|"]
     for c in result.criteria:
-        lines.append(f"| {c.name} | {icon[c.status]} {c.status} | {_md_cell(c.message)} |")
-    lines += ["", f"| config | {result.metric} [95% CI] | J/query | params | adequate |", "|---|---|---|---|---|"]
+        lines.append(f"| {c.name} | {icon[c.status]} {c.status} | {md.text(c.message)} |")
+    lines += ["", f"| config | {md.text(result.metric)} [95% CI] | J/query | params | adequate |",
+              "|---|---|---|---|---|"]
     rows = [("current", result.current)]
     if result.cheapest_adequate is not None and result.cheapest_adequate["key"] != result.current["key"]:
         rows.append(("cheapest adequate", result.cheapest_adequate))
     for role, cfg in rows:
-        lines.append(f"| {role}: `{cfg['label']}` | {_metric_cell(cfg)} | {human_joules(cfg['joules_per_query'])} | "
-                     f"{_params(cfg['n_params'])} | {_yes_no(cfg['adequate'])} |")
+        lines.append(f"| {role}: {md.code(cfg['label'], table=True)} | {_metric_cell(cfg)} | "
+                     f"{human_joules(cfg['joules_per_query'])} | {_params(cfg['n_params'])} | "
+                     f"{_yes_no(cfg['adequate'])} |")
     target = _target(result).description(result.metric)
-    lines += ["", f"Target: {target}, from {result.target['from']}. {result.split.capitalize()} split, "
-                  f"{result.n_examples} examples; tolerance {result.tolerance_pct:g}%."]
+    lines += ["", md.text(f"Target: {target}, from {result.target['from']}. {result.split.capitalize()} split, "
+                          f"{result.n_examples} examples; tolerance {result.tolerance_pct:g}%.")]
     if result.energy_estimated:
-        lines.append(f"Energy source: `{result.energy_source}` — an estimate from CPU time, not a measurement; "
-                     "compare configs measured on the same machine.")
+        lines.append(f"Energy source: {md.code(result.energy_source)} — an estimate from CPU time, not a "
+                     "measurement; compare configs measured on the same machine.")
     else:
-        lines.append(f"Energy source: `{result.energy_source}` (measured).")
+        lines.append(f"Energy source: {md.code(result.energy_source)} (measured).")
     return "\n".join(lines) + "\n"
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _metric_cell(cfg: dict[str, Any]) -> str:
     if cfg["metric"] is None:
-        return f"failed ({_md_cell(str(cfg.get('error') or ''))[:80]})"
+        return f"failed ({md.text(str(cfg.get('error') or '')[:80])})"
     ci = cfg.get("ci")
     return f"{cfg['metric']:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 

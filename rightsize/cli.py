@@ -93,6 +93,14 @@ def run_options(ladder_help: str, limit_help: str = "Evaluate at most N validati
         return click.option(name, type=click.Choice(choices), default="auto", show_default=True)
 
     options = [
+        click.option("--text-field", help="For a data file: the column of texts (default: detected)."),
+        click.option("--label-field", help="For a data file: the column of labels (default: detected)."),
+        click.option("--save-task", type=click.Path(dir_okay=False, path_type=Path),
+                     help="For a data file: write the task assumed for it to FILE (YAML) and run from it "
+                          "(default: kept as task.yaml in the run folder)."),
+        click.option("--allow-overlap", is_flag=True,
+                     help=task("Run even when two splits are identical or share texts for more than half of the "
+                               "smaller one.")),
         click.option("--ladder", "ladder_path", type=click.Path(dir_okay=False, path_type=Path),
                      help=task(ladder_help)),
         click.option("--limit", type=click.IntRange(min=1), help=task(limit_help)),
@@ -104,7 +112,7 @@ def run_options(ladder_help: str, limit_help: str = "Evaluate at most N validati
         choice("--device", ["auto", "cpu", "cuda"], "device"),
     ]
     if not task_only:
-        options.insert(5, click.option("--cpu-watts", type=click.FloatRange(min=0, min_open=True),
+        options.insert(9, click.option("--cpu-watts", type=click.FloatRange(min=0, min_open=True),
                                        help="Watts per busy core for the estimate meter."))
         options.append(click.option("--seed", type=int, default=0, show_default=True, help=seed_help))
     return lambda command: _apply(command, options)
@@ -122,6 +130,25 @@ def deployment_options(command):
         click.option("--region", help="ISO country code of the electricity grid (e.g. de, us, fr), for carbon; "
                                       "without it no carbon figure is given."),
     ))
+
+
+def task_source(task: Path, text_field: str | None, label_field: str | None, save_task: Path | None):
+    """TASK as given when it is a task file; for a bare data file, the task assumed for it (the run
+    keeps it and prints it once its checks pass: see RunOptions)."""
+    from rightsize.assumed import assume_task, is_data_path
+
+    if is_data_path(task):
+        return assume_task(task, text_field, label_field)
+    flags = (("--text-field", text_field), ("--label-field", label_field), ("--save-task", save_task))
+    given = [name for name, value in flags if value is not None]
+    if given:
+        raise RightsizeError(f"{given[0]} applies only when TASK is a data file (JSONL, CSV or a folder per "
+                             f"class); {task} is a task file: set it there")
+    return task
+
+
+def show_assumed(assumed, kept: Path) -> None:
+    click.echo(terminal.assumed_task_text(assumed, kept), err=True)
 
 
 @click.group(cls=_Group)
@@ -144,7 +171,7 @@ def cli(verbose: int) -> None:
 
 
 @cli.command()
-@click.argument("task", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("task", type=click.Path(path_type=Path))
 @click.option("--rungs", help="Comma-separated rung names to evaluate (default: all).")
 @click.option("--split", type=click.Choice(["validation", "test"]), default="validation", show_default=True,
               help="The test split only confirms a final choice; choose on validation.")
@@ -154,18 +181,23 @@ def cli(verbose: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON lines instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @model_options
-def evaluate(task, rungs, split, ladder_path, limit, train_limit, out_dir, meter, cpu_watts, device, seed, force,
-             as_json, quiet, trust_remote_code, allow_pickle, cache_dir, no_cache):
+def evaluate(task, rungs, split, text_field, label_field, save_task, allow_overlap, ladder_path, limit, train_limit,
+             out_dir, meter, cpu_watts, device, seed, force, as_json, quiet, trust_remote_code, allow_pickle, cache_dir,
+             no_cache):
     """Evaluate every rung of a ladder on a task: metric, energy per phase, J/query.
+
+    TASK is a task file, or a data file (JSONL, CSV, or a folder per class) whose task is assumed.
 
     \b
     Example:
       rightsize evaluate tasks/bbc-news.yaml --rungs tfidf,minilm-probe --out results/bbc
+      rightsize evaluate my-tickets.csv --limit 500
     """
     from rightsize.runner import EvaluationRequest, run_evaluation
 
     request = EvaluationRequest(
-        task=task, ladder=ladder_path, rungs=[r.strip() for r in rungs.split(",")] if rungs else None,
+        task=task_source(task, text_field, label_field, save_task), allow_overlap=allow_overlap, save_task=save_task,
+        on_assumed=show_assumed, ladder=ladder_path, rungs=[r.strip() for r in rungs.split(",")] if rungs else None,
         limit=limit, train_limit=train_limit, split=split, out_dir=out_dir, meter=meter, cpu_watts=cpu_watts,
         device=device, seed=seed, force=force, progress=not (quiet or as_json),
         trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, cache_dir=cache_dir, no_cache=no_cache,
@@ -194,23 +226,42 @@ def tasks() -> None:
 @tasks.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON.")
-def tasks_validate(files, as_json):
-    """Check task files and show split counts and label balance.
+@click.option("--allow-overlap", is_flag=True,
+              help="Do not fail a task whose splits are identical or share texts for more than half of the "
+                   "smaller one.")
+@click.pass_context
+def tasks_validate(ctx, files, as_json, allow_overlap):
+    """Check task files: split counts, label balance and texts shared across splits.
+
+    Every file is checked and reported; a bad one is one line, and the exit code is 2 if any is bad.
 
     \b
     Example:
       rightsize tasks validate tasks/*.yaml
     """
-    from rightsize.tasks import load_data, load_task, summarize
+    from rightsize.tasks import load_data, load_task, overlaps, refuse_overlap, summarize
 
-    summaries = []
+    summaries, bad = [], 0
     for file in files:
-        summary = summarize(load_data(load_task(file)))
-        summaries.append(summary)
+        try:
+            data = load_data(load_task(file))
+            shared = overlaps(data)
+            if not allow_overlap:
+                refuse_overlap(data, shared)
+        except RightsizeError as exc:
+            bad += 1
+            summaries.append({"path": str(file), "error": str(exc)})
+            click.echo(f"Error: {exc}", err=True)
+            continue
+        summaries.append(summarize(data, shared))
         if not as_json:
-            click.echo(terminal.task_summary(file, summary))
+            click.echo(terminal.task_summary(file, summaries[-1]))
     if as_json:
         click.echo(json.dumps(summaries, indent=2, ensure_ascii=False))
+    if bad:
+        if len(files) > 1:
+            click.echo(f"{bad} of {len(files)} task files are bad", err=True)
+        ctx.exit(2)
 
 
 # ---------------------------------------------------------------- models
@@ -373,12 +424,13 @@ def report(ctx, run_dir, out_dir, formats, queries_per_day, days, pue, region):
               help="Write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set).")
 @run_options("Ladder to evaluate (default: the built-in ladder).", task_only=True)
 @click.pass_context
-def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_json, junit, markdown, ladder_path,
-          limit, train_limit, out_dir, meter, device):
+def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_json, junit, markdown, text_field,
+          label_field, save_task, allow_overlap, ladder_path, limit, train_limit, out_dir, meter, device):
     """Sizing gate for CI: is the shipped config adequate, within budget, and not oversized?
 
-    SOURCE is a run folder (its runs.jsonl is judged as is) or a task file (the ladder and the
-    current config are evaluated first, resuming what the run folder already holds). Exit 0: the
+    SOURCE is a run folder (its runs.jsonl is judged as is), or a task file or a data file (JSONL,
+    CSV, or a folder per class, whose task is assumed): the ladder and the current config are then
+    evaluated first, resuming what the run folder already holds. Exit 0: the
     current config meets the target, fits the energy budget, no adequate config is cheaper by more
     than --tolerance percent, and every rung that sets the bar was evaluated. Exit 1: it fails one
     of these (an uncertain bar fails the criterion complete-evidence). Exit 2: bad input.
@@ -388,28 +440,34 @@ def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_
       rightsize check results/banking77 --current mpnet-probe --max-joules-per-query 0.005 --junit check.xml
       rightsize check tasks/banking77.yaml --current examples/deployed-model.yaml --limit 500 --markdown check.md
     """
+    from rightsize.assumed import is_class_folder, is_data_path
     from rightsize.check import check as judge, evaluate_for_check, load_current, write_outputs
     from rightsize.results import RunLog
     from rightsize.runner import EvaluationRequest
 
-    task_options = {"--ladder": ladder_path, "--limit": limit, "--train-limit": train_limit, "--out": out_dir,
-                    "--meter": meter, "--device": device}
+    task_options = {"--text-field": text_field, "--label-field": label_field, "--save-task": save_task,
+                    "--allow-overlap": allow_overlap or None, "--ladder": ladder_path, "--limit": limit,
+                    "--train-limit": train_limit, "--out": out_dir, "--meter": meter, "--device": device}
     cur = load_current(current)
-    if source.is_dir():
+    if source.is_dir() and not is_class_folder(source):
         given = [name for name, value in task_options.items() if value is not None]
         if given:
-            raise RightsizeError(f"{given[0]} only applies when SOURCE is a task file; {source} is a run folder")
+            raise RightsizeError(f"{given[0]} only applies when SOURCE is a task file or a data file; {source} is a "
+                                 "run folder")
         run_log = RunLog(source, create=False)
         records, plans = run_log.records(), run_log.plans()
-    elif source.is_file() and source.suffix.lower() in (".yaml", ".yml"):
-        request = EvaluationRequest(task=source, ladder=ladder_path, limit=limit, train_limit=train_limit,
+    elif source.exists() and (source.suffix.lower() in (".yaml", ".yml") or is_data_path(source)):
+        task = task_source(source, text_field, label_field, save_task)
+        request = EvaluationRequest(task=task, ladder=ladder_path, limit=limit, train_limit=train_limit,
                                     out_dir=out_dir, meter=meter or "auto", device=device or "auto",
-                                    progress=not as_json)
+                                    progress=not as_json, allow_overlap=allow_overlap, save_task=save_task,
+                                    on_assumed=show_assumed)
         records, plans = evaluate_for_check(request, cur, on_start=None if as_json else _announce)
     elif source.exists():
-        raise RightsizeError(f"{source}: expected a run folder (with runs.jsonl) or a task file (.yaml)")
+        raise RightsizeError(f"{source}: expected a run folder (with runs.jsonl), a task file (.yaml) or a data file "
+                             f"(.jsonl, .csv, a folder per class)")
     else:
-        raise RightsizeError(f"{source}: no such run folder or task file")
+        raise RightsizeError(f"{source}: no such run folder or task file (nor data file)")
     result = judge(records, cur, min_metric=min_metric, max_joules_per_query=max_joules_per_query,
                    tolerance_pct=tolerance, plans=plans)
     write_outputs(result, junit=junit, markdown=markdown, step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None)
@@ -468,7 +526,7 @@ def cache_clear(cache_dir):
 
 
 @cli.command()
-@click.argument("task", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("task", type=click.Path(path_type=Path))
 @click.option("--trials", type=click.IntRange(min=1), default=30, show_default=True,
               help="Configs to evaluate, all workers of the study together (duplicates do not count).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Start no trial after S seconds.")
@@ -486,8 +544,9 @@ def cache_clear(cache_dir):
 @click.option("--quiet", is_flag=True, help="No per-trial lines.")
 @model_options
 @click.pass_context
-def search(ctx, task, trials, timeout, budget_joules, storage, study_name, objective, ladder_path, limit, train_limit,
-           out_dir, meter, cpu_watts, device, seed, as_json, quiet, trust_remote_code, allow_pickle, cache_dir, no_cache):
+def search(ctx, task, trials, timeout, budget_joules, storage, study_name, objective, text_field, label_field,
+           save_task, allow_overlap, ladder_path, limit, train_limit, out_dir, meter, cpu_watts, device, seed, as_json,
+           quiet, trust_remote_code, allow_pickle, cache_dir, no_cache):
     """Search the ladder's space (rung x knobs) with Optuna for the smallest adequate config.
 
     Each trial is one config, evaluated on a growing part of the validation split and pruned
@@ -496,19 +555,22 @@ def search(ctx, task, trials, timeout, budget_joules, storage, study_name, objec
     to resume a stopped search; run it on more processes or machines with the same --storage and
     --study to share the work. Exit codes: 0 an adequate config, certain; 1 nothing adequate or no
     config finished an evaluation; 3 an answer that is not certain (rungs that set a `within`
-    target's bar were not evaluated: raise --trials or --budget-joules).
+    target's bar were not evaluated: raise --trials or --budget-joules). TASK is a task file, or a
+    data file (JSONL, CSV, or a folder per class) whose task is assumed.
 
     \b
     Example:
       rightsize search tasks/trec6.yaml --trials 20 --limit 500 --budget-joules 20000
       rightsize search tasks/trec6.yaml --storage postgresql://rs@db.lan/rightsize --study trec6-a
+      rightsize search my-tickets.csv --save-task tasks/my-tickets.yaml
     """
     from rightsize.search import SearchRequest, run_search
 
     request = SearchRequest(
-        task=task, ladder=ladder_path, trials=trials, timeout=timeout, budget_joules=budget_joules, storage=storage,
-        study=study_name, out_dir=out_dir, seed=seed, objective=objective, limit=limit, train_limit=train_limit,
-        meter=meter, cpu_watts=cpu_watts, device=device, trust_remote_code=trust_remote_code,
+        task=task_source(task, text_field, label_field, save_task), allow_overlap=allow_overlap, save_task=save_task,
+        on_assumed=show_assumed, ladder=ladder_path, trials=trials, timeout=timeout, budget_joules=budget_joules,
+        storage=storage, study=study_name, out_dir=out_dir, seed=seed, objective=objective, limit=limit,
+        train_limit=train_limit, meter=meter, cpu_watts=cpu_watts, device=device, trust_remote_code=trust_remote_code,
         allow_pickle=allow_pickle, cache_dir=cache_dir, no_cache=no_cache,
     )
     talk = not (quiet or as_json)

@@ -21,7 +21,6 @@ must be valid for the knob; a knob cannot be both fixed and given a space.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -30,12 +29,12 @@ from typing import Any
 import yaml
 
 from rightsize.errors import RightsizeError
+from rightsize.naming import NAME_RE, NAME_RULE
 from rightsize.rungs import RungSpec, rung_class
 
 LADDER_KEYS = {"description", "defaults", "rungs", "search"}
 RUNG_KEYS = {"name", "kind", "model", "optional"}  # optional: skip the rung when its model is absent
 SEARCH_KEYS = ("knobs", "fix", "space", "exclude")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,17 @@ def parse_ladder(doc: Any, where: str) -> Ladder:
             raise RightsizeError(f"{where}: duplicate rung name {spec.name!r}")
         seen.add(spec.name)
         specs.append(spec)
+    knobs = _knob_names(specs)
+    unknown = [k for k in defaults if k not in knobs]
+    if unknown:
+        raise RightsizeError(f"{where}: defaults: no rung of this ladder has a knob {str(unknown[0])!r} "
+                             f"(knobs: {', '.join(knobs)})")
     return Ladder(where, str(doc.get("description") or ""), tuple(specs), parse_search(search, specs, where))
+
+
+def _knob_names(specs: list[RungSpec]) -> list[str]:
+    """Every knob some rung of the ladder has, sorted."""
+    return sorted({k for s in specs for k in rung_class(s.kind).knobs})
 
 
 def parse_search(doc: dict[str, Any], specs: list[RungSpec], where: str) -> dict[str, Any]:
@@ -116,7 +125,7 @@ def parse_search(doc: dict[str, Any], specs: list[RungSpec], where: str) -> dict
         raise RightsizeError(f"{where}: unknown key {sorted(unknown)[0]!r} (allowed: {', '.join(SEARCH_KEYS)})")
     by_name = {s.name: s for s in specs}
     classes = {s.name: rung_class(s.kind) for s in specs}
-    all_knobs = sorted({k for cls in classes.values() for k in cls.knobs})
+    all_knobs = _knob_names(specs)
 
     def names(key: str, allowed: list[str], what: str) -> list[str]:
         value = doc.get(key)
@@ -179,7 +188,7 @@ def parse_rung(entry: Any, defaults: dict[str, Any], where: str) -> RungSpec:
         raise RightsizeError(f"{where}: must be a mapping with name and kind")
     name = entry.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise RightsizeError(f"{where}: 'name' must be a word of letters, digits, '.', '_' or '-', got {name!r}")
+        raise RightsizeError(f"{where}: 'name' must be {NAME_RULE}, got {name!r}")
     where = f"{where} ({name})"
     kind = entry.get("kind")
     if not isinstance(kind, str):

@@ -7,9 +7,20 @@ to a user (terminal, JSON, Markdown, report, plot) takes its label from :func:`v
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable, Mapping
 
 _IDENTITY = ("kind", "model")
+
+# Rung and task names: one word that is safe as a folder name (no separators, never "." or "..").
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+NAME_RULE = "a word of letters, digits, '.', '_' or '-' that starts with a letter or digit"
+
+
+def safe_name(text: str, fallback: str = "data") -> str:
+    """``text`` made into a name that follows NAME_RE (other characters become '-'), or ``fallback``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")
+    return name if NAME_RE.match(name) else fallback
 
 
 def knob_text(knobs: Mapping[str, Any]) -> str:

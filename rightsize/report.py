@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from rightsize import markdown as md
 from rightsize import recommend as policy
 from rightsize.adequacy import Target, comparable
 from rightsize.errors import RightsizeError
@@ -366,27 +367,43 @@ _CODE = re.compile(r"`([^`]+)`")
 
 
 def to_markdown(doc: list[Block]) -> str:
+    """Markdown of the document: its **bold** and `code` markup kept, everything else escaped."""
     out = []
     for block in doc:
         kind = block[0]
         if kind == "h1":
-            out.append(f"# {block[1]}")
+            out.append(f"# {_md_inline(block[1])}")
         elif kind == "h2":
-            out.append(f"## {block[1]}")
+            out.append(f"## {_md_inline(block[1])}")
         elif kind == "p":
-            out.append(block[1])
+            out.append(_md_inline(block[1]))
         elif kind == "ul":
-            out.append("\n".join(f"- {item}" for item in block[1]))
+            out.append("\n".join(f"- {_md_inline(item)}" for item in block[1]))
         elif kind == "code":
-            out.append(f"```\n{block[1]}\n```")
+            fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", block[1])), default=0))
+            out.append(f"{fence}\n{block[1]}\n{fence}")
         elif kind == "plot":
-            out.append(f"![{block[1]}]({block[2]})")
+            out.append(f"![{md.text(block[1], brackets=True)}]({block[2]})")
         elif kind == "table":
             _, headers, rows, align = block
-            cells = lambda row: "| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"  # noqa: E731
+            cells = lambda row: "| " + " | ".join(_md_inline(str(c), table=True) for c in row) + " |"  # noqa: E731
             rule = "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"
             out.append("\n".join([cells(headers), rule, *map(cells, rows)]))
     return "\n\n".join(out) + "\n"
+
+
+_MARKUP = re.compile(r"`([^`]+)`|\*\*(.+?)\*\*")
+
+
+def _md_inline(text: str, table: bool = False) -> str:
+    """A block's text in Markdown: its `code` and **bold** as such, the rest escaped (rightsize.markdown)."""
+    out, pos = [], 0
+    for m in _MARKUP.finditer(text):
+        out.append(md.text(text[pos:m.start()]))
+        out.append(md.code(m.group(1), table) if m.group(1) is not None else f"**{_md_inline(m.group(2), table)}**")
+        pos = m.end()
+    out.append(md.text(text[pos:]))
+    return "".join(out)
 
 
 _CSS = """

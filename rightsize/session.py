@@ -11,9 +11,10 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from rightsize import environment
+from rightsize.assumed import TASK_FILE, AssumedTask
 from rightsize.cache import EmbeddingCache
 from rightsize.energy import Meter, make_meter
 from rightsize.errors import RightsizeError
@@ -22,16 +23,20 @@ from rightsize.ladder import Ladder, load_ladder
 from rightsize.models import checked_folder
 from rightsize.results import RunLog
 from rightsize.rungs import RunContext, RungSpec, rung_class
-from rightsize.tasks import TaskData, TaskSpec, load_data, load_task
+from rightsize.naming import NAME_RE
+from rightsize.tasks import Overlaps, TaskData, TaskSpec, load_data, load_task, overlaps, refuse_overlap
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class RunOptions:
-    """What every command that evaluates a ladder on a task takes (evaluate's and search's requests)."""
+    """What every command that evaluates a ladder on a task takes (evaluate's and search's requests).
 
-    task: Path
+    ``task`` is a task file, or the task assumed for a bare data file: kept at ``save_task``, else as
+    task.yaml in the run folder, once the checks pass (then ``on_assumed`` is told where)."""
+
+    task: Path | AssumedTask
     ladder: Path | None = None
     limit: int | None = None
     train_limit: int | None = None
@@ -45,9 +50,18 @@ class RunOptions:
     cache_dir: Path | None = None  # the embedding cache (default: RIGHTSIZE_CACHE_DIR or ~/.cache/rightsize/embeddings)
     no_cache: bool = False
     task_name: str | None = None
+    allow_overlap: bool = False  # run even when a split is identical to another or mostly overlaps it
+    save_task: Path | None = None
+    on_assumed: Callable[[AssumedTask, Path], None] | None = None
 
     def resolved_out_dir(self) -> Path:
-        return self.out_dir if self.out_dir is not None else Path("results") / (self.task_name or Path(self.task).stem)
+        """--out, else ``results/<task name>``: a task name is one safe word, so this stays under results/."""
+        if self.out_dir is not None:
+            return self.out_dir
+        name = self.task_name or (self.task.name if isinstance(self.task, AssumedTask) else Path(self.task).stem)
+        if not NAME_RE.match(name):
+            raise RightsizeError(f"task name {name!r} cannot name a run folder; pass --out DIR")
+        return Path("results") / name
 
 
 def resolve_device(device: str) -> str:
@@ -138,6 +152,27 @@ class Session:
             meter.close()
 
 
+def assumed_spec(assumed: AssumedTask, options: RunOptions) -> TaskSpec:
+    """The assumed task as it will read from where it is kept (--save-task, else the run folder);
+    a RightsizeError when a file there holds another task."""
+    if options.save_task is not None:
+        return assumed.spec_at(options.save_task, "--save-task file", "remove it or save to another file")
+    return assumed.spec_at(options.resolved_out_dir() / TASK_FILE)
+
+
+def checked_overlaps(data: TaskData, allow: bool) -> Overlaps:
+    """The texts the task's splits share: a RightsizeError when two splits are identical or mostly
+    overlap (unless ``allow``), a logged warning when any text is shared."""
+    from rightsize.terminal import overlap_warning
+
+    found = overlaps(data)
+    if not allow:
+        refuse_overlap(data, found)
+    if found.pairs:
+        log.warning("%s", overlap_warning(found))
+    return found
+
+
 @dataclass
 class TaskRun:
     """A ladder on a task, set up: what evaluate and search evaluate with."""
@@ -150,6 +185,7 @@ class TaskRun:
     run_log: RunLog
     run_id: str
     planned: tuple[RungSpec, ...] = ()  # the ladder as written (before --rungs), less absent optional rungs
+    overlaps: Overlaps = Overlaps(())  # texts its splits share
 
 
 @contextlib.contextmanager
@@ -157,10 +193,16 @@ def open_run(options: RunOptions, *, seed: int = 0, rungs: list[str] | None = No
              specs: Sequence[RungSpec] | None = None) -> Iterator[TaskRun]:
     """Check task, ladder, device, models, data and cache, then open the run (meter, folder, environment).
 
-    Everything that can reject the request comes before the run folder is touched.
+    Everything that can reject the request comes before the run folder is touched; the task assumed
+    for a bare data file is written there just before the run opens.
     """
-    task = load_task(options.task)
-    options.task_name = task.name
+    assumed = options.task if isinstance(options.task, AssumedTask) else None
+    if assumed is not None:
+        options.task_name = assumed.name
+        task = assumed_spec(assumed, options)
+    else:
+        task = load_task(options.task)
+        options.task_name = task.name
     written = load_ladder(options.ladder) if specs is None else Ladder("the given rungs", "", tuple(specs), {})
     ladder = written.select(rungs)
     device = resolve_device(options.device)
@@ -170,12 +212,17 @@ def open_run(options: RunOptions, *, seed: int = 0, rungs: list[str] | None = No
     planned = tuple(s for s in written.rungs if not s.optional) + tuple(s for s in ladder.rungs if s.optional)
     data = load_data(task)
     if getattr(data, split) is None:
-        raise RightsizeError(f"task {options.task}: has no {split} split")
+        raise RightsizeError(f"task {task.path}: has no {split} split")
+    shared = checked_overlaps(data, options.allow_overlap)
     cache = None if options.no_cache else EmbeddingCache(options.cache_dir)
     if cache is not None:
         cache.check_writable()
     context = RunContext(device=device, seed=seed, progress=options.progress,
                          trust_remote_code=options.trust_remote_code, allow_pickle=options.allow_pickle, cache=cache)
+    if assumed is not None:
+        assumed.keep(task.path)
+        if options.on_assumed is not None:
+            options.on_assumed(assumed, task.path)
     with Session(options.resolved_out_dir()) as session:
         meter = session.meter(options.meter, device, options.cpu_watts)
-        yield TaskRun(task, data, ladder, context, meter, session.run_log, session.run_id, planned)
+        yield TaskRun(task, data, ladder, context, meter, session.run_log, session.run_id, planned, shared)

@@ -23,6 +23,14 @@ A task is a small YAML file::
   carved off as test, then ``validation_fraction`` *of the whole file* as validation; the rest is train
   (defaults: 70 / 15 / 15).
 
+Carving moves examples whose texts are equal after :func:`normalized` (case folded, whitespace collapsed)
+together, so a duplicate never sits on both sides of a carve; the fractions are of the distinct texts.
+:func:`overlaps` counts the texts that splits given as files share; :func:`refuse_overlap` rejects two splits
+that are identical or share more than MOSTLY of the smaller one.
+
+``name`` (default: the file's stem) follows the rung-name rule (:data:`rightsize.naming.NAME_RE`): it names
+the run folder ``results/<name>``, so it can never lead outside ``results/``.
+
 **The test split is only for confirming a final choice.** Selection (which rung, which hyper-parameters,
 whether a rung meets the target) must use the validation split; the test split is read once, at the end, to
 report the chosen configuration's held-out score. ``test`` is ``None`` when the task gives no test data.
@@ -64,6 +72,7 @@ import yaml
 
 from rightsize.adequacy import DEFAULT_WITHIN, Target
 from rightsize.errors import RightsizeError
+from rightsize.naming import NAME_RE, NAME_RULE
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +281,9 @@ def load_task(path: str | os.PathLike) -> TaskSpec:
         return float(value)
 
     name = string("name", path.stem)
+    if not NAME_RE.match(name):
+        origin = "field 'name'" if "name" in doc else "task name (from the file name; add a 'name' field)"
+        raise RightsizeError(f"{path}: {origin} must be {NAME_RULE} (it names the run folder), got {_short(name)}")
     description = string("description", "", allow_empty=True)
     text_field = string("text_field", "text")
     label_field = string("label_field", "label")
@@ -369,6 +381,11 @@ def _parse_data(value: Any, path: Path, bad) -> dict[str, Path]:
 # ----------------------------------------------------------------------------------------- data files
 
 
+def data_format(p: Path) -> str | None:
+    """The format a data path has by its kind and extension: folder, jsonl or csv (None: not a data path)."""
+    return "folder" if p.is_dir() else _SUFFIX_FORMATS.get(p.suffix.lower())
+
+
 def _fmt_for(task: TaskSpec, split: str, p: Path) -> str:
     where = f"{task.path}: data.{split}"
     if not p.exists():
@@ -379,9 +396,7 @@ def _fmt_for(task: TaskSpec, split: str, p: Path) -> str:
         if task.format != "folder" and p.is_dir():
             raise RightsizeError(f"{where}: format is {task.format} but {p} is a directory")
         return task.format
-    if p.is_dir():
-        return "folder"
-    fmt = _SUFFIX_FORMATS.get(p.suffix.lower())
+    fmt = data_format(p)
     if fmt is None:
         raise RightsizeError(
             f"{where}: cannot infer the format of {p} from its extension {p.suffix or '(none)'!r}; "
@@ -430,9 +445,8 @@ def _text(value: Any, where: str, field: str) -> str:
     return value
 
 
-def _read_jsonl(p: Path, text_field: str, label_field: str) -> tuple[list[str], list[str]]:
-    texts: list[str] = []
-    labels: list[str] = []
+def _jsonl_records(p: Path) -> Iterator[tuple[str, dict]]:
+    """Each object of a JSON Lines file with where it stands (``file:line``); blank lines are skipped."""
     for number, line in _decoded_lines(p):
         line = line.rstrip("\r\n")
         if not line.strip():
@@ -445,6 +459,13 @@ def _read_jsonl(p: Path, text_field: str, label_field: str) -> tuple[list[str], 
             raise RightsizeError(f"{where}: not valid JSON: {e.msg} at column {e.colno}{hint}") from None
         if not isinstance(record, dict):
             raise RightsizeError(f"{where}: expected a JSON object, got {_type_name(record)}")
+        yield where, record
+
+
+def _read_jsonl(p: Path, text_field: str, label_field: str) -> tuple[list[str], list[str]]:
+    texts: list[str] = []
+    labels: list[str] = []
+    for where, record in _jsonl_records(p):
         for field in (text_field, label_field):
             if field not in record:
                 keys = ", ".join(map(str, list(record)[:8])) or "none"
@@ -454,9 +475,8 @@ def _read_jsonl(p: Path, text_field: str, label_field: str) -> tuple[list[str], 
     return texts, labels
 
 
-def _read_csv(p: Path, text_field: str, label_field: str) -> tuple[list[str], list[str]]:
-    texts: list[str] = []
-    labels: list[str] = []
+def _csv_rows(p: Path) -> Iterator[tuple[int, list[str]]]:
+    """Each non-blank row of a CSV file with the line it starts on; the first is the header."""
     lines = _decoded_lines(p)
     current = [0]
 
@@ -466,38 +486,60 @@ def _read_csv(p: Path, text_field: str, label_field: str) -> tuple[list[str], li
             yield line
 
     reader = csv.reader(source())
-    header: list[str] | None = None
-    text_col = label_col = -1
     while True:
         start = current[0] + 1
         try:
             row = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as e:
             raise RightsizeError(f"{p}:{start}: malformed CSV: {e}") from None
-        if not row or all(not cell.strip() for cell in row):
-            continue
-        if header is None:
-            header = [cell.strip() for cell in row]
-            missing = [f for f in (text_field, label_field) if f not in header]
-            if missing:
-                raise RightsizeError(
-                    f"{p}:{start}: CSV header has no column {missing[0]!r}"
-                    + (f" (nor {missing[1]!r})" if len(missing) > 1 else "")
-                    + f"; columns: {', '.join(header)}"
-                )
-            text_col, label_col = header.index(text_field), header.index(label_field)
-            continue
+        if row and any(cell.strip() for cell in row):
+            yield start, row
+
+
+def _csv_header(p: Path, rows: Iterator[tuple[int, list[str]]]) -> tuple[int, list[str]]:
+    """The header row (its line and its column names) taken off ``rows``."""
+    first = next(rows, None)
+    if first is None:
+        raise RightsizeError(f"{p}: CSV file is empty (no header row)")
+    return first[0], [cell.strip() for cell in first[1]]
+
+
+def _read_csv(p: Path, text_field: str, label_field: str) -> tuple[list[str], list[str]]:
+    texts: list[str] = []
+    labels: list[str] = []
+    rows = _csv_rows(p)
+    line, header = _csv_header(p, rows)
+    missing = [f for f in (text_field, label_field) if f not in header]
+    if missing:
+        raise RightsizeError(
+            f"{p}:{line}: CSV header has no column {missing[0]!r}"
+            + (f" (nor {missing[1]!r})" if len(missing) > 1 else "")
+            + f"; columns: {', '.join(header)}"
+        )
+    text_col, label_col = header.index(text_field), header.index(label_field)
+    for start, row in rows:
         where = f"{p}:{start}"
         for field, col in ((text_field, text_col), (label_field, label_col)):
             if col >= len(row):
                 raise RightsizeError(f"{where}: missing field {field!r} (row has {len(row)} of {len(header)} columns)")
         texts.append(_text(row[text_col].replace("\r\n", "\n"), where, text_field))
         labels.append(_label(row[label_col], where, label_field))
-    if header is None:
-        raise RightsizeError(f"{p}: CSV file is empty (no header row)")
     return texts, labels
+
+
+def read_columns(p: Path) -> dict[str, list[Any]]:
+    """Every column of a JSONL or CSV file and its values, in file order (to detect the text and label
+    fields). A JSONL key missing from some record is left out; a short CSV row gives ``None``."""
+    if data_format(p) == "csv":
+        rows = _csv_rows(p)
+        _, header = _csv_header(p, rows)
+        table = [row for _, row in rows]
+        return {name: [row[i] if i < len(row) else None for row in table] for i, name in enumerate(header)}
+    records = [record for _, record in _jsonl_records(p)]
+    keys = [k for k in (records[0] if records else {}) if all(k in r for r in records)]
+    return {k: [r[k] for r in records] for k in keys}
 
 
 def _read_folder(p: Path) -> tuple[list[str], list[str]]:
@@ -538,47 +580,62 @@ def _read_split(task: TaskSpec, split: str) -> tuple[list[str], list[str]]:
 # ------------------------------------------------------------------------------------------- carving
 
 
-def _carve(
-    labels: list[str], fraction: float, seed: int, what: str
-) -> tuple[list[int], list[int]]:
-    """Split indices 0..n-1 into (kept, carved) with ``fraction`` carved, stratified by label when possible.
+def normalized(text: str) -> str:
+    """A text as carving and the leakage check compare texts: case folded, whitespace collapsed."""
+    return " ".join(text.casefold().split())
 
-    Labels with a single example cannot be stratified; they always stay in ``kept`` (so they never end up only
-    in the carved split). If stratification is still impossible (fewer examples to carve than labels), one
-    example of each label is held in ``kept`` and the carve is drawn unstratified from the others, with a
-    warning; so ``kept`` always has every label.
+
+def _carve(
+    texts: list[str], labels: list[str], fraction: float, seed: int, what: str
+) -> tuple[list[int], list[int]]:
+    """Split indices 0..n-1 into (kept, carved) with ``fraction`` of the distinct texts carved, stratified by
+    label when possible.
+
+    Examples whose texts are equal after :func:`normalized` move together (a group stratified by its most
+    common label), so a duplicate never lands on both sides. A label held by a single group cannot be
+    stratified; its group always stays in ``kept`` (so the label never ends up only in the carved split). If
+    stratification is still impossible (fewer groups to carve than labels), one group of each label is held
+    in ``kept`` and the carve is drawn unstratified from the others, with a warning; so ``kept`` always has
+    every label.
     """
     from sklearn.model_selection import train_test_split
 
-    counts = Counter(labels)
-    singles = [i for i, y in enumerate(labels) if counts[y] < 2]
-    rest = [i for i, y in enumerate(labels) if counts[y] >= 2]
-    if singles:
-        names = sorted({labels[i] for i in singles})
+    by_text: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
+        by_text.setdefault(normalized(text), []).append(i)
+    members = list(by_text.values())
+    group_labels = [Counter(labels[i] for i in m).most_common(1)[0][0] for m in members]
+    holders = Counter(y for m in members for y in {labels[i] for i in m})
+    pinned = [g for g, m in enumerate(members) if any(holders[labels[i]] < 2 for i in m)]
+    rest = [g for g, m in enumerate(members) if all(holders[labels[i]] >= 2 for i in m)]
+    rare = sorted(y for y, n in holders.items() if n < 2)
+    if rare:
         log.warning(
             "%s: %d label(s) have a single example and stay in train unstratified: %s",
-            what, len(names), ", ".join(names[:_MAX_NAMED]) + (" ..." if len(names) > _MAX_NAMED else ""),
+            what, len(rare), ", ".join(rare[:_MAX_NAMED]) + (" ..." if len(rare) > _MAX_NAMED else ""),
         )
-    n_carve = max(1, round(fraction * len(labels)))
+    n_carve = max(1, round(fraction * len(members)))
+    distinct = f", {len(members)} distinct texts" if len(members) < len(texts) else ""
     if len(rest) <= n_carve:
-        raise RightsizeError(f"{what}: too few examples ({len(labels)}) to carve {fraction:g} of them off")
-    rest_labels = [labels[i] for i in rest]
+        raise RightsizeError(f"{what}: too few examples ({len(labels)}{distinct}) to carve {fraction:g} of them off")
+    rest_labels = [group_labels[g] for g in rest]
     try:
         kept, carved = train_test_split(rest, test_size=n_carve, stratify=rest_labels, random_state=seed)
     except ValueError as e:
         log.warning("%s: cannot stratify (%s); carving unstratified", what, e)
         anchors: dict[str, int] = {}
-        for i in random.Random(seed).sample(rest, len(rest)):
-            anchors.setdefault(labels[i], i)
+        for g in random.Random(seed).sample(rest, len(rest)):
+            anchors.setdefault(group_labels[g], g)
         pool = sorted(set(rest) - set(anchors.values()))
         if len(pool) <= n_carve:
             raise RightsizeError(
-                f"{what}: too few examples ({len(labels)}, {len(counts)} labels) to carve {fraction:g} of them off"
+                f"{what}: too few examples ({len(labels)}{distinct}, {len(holders)} labels) to carve {fraction:g} of "
+                "them off"
             ) from None
         kept, carved = train_test_split(pool, test_size=n_carve, random_state=seed)
         kept = list(kept) + list(anchors.values())
-    kept = list(kept) + singles
-    return [int(i) for i in kept], [int(i) for i in carved]
+    kept = list(kept) + pinned
+    return [i for g in kept for i in members[int(g)]], [i for g in carved for i in members[int(g)]]
 
 
 def _shuffled(name: str, texts: list[str], labels: list[str], source: str, seed: int) -> Split:
@@ -608,11 +665,10 @@ def load_data(task: TaskSpec) -> TaskData:
     if "all" in task.data:
         texts, labels = _read_split(task, "all")
         where = f"{task.data['all']} (data.all of {task.path})"
-        rest, test_idx = _carve(labels, task.test_fraction, seed, where)
+        rest, test_idx = _carve(texts, labels, task.test_fraction, seed, where)
         # validation_fraction is a fraction of the whole file, so rescale it to the remainder
-        rest_labels = [labels[i] for i in rest]
         val_share = task.validation_fraction / (1 - task.test_fraction)
-        train_pos, val_pos = _carve(rest_labels, val_share, seed, where)
+        train_pos, val_pos = _carve([texts[i] for i in rest], [labels[i] for i in rest], val_share, seed, where)
         train = _take("train", texts, labels, [rest[i] for i in train_pos], "carved from all", seed)
         validation = _take("validation", texts, labels, [rest[i] for i in val_pos], "carved from all", seed)
         test = _take("test", texts, labels, test_idx, "carved from all", seed)
@@ -623,7 +679,7 @@ def load_data(task: TaskSpec) -> TaskData:
             validation = _shuffled("validation", *_read_split(task, "validation"), "file", seed)
         else:
             where = f"{task.data['train']} (data.train of {task.path})"
-            train_idx, val_idx = _carve(labels, task.validation_fraction, seed, where)
+            train_idx, val_idx = _carve(texts, labels, task.validation_fraction, seed, where)
             train = _take("train", texts, labels, train_idx, "carved from train", seed)
             validation = _take("validation", texts, labels, val_idx, "carved from train", seed)
         if "test" in task.data:
@@ -651,10 +707,106 @@ def load_data(task: TaskSpec) -> TaskData:
     return TaskData(task=task, train=train, validation=validation, test=test, labels=sorted(train_labels))
 
 
+# ------------------------------------------------------------------------------------------- leakage
+
+MOSTLY = 0.5  # two splits "mostly overlap" when more than this share of the smaller one's examples is shared
+_SAMPLES = 3  # shared texts an overlap keeps as examples
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """The texts two splits share, equal after :func:`normalized`."""
+
+    splits: tuple[str, str]
+    texts: int  # distinct shared texts
+    examples: tuple[int, int]  # examples of each split whose text the other split has
+    sizes: tuple[int, int]  # examples in each split
+    identical: bool  # both splits hold the same set of texts
+    samples: tuple[str, ...]  # a few shared texts, as the first split has them
+
+    @property
+    def smaller(self) -> int:
+        """0 or 1: the split with fewer examples (the first on a tie)."""
+        return 0 if self.sizes[0] <= self.sizes[1] else 1
+
+    @property
+    def fraction(self) -> float:
+        """The share of the smaller split's examples whose text the other split has."""
+        return self.examples[self.smaller] / self.sizes[self.smaller]
+
+    @property
+    def blocking(self) -> bool:
+        """Identical, or more than MOSTLY of the smaller split shared: no honest held-out score."""
+        return self.identical or self.fraction > MOSTLY
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"splits": list(self.splits), "texts": self.texts, "examples": list(self.examples),
+                "sizes": list(self.sizes), "fraction": round(self.fraction, 4), "identical": self.identical,
+                "blocking": self.blocking, "samples": list(self.samples)}
+
+
+@dataclass(frozen=True)
+class Overlaps:
+    """Every pair of a task's splits that shares a text (none: no leakage found)."""
+
+    pairs: tuple[Overlap, ...]
+
+    @property
+    def blocking(self) -> tuple[Overlap, ...]:
+        return tuple(p for p in self.pairs if p.blocking)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": f"texts equal after case folding and whitespace collapsing; an error above {MOSTLY:g} "
+                        "of the smaller split", "pairs": [p.to_dict() for p in self.pairs]}
+
+
+def overlaps(data: TaskData) -> Overlaps:
+    """The texts each pair of splits shares (train/validation, train/test, validation/test)."""
+    present = [s for s in (data.train, data.validation, data.test) if s is not None]
+    norms = {s.name: [normalized(t) for t in s.texts] for s in present}
+    sets = {name: set(texts) for name, texts in norms.items()}
+    pairs = []
+    for i, first in enumerate(present):
+        for second in present[i + 1:]:
+            shared = sets[first.name] & sets[second.name]
+            if not shared:
+                continue
+            samples: dict[str, str] = {}
+            for text, norm in zip(first.texts, norms[first.name]):
+                if norm in shared and len(samples) < _SAMPLES:
+                    samples.setdefault(norm, text)
+            pairs.append(Overlap(
+                splits=(first.name, second.name),
+                texts=len(shared),
+                examples=(sum(t in shared for t in norms[first.name]), sum(t in shared for t in norms[second.name])),
+                sizes=(len(first), len(second)),
+                identical=sets[first.name] == sets[second.name],
+                samples=tuple(samples.values()),
+            ))
+    return Overlaps(tuple(pairs))
+
+
+def refuse_overlap(data: TaskData, found: Overlaps) -> None:
+    """A RightsizeError naming the first pair of splits that is identical or mostly overlaps, if any."""
+    if not found.blocking:
+        return
+    pair = found.blocking[0]
+    small, big = pair.splits[pair.smaller], pair.splits[1 - pair.smaller]
+    how = "are identical" if pair.identical else "mostly overlap"
+    task = data.task
+    files = [f"data.{s} is {task.data[s]}" for s in pair.splits if s in task.data]
+    where = f" ({', '.join(files)})" if files else ""
+    raise RightsizeError(
+        f"{task.path}: splits {pair.splits[0]} and {pair.splits[1]} {how}{where}: {pair.examples[pair.smaller]} of "
+        f"{small}'s {pair.sizes[pair.smaller]} examples ({pair.fraction:.0%}) have their text in {big} (after case "
+        f"and whitespace normalisation); give each split its own data, or pass --allow-overlap to run anyway"
+    )
+
+
 # ------------------------------------------------------------------------------------------- summary
 
 
-def summarize(data: TaskData) -> dict:
+def summarize(data: TaskData, shared: Overlaps | None = None) -> dict:
     """Counts, label balance and provenance of each split, for ``rightsize tasks validate``.
 
     Returns a JSON-serialisable dict::
@@ -662,10 +814,11 @@ def summarize(data: TaskData) -> dict:
         {"name", "path", "description", "metric", "target": {"min": x} | {"within": x}, "seed",
          "labels": [...], "num_labels",
          "splits": {split: {"count", "source", "path", "majority_fraction"}},   # only the splits present
-         "label_balance": {label: {split: count}}}                             # every train label, 0 if absent
+         "label_balance": {label: {split: count}},                            # every train label, 0 if absent
+         "overlap": {"rule", "pairs": [...]}}                                  # texts shared across splits (Overlaps)
 
     ``path`` is the file a split was read or carved from; ``majority_fraction`` is the share of the most common
-    label (the score of always guessing it, for accuracy).
+    label (the score of always guessing it, for accuracy). ``shared``: :func:`overlaps` of ``data``, if at hand.
     """
     task = data.task
     present = [s for s in (data.train, data.validation, data.test) if s is not None]
@@ -692,4 +845,5 @@ def summarize(data: TaskData) -> dict:
         "num_labels": len(data.labels),
         "splits": {s.name: one(s) for s in present},
         "label_balance": {label: {s.name: counts[s.name].get(label, 0) for s in present} for label in data.labels},
+        "overlap": (shared if shared is not None else overlaps(data)).to_dict(),
     }

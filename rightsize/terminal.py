@@ -28,10 +28,44 @@ def task_summary(file: Path, s: dict) -> str:
     balance = s.get("label_balance") or {}
     if balance:
         names = list(splits)
-        rows = [[label] + [balance[label].get(sp, 0) for sp in names] for label in balance]
+        rows = [[_quoted(label)] + [balance[label].get(sp, 0) for sp in names] for label in balance]
         shown = rows if len(rows) <= 20 else rows[:10] + [["..."] + [""] * len(names)] + rows[-5:]
         lines.append("  " + render(["label"] + names, shown, "l" + "r" * len(names)).replace("\n", "\n  "))
+    pairs = (s.get("overlap") or {}).get("pairs") or []
+    lines += ["  " + line for line in _overlap_lines(pairs)] if pairs else ["  no text is shared across splits"]
     return "\n".join(lines)
+
+
+def _quoted(text: str, limit: int = 60, always: bool = False) -> str:
+    """Text from data as one safe terminal line: as is when plain (unless ``always``), else repr()
+    (quoted, control characters escaped); cut at ``limit``."""
+    shown = text if text.isprintable() and text.strip() == text and not always else repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def _overlap_lines(pairs: Sequence[dict]) -> list[str]:
+    """One line per pair of splits that shares texts (Overlaps.to_dict()["pairs"])."""
+    lines = ["texts shared across splits (equal after case folding and whitespace collapsing):"]
+    for p in pairs:
+        (a, b), small = p["splits"], min(range(2), key=lambda i: (p["sizes"][i], i))
+        how = " — IDENTICAL" if p["identical"] else " — MOSTLY OVERLAP" if p["blocking"] else ""
+        samples = ", ".join(_quoted(t, 50, always=True) for t in p["samples"])
+        lines.append(f"  {a} & {b}: {p['texts']} texts, {p['examples'][small]} of {p['splits'][small]}'s "
+                     f"{p['sizes'][small]} examples ({p['fraction']:.1%}){how}; e.g. {samples}")
+    return lines
+
+
+def overlap_warning(found) -> str:
+    """The warning evaluate and search give when the task's splits share texts (rightsize.tasks.Overlaps)."""
+    return "\n".join(_overlap_lines([p.to_dict() for p in found.pairs]))
+
+
+def assumed_task_text(assumed, kept: Path) -> str:
+    """The task assumed for a bare data file, as the YAML kept for it with why each value (for stderr)."""
+    why = {**assumed.notes, "splits": "train/validation/test carved 70/15/15 of the file, seeded, stratified"}
+    body = assumed.yaml_text(kept).splitlines() + [f"# {k}: {v}" for k, v in why.items()]
+    return f"no task file: assumed this task for {assumed.source}, kept as {kept} (pass that as TASK next time):\n" + \
+        "\n".join("  " + line for line in body)
 
 
 def asset_status_line(status: dict) -> str:

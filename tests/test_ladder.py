@@ -40,6 +40,11 @@ def test_select_keeps_ladder_order_and_rejects_unknown_names():
     ({"rungs": [{"name": "a", "kind": "probe", "model": "x/y", "precision": "fp8"}]}, "'fp8' is not one of"),
     ({"rungs": [{"name": "a", "kind": "probe", "model": "x/y", "colour": 1}]}, "unknown key 'colour'"),
     ({"rungs": [{"name": "bad name", "kind": "tfidf"}]}, "'name' must be a word"),
+    ({"rungs": [{"name": "a\n", "kind": "tfidf"}]}, "'name' must be a word"),
+    ({"defaults": {"max_lenght": 128}, "rungs": [{"name": "a", "kind": "probe", "model": "x/y"}]},
+     "defaults: no rung of this ladder has a knob 'max_lenght'"),
+    ({"defaults": {"max_length": 128}, "rungs": [{"name": "a", "kind": "tfidf"}]},
+     "defaults: no rung of this ladder has a knob 'max_length'"),
 ])
 def test_bad_ladders_name_the_problem(doc, message):
     with pytest.raises(RightsizeError, match=message):

@@ -71,6 +71,13 @@ class Workspace:
         self.task_text("name: ws\ndata: {train: data/train.jsonl, test: data/test.jsonl}\nmetric: accuracy\n")
         self.ladder = root / "ladder.yaml"
         self.ladder.write_text(TFIDF_LADDER)
+        self.args: tuple = ()  # more options for evaluate
+
+    def data_file(self, name: str = "tickets.jsonl", rows: list | None = None) -> Path:
+        """A bare data file, given as TASK instead of the task file."""
+        self.task = self.root / "data" / name
+        write_jsonl(self.task, rows if rows is not None else make_examples(12, seed=1))
+        return self.task
 
     def task_text(self, text: str) -> Path:
         self.task.write_text(text, encoding="utf-8")
@@ -82,7 +89,7 @@ class Workspace:
 
     def evaluate(self, *extra, env=None):
         return invoke("evaluate", self.task, "--ladder", self.ladder, "--out", self.out, "--meter", "estimate",
-                      "--quiet", *extra, env=env)
+                      "--quiet", *self.args, *extra, env=env)
 
     def intact(self) -> bool:
         """The earlier records byte for byte, and no trace of the rejected run."""
@@ -95,7 +102,8 @@ def ws(tmp_path, earlier_run) -> Workspace:
     return Workspace(tmp_path, earlier_run)
 
 
-GOOD = [{"text": "the match goal team", "label": "sports"}, {"text": "bank loan fee", "label": "money"}] * 6
+GOOD = [row for i in range(6) for row in ({"text": f"the match goal team {i}", "label": "sports"},
+                                          {"text": f"bank loan fee {i}", "label": "money"})]
 
 
 # Each case spoils the workspace and returns the fragments its one-line error must contain.
@@ -285,6 +293,62 @@ def output_folder_is_a_file(ws):
     return ["--out", "taken", "is a file"]
 
 
+def task_name_leaves_results(ws):
+    ws.task_text(ws.task.read_text().replace("name: ws", 'name: "../../elsewhere"'))
+    return ["task.yaml", "field 'name'", "'../../elsewhere'"]
+
+
+def task_name_from_an_unsafe_file_name(ws):
+    ws.task = ws.root / "my task.yaml"
+    ws.task_text("data: {train: data/train.jsonl, test: data/test.jsonl}\n")
+    return ["my task.yaml", "from the file name", "'my task'"]
+
+
+def split_given_twice(ws):
+    ws.task_text("name: ws\ndata: {train: data/train.jsonl, validation: data/train.jsonl, test: data/test.jsonl}\n")
+    return ["task.yaml", "train and validation are identical", "data.validation is", "--allow-overlap"]
+
+
+def split_copies_train(ws):
+    ws.rows(ws.test, [json.loads(line) for line in ws.train.read_text().splitlines()])
+    return ["task.yaml", "train and test mostly overlap", "--allow-overlap"]
+
+
+def ladder_defaults_typo(ws):
+    ws.ladder.write_text("defaults: {max_lenght: 128}\n" + TFIDF_LADDER)
+    return ["ladder.yaml", "defaults", "no rung of this ladder has a knob 'max_lenght'"]
+
+
+def data_file_ambiguous(ws):
+    ws.data_file("notes.jsonl", [{"title": f"title number {i}", "body": f"body text {i}"} for i in range(12)])
+    return ["notes.jsonl", "look like free text", "pass --text-field NAME and --label-field NAME"]
+
+
+def data_file_flag_names_no_column(ws):
+    ws.data_file()
+    ws.args = ("--text-field", "body")
+    return ["tickets.jsonl", "--text-field 'body'", "no such column"]
+
+
+def data_file_flag_with_a_task_file(ws):
+    ws.args = ("--label-field", "intent")
+    return ["--label-field applies only when TASK is a data file", "task.yaml"]
+
+
+def data_file_task_differs_from_the_run_folders(ws):
+    ws.data_file()
+    (ws.out / "task.yaml").write_text("name: other\ndata: {all: other.jsonl}\n")
+    return ["task.yaml", "holds another task", "pass that file as TASK", "--out DIR"]
+
+
+def data_file_save_task_taken(ws):
+    ws.data_file()
+    taken = ws.root / "taken.yaml"
+    taken.write_text("name: other\ndata: {all: other.jsonl}\n")
+    ws.args = ("--save-task", taken)
+    return ["taken.yaml", "holds another task", "save to another file"]
+
+
 def cache_bound_not_a_number(ws, monkeypatch):
     ws.ladder.write_text(TFIDF_LADDER)
     monkeypatch.setenv("RIGHTSIZE_CACHE_MAX_MB", "lots")
@@ -298,7 +362,10 @@ CASES: list[Callable] = [
     data_label_not_a_string, data_single_class_train, data_test_label_unseen_in_train, data_csv_missing_column,
     data_env_var_unset, ladder_malformed, ladder_empty_rungs, ladder_duplicate_names, ladder_unknown_kind,
     ladder_unknown_rung_key, knob_negative, knob_absurd, knob_wrong_type, knob_null, unknown_model_id,
-    unknown_model_path, output_folder_is_a_file, cache_bound_not_a_number,
+    unknown_model_path, output_folder_is_a_file, cache_bound_not_a_number, task_name_leaves_results,
+    task_name_from_an_unsafe_file_name, split_given_twice, split_copies_train, ladder_defaults_typo,
+    data_file_ambiguous, data_file_flag_names_no_column, data_file_flag_with_a_task_file,
+    data_file_task_differs_from_the_run_folders, data_file_save_task_taken,
 ]
 
 
@@ -327,6 +394,47 @@ def test_the_suite_covers_at_least_25_cases():
 def test_tasks_validate_names_the_bad_file(ws):
     data_null_label(ws)
     assert_one_line_error(invoke("tasks", "validate", ws.task), "train.jsonl:4", "null")
+
+
+def test_tasks_validate_reports_every_file(ws, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndata: {train: data/missing.jsonl}\n")
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("name: twice\ndata: {train: data/train.jsonl, validation: data/train.jsonl}\n")
+    result = invoke("tasks", "validate", bad, ws.task, twice)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 2 and "missing.jsonl" in errors[0] and "train and validation are identical" in errors[1]
+    assert f"{ws.task}: ok" in result.output and result.output.rstrip().endswith("2 of 3 task files are bad")
+    allowed = invoke("tasks", "validate", twice, "--allow-overlap", "--json")
+    assert allowed.exit_code == 0, allowed.output
+    pair = json.loads(allowed.output)[0]["overlap"]["pairs"][0]
+    assert pair["splits"] == ["train", "validation"] and pair["identical"] and pair["blocking"]
+
+
+def test_a_task_name_never_puts_the_run_folder_outside_results(tmp_path, monkeypatch):
+    work = tmp_path / "a" / "b"
+    write_jsonl(work / "data" / "train.jsonl", make_examples(12, seed=1))
+    (work / "task.yaml").write_text('name: "../../elsewhere"\ndata: {train: data/train.jsonl}\n')
+    (work / "ladder.yaml").write_text(TFIDF_LADDER)
+    monkeypatch.chdir(work)
+    before = sorted(tmp_path.rglob("*"))
+    result = invoke("evaluate", "task.yaml", "--ladder", "ladder.yaml", "--meter", "estimate", "--quiet")
+    assert_one_line_error(result, "task.yaml", "'../../elsewhere'")
+    assert sorted(tmp_path.rglob("*")) == before and not (tmp_path / "elsewhere").exists()
+
+
+def test_shared_texts_warn_and_allow_overlap_runs_anyway(ws):
+    train = [json.loads(line) for line in ws.train.read_text().splitlines()]
+    ws.rows(ws.test, train + make_examples(4, seed=2))
+    refused = ws.evaluate()
+    assert_one_line_error(refused, "mostly overlap")
+    allowed = ws.evaluate("--allow-overlap")
+    assert allowed.exit_code == 0, allowed.output
+    assert "texts shared across splits" in allowed.output and "MOSTLY OVERLAP" in allowed.output
+    ws.rows(ws.test, train[:1] + make_examples(4, seed=2))  # one shared text: a warning, no error
+    warned = ws.evaluate()
+    assert warned.exit_code == 0 and "train & test: 1 texts" in warned.output, warned.output
 
 
 def test_unknown_rung_name_on_the_command_line(ws):
@@ -392,7 +500,9 @@ def test_unknown_asset_name(tmp_path):
 
 
 OTHER_COMMAND_CASES = [
-    test_tasks_validate_names_the_bad_file, test_unknown_rung_name_on_the_command_line, test_cuda_requested_without_a_gpu,
+    test_tasks_validate_names_the_bad_file, test_tasks_validate_reports_every_file,
+    test_a_task_name_never_puts_the_run_folder_outside_results, test_shared_texts_warn_and_allow_overlap_runs_anyway,
+    test_unknown_rung_name_on_the_command_line, test_cuda_requested_without_a_gpu,
     test_recommend_on_a_folder_that_is_not_a_run, test_bad_storage_url_for_search, test_storage_password_is_not_echoed,
     test_weights_whose_sha256_does_not_match_are_not_installed, test_unknown_asset_name,
 ]

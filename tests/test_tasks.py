@@ -658,3 +658,136 @@ def test_split_can_be_sliced(basic):
     data = load_data(load_task(basic))
     limited = Split(data.train.name, data.train.texts[:5], data.train.labels[:5], data.train.source)
     assert len(limited) == 5
+
+
+# ------------------------------------------------------------------------------------------ safe names
+
+
+@pytest.mark.parametrize("name", ["../../elsewhere", "a/b", "..", ".hidden", "x\n", "<script>", "two words"])
+def test_task_name_must_be_one_safe_word(tmp_path, name):
+    p = write_task(tmp_path, f"name: {json.dumps(name)}\ndata: {{train: train.jsonl}}\n")
+    msg = error_of(load_task, p)
+    assert str(p) in msg and "field 'name'" in msg and "letters, digits" in msg and repr(name) in msg
+
+
+def test_task_name_from_the_file_name_must_be_safe_too(tmp_path):
+    p = write_task(tmp_path, "data: {train: train.jsonl}\n", name="my task.yaml")
+    msg = error_of(load_task, p)
+    assert "from the file name; add a 'name' field" in msg and "'my task'" in msg
+    assert load_task(write_task(tmp_path, "data: {train: train.jsonl}\n", name="v1.2_ok-name.yaml")).name == \
+        "v1.2_ok-name"
+
+
+# ------------------------------------------------------------------------------------- leakage: carving
+
+
+def _normalized_sets(*splits):
+    from rightsize.tasks import normalized
+
+    return [{normalized(t) for t in s.texts} for s in splits]
+
+
+@pytest.mark.parametrize("data", ["{train: train.jsonl}", "{all: train.jsonl}"])
+def test_carving_puts_duplicate_texts_on_one_side_only(tmp_path, data):
+    # every text twice or three times, differing in case and whitespace: a carve by example would
+    # split most of them across train and validation (or test)
+    rows = []
+    for i in range(60):
+        label = "abc"[i % 3]
+        rows += [(f"Example number {i} of {label}", label), (f"example  number {i} of {label.upper()}  ", label)]
+        if i % 4 == 0:
+            rows.append((f"EXAMPLE number {i}\tof {label}", label))
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    for seed in range(4):
+        p = write_task(tmp_path, f"data: {data}\nseed: {seed}\n", name=f"s{seed}.yaml")
+        loaded = load_data(load_task(p))
+        splits = [s for s in (loaded.train, loaded.validation, loaded.test) if s is not None]
+        sets = _normalized_sets(*splits)
+        for i in range(len(sets)):
+            for j in range(i + 1, len(sets)):
+                assert not sets[i] & sets[j], (seed, splits[i].name, splits[j].name)
+        assert sum(len(s) for s in splits) == len(rows)  # nothing dropped
+        assert sum(len(s) for s in sets) == 60  # each distinct text in exactly one split
+        again = load_data(load_task(p))
+        assert again.validation == loaded.validation and again.train == loaded.train  # seeded
+
+
+def test_a_label_whose_texts_are_all_one_duplicate_stays_in_train(tmp_path, caplog):
+    rows = examples({"a": 20, "b": 20}) + [("the same words", "rare")] * 3
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    with caplog.at_level("WARNING", logger="rightsize.tasks"):
+        data = load_data(load_task(write_task(tmp_path, "data: {train: train.jsonl}\n")))
+    assert data.train.labels.count("rare") == 3 and "rare" not in data.validation.labels
+    assert "rare" in caplog.text
+
+
+def test_too_few_distinct_texts_to_carve_says_so(tmp_path):
+    write_jsonl(tmp_path / "train.jsonl", [("hello there", "a"), ("bye now", "b")] * 6)
+    msg = error_of(load_data, load_task(write_task(tmp_path, "data: {train: train.jsonl}\n")))
+    assert "too few examples (12, 2 distinct texts)" in msg
+
+
+# ------------------------------------------------------------------------------------- leakage: overlaps
+
+
+def _task_with(tmp_path, train, validation, test) -> TaskData:
+    write_jsonl(tmp_path / "train.jsonl", train)
+    write_jsonl(tmp_path / "val.jsonl", validation)
+    write_jsonl(tmp_path / "test.jsonl", test)
+    p = write_task(tmp_path, "data: {train: train.jsonl, validation: val.jsonl, test: test.jsonl}\n")
+    return load_data(load_task(p))
+
+
+def test_overlaps_count_texts_shared_after_case_and_whitespace(tmp_path):
+    from rightsize.tasks import overlaps
+
+    train = examples({"a": 10, "b": 10})
+    validation = [("A EXAMPLE 1", "a"), ("a  example\t2 ", "a"), ("a example 2", "a"), ("fresh b text", "b")] + \
+        examples({"a": 4, "b": 4}, prefix="v ")
+    test = examples({"a": 3, "b": 3}, prefix="t ")
+    found = overlaps(_task_with(tmp_path, train, validation, test))
+    assert [p.splits for p in found.pairs] == [("train", "validation")]  # test shares nothing
+    pair = found.pairs[0]
+    assert pair.texts == 2 and pair.examples == (2, 3) and pair.sizes == (20, 12)
+    assert pair.fraction == 3 / 12 and not pair.identical and not pair.blocking and not found.blocking
+    assert set(pair.samples) == {"a example 1", "a example 2"}  # as train has them
+    json.dumps(found.to_dict())
+
+
+@pytest.mark.parametrize("shared, blocking", [(3, False), (4, False), (5, True), (8, True)])
+def test_more_than_half_of_the_smaller_split_shared_is_mostly(tmp_path, shared, blocking):
+    from rightsize.tasks import overlaps, refuse_overlap
+
+    train = examples({"a": 10, "b": 10})
+    test = train[:shared] + examples({"a": 4, "b": 4}, prefix="t ")[: 8 - shared]
+    data = _task_with(tmp_path, train, examples({"a": 2, "b": 2}, prefix="v "), test)
+    found = overlaps(data)
+    assert found.pairs[0].splits == ("train", "test") and found.pairs[0].fraction == shared / 8
+    assert bool(found.blocking) is blocking
+    if blocking:
+        msg = error_of(refuse_overlap, data, found)
+        assert "train and test mostly overlap" in msg and f"{shared} of test's 8 examples" in msg
+        assert "--allow-overlap" in msg and str(tmp_path / "test.jsonl") in msg
+    else:
+        refuse_overlap(data, found)
+
+
+def test_a_split_given_twice_is_identical(tmp_path):
+    from rightsize.tasks import overlaps, refuse_overlap
+
+    write_jsonl(tmp_path / "train.jsonl", examples({"a": 10, "b": 10}))
+    p = write_task(tmp_path, "data: {train: train.jsonl, validation: train.jsonl}\n")
+    data = load_data(load_task(p))
+    found = overlaps(data)
+    assert found.pairs[0].identical and found.pairs[0].fraction == 1.0
+    msg = error_of(refuse_overlap, data, found)
+    assert "train and validation are identical" in msg and "20 of train's 20 examples (100%)" in msg
+    assert f"data.train is {tmp_path / 'train.jsonl'}" in msg
+
+
+def test_summarize_reports_the_overlap(tmp_path):
+    data = _task_with(tmp_path, examples({"a": 5, "b": 5}), examples({"a": 1, "b": 1}),
+                      examples({"a": 1, "b": 1}, prefix="t "))
+    s = summarize(data)
+    assert [p["splits"] for p in s["overlap"]["pairs"]] == [["train", "validation"]]
+    assert s["overlap"]["pairs"][0]["examples"] == [2, 2]
