@@ -6,9 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-import sys
 import time
-import types
 from pathlib import Path
 
 import pytest

@@ -24,7 +24,8 @@ def limits() -> tuple[int, dict[str, int]]:
     return total, {k: int(v) for k, v in steps.items()}
 
 
-def run(tmp_path: Path, *args: str, python: str = sys.executable, timeout: int = 600) -> tuple[subprocess.CompletedProcess, dict]:
+def run(tmp_path: Path, *args: str, python: str = sys.executable,
+        timeout: int = 600) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path / "out"
     env = {**os.environ, "OUT": str(out), "PYTHON": python}
     proc = subprocess.run(["bash", str(SCRIPT), *args], cwd=ROOT, env=env, capture_output=True, text=True,
