@@ -94,9 +94,11 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def emit(name: str, target: str, met: bool | None, figures: dict[str, Any], config: dict[str, Any]) -> None:
+def emit(name: str, target: str, met: bool | None, figures: dict[str, Any], config: dict[str, Any],
+         **extra: Any) -> None:
+    """Print the one JSON result (``extra``: more top-level facts, such as the meter's description)."""
     result = {"benchmark": name, "target": target, "met": met, "figures": figures, "config": config,
-              "machine": machine(), "seconds": round(time.perf_counter() - _START, 2)}
+              "machine": machine(), **extra, "seconds": round(time.perf_counter() - _START, 2)}
     print(json.dumps(result, indent=None, sort_keys=False))
 
 

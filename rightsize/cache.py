@@ -9,6 +9,12 @@ call had to compute: their text hashes, vectors, and the measured joules and sec
 (the call's measured energy split by token share). Shards, not one file per text: 67k texts would
 be 67k files.
 
+A shard stores a text's cost only as measured when its encode's window was long enough for the
+meter to resolve; a shorter window's reading is mostly the counter's step (a GPU's moves every
+~100 ms), and every hit would replay that noise. Such texts are stored at the namespace's encode
+rate instead (joules per token over its windows that were resolved: ``encode_rate``), and not at all
+while there is none, so they are measured again next time.
+
 Each shard carries a sha256 over its arrays; a shard that cannot be read, has the wrong shapes or
 a bad checksum is logged, deleted and its texts recomputed, never trusted. Writes go to a temporary
 file and are renamed into place, so several processes can share a cache. The total size is bounded:
@@ -38,6 +44,7 @@ LAYOUT = "v1"
 DEFAULT_MAX_BYTES = 2 * 1024**3
 KEY_BYTES = 16  # a truncated sha256 per text: collisions are out of reach at any realistic size
 _WEIGHTS_MEMO = "weights-sha256.json"
+_RATE = "encode-rate.json"
 
 
 def default_root() -> Path:
@@ -74,6 +81,7 @@ class CacheLedger:
     ``charged_*`` is the stored cost of every text served without encoding it (a hit); the
     evaluator adds it to the phase's measured energy to get the configuration's cost.
     ``encode_*`` is what this run spent inside encode calls (lookups and real encoding).
+    ``stored`` counts texts whose vectors were written to the cache: work that a repeat would not redo.
     """
 
     hits: int = 0
@@ -82,12 +90,18 @@ class CacheLedger:
     charged_seconds: float = 0.0
     encode_joules: float = 0.0
     encode_seconds: float = 0.0
+    stored: int = 0
 
     def snapshot(self) -> "CacheLedger":
         return CacheLedger(**self.__dict__)
 
     def since(self, before: "CacheLedger") -> "CacheLedger":
         return CacheLedger(**{k: v - getattr(before, k) for k, v in self.__dict__.items()})
+
+    def keep_one_pass(self, before: "CacheLedger", passes: int) -> None:
+        """Count what happened since ``before`` once, when the same work ran ``passes`` times."""
+        for k, v in self.since(before).__dict__.items():
+            setattr(self, k, getattr(before, k) + (v // passes if isinstance(v, int) else v / passes))
 
 
 @dataclass
@@ -205,6 +219,28 @@ class EmbeddingCache:
             raise
         self.evict(keep=shard)
         return shard
+
+    # ------------------------------------------------------------------ the encode rate
+
+    def encode_rate(self, namespace: str) -> float | None:
+        """Joules per token of this namespace's encodes whose windows the meter resolved; None before one."""
+        try:
+            rate = json.loads((self.base / namespace / _RATE).read_text())
+            joules, tokens = float(rate["joules"]), float(rate["tokens"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return joules / tokens if tokens > 0 and joules >= 0 else None
+
+    def add_to_encode_rate(self, namespace: str, joules: float, tokens: int) -> None:
+        """Add a resolved encode (its joules and tokens) to the namespace's rate."""
+        path = self.base / namespace / _RATE
+        try:
+            rate = json.loads(path.read_text())
+            total = {"joules": float(rate["joules"]) + joules, "tokens": int(rate["tokens"]) + int(tokens)}
+        except (OSError, ValueError, KeyError, TypeError):
+            total = {"joules": joules, "tokens": int(tokens)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write_bytes(path, json.dumps(total).encode())
 
     # ------------------------------------------------------------------ size, info, clear
 

@@ -7,7 +7,8 @@ original order. The module graph (pooling, normalization) is still the model's o
 
 With an :class:`~rightsize.cache.EmbeddingCache` and a meter, each text is encoded once per encoder
 configuration: misses are encoded inside their own meter window and stored with that measured cost
-(split by token share); hits are served from disk and their stored cost is charged to the ledger,
+net of idle (split by token share; at the namespace's encode rate when the window was too short for
+the meter to resolve); hits are served from disk and their stored cost is charged to the ledger,
 so a configuration's energy is the same whether or not the cache served it.
 """
 
@@ -118,6 +119,8 @@ class Encoder:
             # the kernel actually loaded: "sdpa" asked for and the default resolving to sdpa share entries
             "device": self.device, "batch_size": self.batch_size, "attn_implementation": self.attn_used,
             "threads": self.threads, "energy_source": self.meter.source,
+            # stored costs net of a GPU's idle draw are not comparable with gross ones
+            **({"energy_basis": self.meter.basis} if self.meter.basis != "gross" else {}),
             # how texts are cut into batches changes what an encode costs (see _batches)
             "batching": f"cpu-pad-{CPU_PAD_SLACK:g}" if self.device == "cpu" else "fixed",
         }
@@ -144,7 +147,7 @@ class Encoder:
             return self._encode_cached(texts)
         finally:
             m = self.meter.end(window)
-            self.ledger.encode_joules += m.joules
+            self.ledger.encode_joules += m.net_joules
             self.ledger.encode_seconds += m.seconds
 
     def _encode_cached(self, texts: Sequence[str]) -> np.ndarray:
@@ -164,11 +167,15 @@ class Encoder:
                 _, tokens = self._compute([texts[i] for i in todo], out=out, rows=todo)
             finally:
                 m = self.meter.end(window)
-            cost_j, cost_s = split_cost(m.joules, tokens), split_cost(m.seconds, tokens)
+            cost_j, cost_s = split_cost(m.net_joules, tokens), split_cost(m.seconds, tokens)
             joules[todo], seconds[todo] = cost_j, cost_s
-            # The shard needs the new rows contiguous: the output itself when every text was a new,
-            # distinct one (a cold cache), else a copy of just those rows.
-            self.cache.store(self.namespace, keys[todo], out if len(todo) == len(out) else out[todo], cost_j, cost_s)
+            stored_j = self._stored_cost(m, tokens, cost_j)
+            if stored_j is not None:
+                # The shard needs the new rows contiguous: the output itself when every text was a new,
+                # distinct one (a cold cache), else a copy of just those rows.
+                self.cache.store(self.namespace, keys[todo], out if len(todo) == len(out) else out[todo],
+                                 stored_j, cost_s)
+                self.ledger.stored += len(todo)
             # Repeats of a text encoded just now take its row and its cost.
             source = first[np.ravel(inverse)]  # each text's first occurrence
             repeats = np.flatnonzero(~served.found & (source != np.arange(len(texts))))
@@ -182,6 +189,20 @@ class Encoder:
         self.ledger.charged_joules += float(joules[charged].sum())
         self.ledger.charged_seconds += float(seconds[charged].sum())
         return out
+
+    def _stored_cost(self, m, tokens: np.ndarray, measured: np.ndarray) -> np.ndarray | None:
+        """What the cache keeps as these texts' cost: as measured when the window was resolved (which
+        also adds to the encode rate), else the encode rate's share; None (store nothing) before a rate."""
+        assert self.cache is not None and self.namespace is not None
+        if not m.below_resolution:
+            self.cache.add_to_encode_rate(self.namespace, m.net_joules, int(tokens.sum()))
+            return measured
+        rate = self.cache.encode_rate(self.namespace)
+        if rate is None:
+            log.debug("encode of %d texts below the meter's resolution and no encode rate yet: not cached",
+                      len(tokens))
+            return None
+        return rate * np.asarray(tokens, dtype=np.float64)
 
     def _compute(self, texts: Sequence[str], out: np.ndarray | None = None,
                  rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from rightsize.energy import cuda
+
 PACKAGES = ("rightsize", "torch", "transformers", "sentence-transformers", "faiss-cpu", "scikit-learn",
             "optuna", "numpy", "nvidia-ml-py")
 
@@ -48,9 +50,13 @@ def collect(run_id: str, device: str, meter: dict[str, Any], argv: list[str] | N
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    gpus = []
+    gpus, in_use = [], None
     if torch.cuda.is_available():
         gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if device.startswith("cuda"):
+            index = cuda.device_index(device, torch)
+            props = torch.cuda.get_device_properties(index)
+            in_use = {"index": index, "name": props.name, "uuid": str(props.uuid)}
     return {
         "schema": "rightsize.environment/1",
         "run_id": run_id,
@@ -64,6 +70,7 @@ def collect(run_id: str, device: str, meter: dict[str, Any], argv: list[str] | N
         "torch_threads": torch.get_num_threads(),
         "device": device,
         "gpus": gpus,
+        "gpu_in_use": in_use,  # the device measured (the meter's characterisation of it: meter.gpu_boards)
         "meter": meter,
         "versions": versions,
         "git": git_hash(),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
-from rightsize import carbon
+from rightsize import carbon, energy_quality
 from rightsize import metrics as M
 from rightsize.adequacy import Target, comparable, judge, ok_records
 from rightsize.coverage import assess_coverage
@@ -194,6 +194,9 @@ def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metri
             "rung": r["rung"], "key": r["key"], "config": r["config"], "n_params": r.get("n_params"),
             "metric": r["metrics"][metric], "ci": (r.get("ci") or {}).get(metric),
             "joules_per_query": r["joules_per_query"], "joules_fit": (r.get("joules") or {}).get("fit", 0.0),
+            "joules_per_query_uncertainty": energy_quality.jpq_uncertainty(r),
+            "joules_per_query_gross": r.get("joules_per_query_gross", r["joules_per_query"]),
+            "energy_basis": r.get("energy_basis", "gross"), "below_resolution": r.get("below_resolution", []),
             "energy_source": r.get("energy_source"), "estimated": is_estimate(r),
             "adequate": v.adequate, "rule": v.rule, "detail": v.detail, "bound": v.bound, "threshold": v.threshold,
             "pareto": r["key"] in front, "lifetime_joules": life, "lifetime_carbon_g": carbon_of(life),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from rightsize import energy_quality
 from rightsize import markdown as md
 from rightsize import recommend as policy
 from rightsize.adequacy import Target, comparable
@@ -206,6 +207,7 @@ def document(rec: policy.Recommendation, group: dict[str, dict], failed: list[di
         ("plot", f"{rec.task}: {rec.metric} against J/query for every config, with the Pareto front", plot_name),
         ("h2", "Configs"),
         _config_table(rec, group),
+        *(("p", note) for note in energy_quality.reading_notes(list(group.values()))),
     ]
     if failed or pruned or rec.excluded.get("other_examples"):
         notes = [f"`{r.get('rung')}` failed in {r.get('failed_phase', '?')}: {_error_text(r.get('error', ''))}"
@@ -307,9 +309,11 @@ def _config_table(rec: policy.Recommendation, group: dict[str, dict]) -> Block:
         config = e["config"] or {}
         model = config.get("model")
         knobs = ", ".join(f"{k}={v}" for k, v in config.items() if k not in ("kind", "model") and v is not None)
+        notes += energy_quality.notes(r)
         rows.append([f"`{e['label']}`", config.get("kind", "-"), model.rstrip("/").split("/")[-1] if model else "-",
-                     knobs or "-",
-                     _metric(e), "yes" if e["adequate"] else "no", human_joules(e["joules_per_query"]),
+                     knobs or "-", _metric(e), "yes" if e["adequate"] else "no",
+                     energy_quality.with_uncertainty(e["joules_per_query"], e.get("joules_per_query_uncertainty"),
+                                                     human_joules),
                      human_count(e["n_params"]), *(human_joules(joules.get(p)) for p in ("load", "fit", "infer")),
                      f"{r.get('seconds_total', 0):.1f}", ", ".join(notes)])
     return ("table", headers, rows, "llllrlrrrrrrl")
@@ -353,11 +357,22 @@ def _environment(environments: list[dict]) -> list[str]:
         versions = ", ".join(f"{k} {v[k]}" for k in ("torch", "transformers", "sentence-transformers", "faiss-cpu",
                                                        "scikit-learn", "rightsize") if v.get(k))
         gpus = ", ".join(env.get("gpus") or []) or "none"
+        counters = "".join(f"; {part}: {_board(b)}" for part, b in (meter.get("gpu_boards") or {}).items())
         lines.append(f"run `{env.get('run_id')}` ({env.get('time')}): host `{env.get('host')}`, {env.get('cpu')} × "
                      f"{env.get('cpu_count')} CPUs ({env.get('torch_threads')} torch threads), device "
-                     f"{env.get('device')}, GPUs: {gpus}; meter {meter.get('source')}{watts}; Python "
+                     f"{env.get('device')}, GPUs: {gpus}; meter {meter.get('source')}{watts}{counters}; Python "
                      f"{env.get('python')}; {versions}; git {env.get('git') or 'unknown'}")
     return lines
+
+
+def _board(b: dict) -> str:
+    """A characterised GPU board in words: what it is and how its energy counter behaves."""
+    step = b.get("update_interval_s")
+    idle = b.get("idle_watts")
+    limit = b.get("power_limit_w")
+    return (f"{b.get('name') or 'GPU'} (driver {b.get('driver') or '?'}, power limit "
+            f"{f'{limit:g} W' if limit else '?'}, MIG {b.get('mig_mode') or 'n/a'}), counter step "
+            f"{f'{step * 1000:.0f} ms' if step else 'not observed'}, idle {f'{idle:.1f} W' if idle else 'unknown'}")
 
 
 # ------------------------------------------------------------------------------------ renderers

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from rightsize import energy_quality
+
 
 def human_count(n: int | None) -> str:
     if n is None:
@@ -57,9 +59,12 @@ def records_table(records: Sequence[dict[str, Any]], metric: str) -> str:
             value = r["metrics"][metric]
             lo, hi = r.get("ci", {}).get(metric, (None, None))
             shown = f"{value:.4f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
-            rows.append([r["rung"], human_count(r.get("n_params")), shown, human_joules(r.get("joules_per_query")),
+            jpq = energy_quality.with_uncertainty(r.get("joules_per_query"), energy_quality.jpq_uncertainty(r),
+                                                  human_joules)
+            status = "; ".join([r.get("_shown_status", "ok"), *energy_quality.notes(r)])
+            rows.append([r["rung"], human_count(r.get("n_params")), shown, jpq,
                          human_joules(r.get("joules_total")), f"{r.get('seconds_total', 0):.1f}",
-                         r.get("energy_source", "-"), r.get("_shown_status", "ok")])
+                         r.get("energy_source", "-"), status])
         else:
             rows.append([r["rung"], "-", "-", "-", "-", f"{r.get('seconds_total', 0):.1f}", r.get("energy_source", "-"),
                          f"FAILED ({r.get('error', '')[:60]})"])

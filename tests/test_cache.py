@@ -22,11 +22,12 @@ from rightsize.energy.meter import Meter
 from rightsize.evaluate import EvalPlan, evaluate_rung
 from rightsize.rungs import RunContext, RungSpec
 from rightsize.tasks import load_data, load_task
+from rightsize.energy.counter import StepFree
 
 TEXTS = ["rain storm cold", "bank card fee", "team goal win", "the sun is warm", "loan rate cash"]
 
 
-class ScriptedCounter:
+class ScriptedCounter(StepFree):
     """Energy appears only where a test adds it."""
 
     name = "fake"

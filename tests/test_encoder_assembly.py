@@ -15,6 +15,7 @@ import pytest
 from rightsize import encoder as E
 from rightsize.cache import EmbeddingCache, _checksum, text_keys
 from rightsize.energy.meter import Meter
+from rightsize.energy.counter import StepFree
 
 WORDS = "rain storm cold bank card fee team goal win the sun is warm loan rate cash".split()
 
@@ -25,7 +26,7 @@ def mixed_texts() -> list[str]:
     return texts + ["", " ".join(WORDS * 4), texts[3], texts[0]]
 
 
-class Counter:
+class Counter(StepFree):
     name = source = "fake"
 
     def read(self) -> dict[str, float]:

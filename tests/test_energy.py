@@ -1,13 +1,12 @@
-"""Energy meter: NVML, RAPL and estimate back-ends against fakes (no GPU, powercap or network)."""
+"""Energy meter: the RAPL and estimate back-ends against fakes (no powercap or network), and the
+meter's windows. NVML has its own file, test_nvml.py, with a fake that behaves like the real counter."""
 
 from __future__ import annotations
 
 import errno
 import json
 import os
-import sys
 import time
-import types
 from pathlib import Path
 
 import pytest
@@ -19,94 +18,12 @@ from rightsize.energy import (
     available_sources,
     make_meter,
 )
-from rightsize.energy.nvml import NvmlCounter
 from rightsize.energy.rapl import RaplCounter
 from rightsize.errors import RightsizeError
+from rightsize.energy.counter import StepFree
+from fake_nvml import FakeNvml
 
 # --------------------------------------------------------------------------- fakes
-
-
-class FakeNvml:
-    """A scripted stand-in for the pynvml module."""
-
-    def __init__(
-        self,
-        count: int = 2,
-        energy: dict[int, list[int] | int] | None = None,
-        unsupported: set[int] = frozenset(),
-        power_mw: dict[int, int] | None = None,
-        init_error: str | None = None,
-    ) -> None:
-        self.count = count
-        # per GPU, millijoules returned by successive calls: a list (the last value repeats), or
-        # an int step (0, step, 2 * step, ...)
-        self.energy = {i: 0 if isinstance(v, int) else list(v) for i, v in (energy or {}).items()}
-        self.steps = {i: v for i, v in (energy or {}).items() if isinstance(v, int)}
-        self.unsupported = set(unsupported)
-        self.power_mw = power_mw or {}
-        self.init_error = init_error
-        self.init_calls = 0
-        self.power_calls = 0
-        self.module = self._module()
-
-    def _module(self) -> types.ModuleType:
-        m = types.ModuleType("pynvml")
-
-        class NVMLError(Exception):
-            def __init__(self, value: int = 999, text: str = "Unknown Error") -> None:
-                super().__init__(text)
-                self.value = value
-
-        class NVMLError_NotSupported(NVMLError):
-            def __init__(self) -> None:
-                super().__init__(3, "Not Supported")
-
-        def nvmlInit() -> None:
-            self.init_calls += 1
-            if self.init_error:
-                raise NVMLError(9, self.init_error)
-
-        def handle(i: int) -> tuple[str, int]:
-            if not 0 <= i < self.count:
-                raise NVMLError(2, "Invalid Argument")
-            return ("handle", i)
-
-        def energy(h: tuple[str, int]) -> int:
-            i = h[1]
-            if i in self.unsupported:
-                raise NVMLError_NotSupported()
-            seq = self.energy[i]
-            if isinstance(seq, int):  # a step: every call adds it
-                self.energy[i] = seq + self.steps[i]
-                return seq
-            return seq.pop(0) if len(seq) > 1 else seq[0]  # the last value repeats
-
-        def power(h: tuple[str, int]) -> int:
-            self.power_calls += 1
-            return self.power_mw.get(h[1], 100_000)
-
-        m.NVMLError = NVMLError
-        m.NVMLError_NotSupported = NVMLError_NotSupported
-        m.nvmlInit = nvmlInit
-        m.nvmlDeviceGetCount = lambda: self.count
-        m.nvmlDeviceGetHandleByIndex = handle
-        m.nvmlDeviceGetUUID = lambda h: f"GPU-{h[1]:04d}-0000-aaaa"
-        m.nvmlDeviceGetTotalEnergyConsumption = energy
-        m.nvmlDeviceGetPowerUsage = power
-        return m
-
-
-@pytest.fixture
-def fake_nvml(monkeypatch):
-    """Install a FakeNvml built by the returned function as ``pynvml``."""
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-
-    def install(**kwargs) -> FakeNvml:
-        fake = FakeNvml(**kwargs)
-        monkeypatch.setitem(sys.modules, "pynvml", fake.module)
-        return fake
-
-    return install
 
 
 @pytest.fixture
@@ -144,7 +61,7 @@ def powercap(tmp_path) -> tuple[Path, dict[str, Path]]:
     return root, z
 
 
-class ScriptedCounter:
+class ScriptedCounter(StepFree):
     name = "scripted"
     source = "scripted"
 
@@ -159,200 +76,6 @@ class ScriptedCounter:
 
     def close(self) -> None:
         pass
-
-
-# --------------------------------------------------------------------------- NVML
-
-
-def test_nvml_energy_is_delta_over_gpus_in_joules(fake_nvml, no_rapl):
-    # values per read: construction, begin, end
-    fake = fake_nvml(energy={0: [1_000, 5_000, 17_000], 1: [0, 2_000, 2_500]})
-    meter = make_meter("nvml", device="cuda", powercap_root=no_rapl)
-    meter.begin("w")
-    m = meter.end("w")
-    assert m.source == "nvml" and not m.estimated
-    assert m.parts == pytest.approx({"gpu:0": 12.0, "gpu:1": 0.5})
-    assert m.joules == pytest.approx(12.5)
-    assert fake.power_calls == 0  # power sampling only where the energy counter is unsupported
-    assert meter.describe()["gpu_methods"] == {"gpu:0": "energy-counter", "gpu:1": "energy-counter"}
-
-
-def test_auto_on_cuda_adds_host_cpu_and_inits_nvml_once(fake_nvml, no_rapl):
-    fake = fake_nvml(energy={0: [0, 0, 1_000, 3_000], 1: [0]})  # two constructions, begin, end
-    meter = make_meter("auto", device="cuda", powercap_root=no_rapl)
-    make_meter("auto", device="cuda", powercap_root=no_rapl)
-    assert fake.init_calls == 1
-    meter.begin("w")
-    m = meter.end("w")
-    assert m.source == "nvml+estimate" and m.estimated
-    assert set(m.parts) == {"gpu:0", "gpu:1", "cpu-estimate"}
-    assert m.parts["gpu:0"] == pytest.approx(2.0)
-    assert m.joules == pytest.approx(sum(m.parts.values()))
-
-
-def test_auto_on_cpu_device_ignores_gpus(fake_nvml, no_rapl):
-    fake = fake_nvml(energy={0: [0], 1: [0]})
-    assert make_meter("auto", device="cpu", powercap_root=no_rapl).source == "estimate"
-    assert fake.init_calls == 0
-
-
-def test_gpu_selection(fake_nvml, monkeypatch, no_rapl):
-    fake_nvml(count=3, energy={0: 1_000, 1: 2_000, 2: 4_000})  # mJ per read: per window too
-
-    def parts(**kwargs) -> dict[str, float]:
-        meter = make_meter("nvml", powercap_root=no_rapl, **kwargs)
-        meter.begin("w")
-        return meter.end("w").parts
-
-    assert parts(device="cuda:1") == pytest.approx({"gpu:1": 2.0})
-    assert parts(device="cuda", gpu_indices=[0, 2]) == pytest.approx({"gpu:0": 1.0, "gpu:2": 4.0})
-    # CUDA_VISIBLE_DEVICES renumbers: CUDA index 0 is NVML device 2, CUDA 1 is NVML device 0.
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,GPU-0000")
-    assert parts(device="cuda") == pytest.approx({"gpu:0": 4.0, "gpu:1": 1.0})
-    with pytest.raises(RightsizeError, match="not among the 2 visible GPUs"):
-        make_meter("nvml", device="cuda:2", powercap_root=no_rapl)
-
-
-def test_no_visible_gpu_is_unavailable(fake_nvml, monkeypatch, no_rapl):
-    fake_nvml(energy={0: [0], 1: [0]})
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert available_sources(no_rapl)["nvml"].startswith("no GPU visible")
-    with pytest.raises(RightsizeError, match="^--meter nvml: no GPU visible"):
-        make_meter("nvml", device="cuda", powercap_root=no_rapl)
-    assert make_meter("auto", device="cuda", powercap_root=no_rapl).source == "estimate"
-
-
-def test_nvml_init_failure_is_a_reason_not_a_crash(fake_nvml, no_rapl):
-    fake = fake_nvml(init_error="Driver Not Loaded")
-    reason = available_sources(no_rapl)["nvml"]
-    assert reason == "nvmlInit failed: Driver Not Loaded"
-    with pytest.raises(RightsizeError, match="^--meter nvml: nvmlInit failed: Driver Not Loaded$"):
-        make_meter("nvml", device="cuda", powercap_root=no_rapl)
-    assert make_meter("auto", device="cuda", powercap_root=no_rapl).source == "estimate"
-    assert fake.init_calls == 1  # the failure is remembered, not retried per meter
-
-
-def test_pynvml_missing(monkeypatch, no_rapl):
-    monkeypatch.setitem(sys.modules, "pynvml", None)  # makes `import pynvml` raise ImportError
-    assert available_sources(no_rapl)["nvml"].startswith("pynvml is not importable")
-    assert make_meter("auto", device="cuda", powercap_root=no_rapl).source == "estimate"
-
-
-def test_power_sampling_fallback_integrates_constant_power(fake_nvml, no_rapl):
-    fake = fake_nvml(count=2, energy={0: [0, 1_000, 2_000]}, unsupported={1}, power_mw={1: 100_000})
-    meter = make_meter("nvml", device="cuda", powercap_root=no_rapl)
-    assert meter.describe()["gpu_methods"] == {
-        "gpu:0": "energy-counter",
-        "gpu:1": "power-sampling@20ms",
-    }
-    meter.begin("w")
-    time.sleep(0.2)
-    m = meter.end("w")
-    meter.close()
-    assert m.parts["gpu:0"] == pytest.approx(1.0)
-    # 100 W over the window: ~20 J; the edges are sampled, so only the window length matters.
-    assert m.parts["gpu:1"] == pytest.approx(100.0 * m.seconds, rel=0.1)
-    assert m.parts["gpu:1"] >= 19.9  # the window lasted at least the 0.2 s sleep
-    assert fake.power_calls > 3  # the background thread sampled between the edges
-
-
-def test_power_integration_is_trapezoid(fake_nvml, monkeypatch):
-    import rightsize.energy.nvml as nvml_mod
-
-    fake = fake_nvml(count=1, energy={}, unsupported={0}, power_mw={0: 100_000})
-    clock = iter([0.0, 1.0, 3.0])
-    monkeypatch.setattr(nvml_mod, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
-    counter = NvmlCounter(sample_period_s=3600)  # the background thread never fires
-    fake.power_mw[0] = 200_000
-    assert counter.read() == pytest.approx({"gpu:0": 150.0})  # (100 + 200) / 2 W * 1 s
-    assert counter.read() == pytest.approx({"gpu:0": 550.0})  # + 200 W * 2 s
-    counter.close()
-
-
-class CudaRecorder:
-    def __init__(self, available: bool = True, initialized: bool = True) -> None:
-        self.available = available
-        self.initialized = initialized
-        self.calls: list[int | None] = []
-
-    def synchronize(self, device=None) -> None:
-        self.calls.append(device)
-
-
-def install_fake_torch(monkeypatch, rec: CudaRecorder) -> None:
-    cuda = types.SimpleNamespace(
-        is_available=lambda: rec.available,
-        is_initialized=lambda: rec.initialized,
-        synchronize=rec.synchronize,
-    )
-    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
-
-
-def test_cuda_synchronized_at_window_edges(fake_nvml, monkeypatch, no_rapl):
-    fake_nvml(energy={0: [0], 1: [0]})
-    rec = CudaRecorder()
-    install_fake_torch(monkeypatch, rec)
-    meter = make_meter("auto", device="cuda", powercap_root=no_rapl)
-    meter.begin("w")
-    assert rec.calls == [0, 1]  # every GPU being metered
-    meter.end("w")
-    assert rec.calls == [0, 1, 0, 1]
-    assert meter.describe()["cuda_sync"] is True
-
-
-def test_cuda_sync_without_nvml_and_never_on_cpu(fake_nvml, monkeypatch, no_rapl):
-    fake_nvml(init_error="Driver Not Loaded")
-    rec = CudaRecorder()
-    install_fake_torch(monkeypatch, rec)
-    meter = make_meter("auto", device="cuda", powercap_root=no_rapl)
-    meter.begin("w")
-    meter.end("w")
-    assert rec.calls == [None, None]  # the current device
-
-    rec.calls.clear()
-    cpu = make_meter("auto", device="cpu", powercap_root=no_rapl)
-    cpu.begin("w")
-    cpu.end("w")
-    assert rec.calls == [] and cpu.describe()["cuda_sync"] is False
-
-    for available, initialized in [(False, False), (True, False)]:
-        rec.available, rec.initialized = available, initialized
-        meter.begin("w")
-        meter.end("w")
-    assert rec.calls == []  # no CUDA, or CUDA not started yet: nothing to wait for
-
-
-def test_cuda_sync_works_without_torch(fake_nvml, monkeypatch, no_rapl):
-    fake_nvml(energy={0: [0], 1: [0]})
-    monkeypatch.delitem(sys.modules, "torch", raising=False)
-    monkeypatch.setattr("builtins.__import__", _forbid("torch"))
-    meter = make_meter("auto", device="cuda", powercap_root=no_rapl)
-    meter.begin("w")
-    assert meter.end("w").source == "nvml+estimate"
-
-
-def _forbid(name: str):
-    real = __import__
-
-    def guarded(mod, *args, **kwargs):
-        if mod == name or mod.startswith(name + "."):
-            raise AssertionError(f"{name} must not be imported by the meter")
-        return real(mod, *args, **kwargs)
-
-    return guarded
-
-
-def test_cuda_sync_with_real_torch_api(fake_nvml, monkeypatch, no_rapl):
-    torch = pytest.importorskip("torch")
-    fake_nvml(energy={0: [0], 1: [0]})
-    calls: list = []
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
-    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(device))
-    meter = make_meter("auto", device="cuda:1", powercap_root=no_rapl)
-    meter.begin("w")
-    meter.end("w")
-    assert calls == [1, 1]
 
 
 # --------------------------------------------------------------------------- RAPL
@@ -440,15 +163,15 @@ def test_rapl_absent(no_rapl, tmp_path):
         make_meter("rapl", powercap_root=no_rapl)
 
 
-def test_auto_prefers_rapl_when_readable(powercap, fake_nvml):
+def test_auto_prefers_rapl_when_readable(powercap, monkeypatch):
     root, _ = powercap
-    fake_nvml(energy={0: [0], 1: [0]})
+    fake = FakeNvml.of(2).install(monkeypatch)
     assert make_meter("auto", device="cpu", powercap_root=str(root)).source == "rapl"
-    meter = make_meter("auto", device="cuda", powercap_root=str(root))
+    meter = make_meter("auto", device="cuda", powercap_root=str(root), clock=fake.clock.clock)
     assert meter.source == "nvml+rapl"
     meter.begin("w")
     m = meter.end("w")
-    assert not m.estimated and {"gpu:0", "gpu:1", "cpu-package:0", "dram:0"} <= set(m.parts)
+    assert not m.estimated and {"gpu:0", "cpu-package:0", "dram:0"} <= set(m.parts)
     meter.close()
 
 
@@ -528,13 +251,14 @@ def test_unknown_kind():
         make_meter("joulemeter")
 
 
-def test_describe_is_json(powercap, fake_nvml, no_rapl):
+def test_describe_is_json(powercap, monkeypatch, no_rapl):
     root, _ = powercap
-    fake_nvml(energy={0: [0], 1: [0]}, unsupported={1})
+    fake = FakeNvml.of(2).install(monkeypatch)
+    fake.boards[1].energy_counter = False
     meters = [
         make_meter("estimate"),
         make_meter("rapl", powercap_root=str(root)),
-        make_meter("auto", device="cuda", powercap_root=no_rapl),
+        make_meter("auto", device="cuda", gpu_indices=[0, 1], powercap_root=no_rapl, clock=fake.clock.clock),
     ]
     for meter in meters:
         facts = json.loads(json.dumps(meter.describe()))

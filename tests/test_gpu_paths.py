@@ -1,7 +1,8 @@
 """The GPU code paths beyond the meter itself, on any machine: the vendor library (pynvml) is a fake
-and torch.cuda is patched, so what rightsize does *around* a GPU is checked without one: device
-resolution, the record an evaluation writes under an NVML meter, the encoder's device, precision
-and attention choices, and the run environment.
+that behaves like a real board (tests/fake_nvml.py) and torch.cuda is patched, so what rightsize does
+*around* a GPU is checked without one: device resolution, the encoder's device, precision and
+attention choices, and the run environment. The energy a record carries on a GPU is in
+test_gpu_energy.py.
 
 Tests marked ``gpu`` run the same paths on a real CUDA device (``pytest -m gpu``, and
 ``scripts/gpu_check.sh`` on a lent GPU machine); they skip where there is none.
@@ -19,101 +20,52 @@ import torch
 from rightsize.encoder import Encoder
 from rightsize.energy import make_meter
 from rightsize.errors import RightsizeError
-from rightsize.evaluate import EvalPlan, evaluate_rung
-from rightsize.ladder import load_ladder
-from rightsize.rungs import RunContext
 from rightsize.session import resolve_device
-from rightsize.tasks import load_data, load_task
-from test_energy import FakeNvml
+from fake_nvml import FakeNvml, FakeTorchCuda
 
 HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA device")
 
 
-class Cuda:
-    """torch.cuda as rightsize sees it on a one-GPU machine, with the calls it receives."""
-
-    def __init__(self, monkeypatch, available: bool = True):
-        self.synced: list = []
-        self.emptied = 0
-        monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
-        monkeypatch.setattr(torch.cuda, "is_initialized", lambda: available)
-        monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: self.synced.append(device))
-        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1 if available else 0)
-        monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "NVIDIA H200")
-        monkeypatch.setattr(torch.cuda, "empty_cache", self._empty)
-
-    def _empty(self) -> None:
-        self.emptied += 1
-
-
 @pytest.fixture
-def nvml(monkeypatch):
-    """One fake GPU whose energy counter adds 250 mJ per read."""
-    import sys
-
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    fake = FakeNvml(count=1, energy={0: 250})
-    monkeypatch.setitem(sys.modules, "pynvml", fake.module)
-    return fake
-
-
-@pytest.fixture
-def data(tiny_task):
-    return load_data(load_task(tiny_task))
+def gpu(monkeypatch) -> FakeTorchCuda:
+    """One fake H200: pynvml and torch.cuda."""
+    return FakeTorchCuda(FakeNvml.of(1).install(monkeypatch)).install(monkeypatch)
 
 
 # ------------------------------------------------------------------ device resolution
 
 
-def test_auto_device_follows_torch_cuda(monkeypatch):
-    Cuda(monkeypatch, available=True)
+def test_auto_device_follows_torch_cuda(gpu):
     assert resolve_device("auto") == "cuda" and resolve_device("cuda") == "cuda" and resolve_device("cpu") == "cpu"
-    Cuda(monkeypatch, available=False)
+    gpu.available = False
     assert resolve_device("auto") == "cpu"
     with pytest.raises(RightsizeError, match="--device cuda: no CUDA device"):
         resolve_device("cuda")
 
 
-# ------------------------------------------------------------------ the record under an NVML meter
+# ------------------------------------------------------------------ the meter on a CUDA run
 
 
-def test_a_gpu_meter_puts_gpu_and_host_energy_in_the_record(monkeypatch, nvml, data, tiny_ladder, tmp_path):
-    cuda = Cuda(monkeypatch)
-    meter = make_meter("auto", device="cuda", powercap_root=str(tmp_path / "no-rapl"))
-    assert meter.source == "nvml+estimate"
-    record = evaluate_rung(data, load_ladder(tiny_ladder)["tiny-probe"], meter, RunContext(), EvalPlan())
-    assert record["status"] == "ok", record.get("error")
-    assert record["energy_source"] == "nvml+estimate"
-    for phase in ("load", "fit", "infer"):
-        parts = record["energy_parts"][phase]
-        assert set(parts) == {"gpu:0", "cpu-estimate"}
-        # The fake GPU counter adds 250 mJ per read: a window (two reads) is 0.25 J.
-        assert parts["gpu:0"] == pytest.approx(0.25)
-        assert record["joules_spent"][phase] == pytest.approx(sum(parts.values()))
-    assert record["joules_per_query"] == pytest.approx(record["joules"]["infer"] / record["n_examples"])
-    # GPU work is waited for at both edges of every window (each phase, and the encoder's own).
-    assert len(cuda.synced) >= 6 and set(cuda.synced) == {0}
-    meter.close()
-
-
-def test_nvml_missing_on_a_cuda_run_falls_back_to_host_energy_and_says_so(monkeypatch, tmp_path, caplog):
+def test_nvml_missing_on_a_cuda_run_falls_back_to_host_energy_and_says_so(monkeypatch, gpu, tmp_path, caplog):
     import sys
 
-    Cuda(monkeypatch)
     monkeypatch.setitem(sys.modules, "pynvml", None)  # `import pynvml` fails, as without the package
     with caplog.at_level(logging.WARNING, logger="rightsize"):
         meter = make_meter("auto", device="cuda", powercap_root=str(tmp_path / "no-rapl"))
     assert meter.source == "estimate"
     assert "GPU energy is NOT measured" in caplog.text
+    assert meter.describe()["gpu_energy"].startswith("not measured: pynvml is not importable")
+    assert gpu.warmed == [0]  # CUDA is warmed up whatever meters it
 
 
-def test_the_run_environment_names_the_gpu(monkeypatch):
+def test_the_run_environment_names_the_gpu(gpu):
     from rightsize import environment
 
-    Cuda(monkeypatch)
     env = environment.collect("run-1", "cuda", {"source": "nvml"})
     assert env["gpus"] == ["NVIDIA H200"] and env["device"] == "cuda"
+    assert env["gpu_in_use"] == {"index": 0, "name": "NVIDIA H200", "uuid": gpu.uuid(0)}
+    assert environment.collect("run-1", "cpu", {"source": "estimate"})["gpu_in_use"] is None
 
 
 # ------------------------------------------------------------------ the encoder's device and precision
@@ -147,12 +99,11 @@ def test_the_device_and_attention_kernel_reach_sentence_transformers(monkeypatch
     assert enc.st[0].model.config._attn_implementation == "eager"
 
 
-def test_closing_a_gpu_encoder_returns_its_memory(monkeypatch, tiny_encoder):
-    cuda = Cuda(monkeypatch)
+def test_closing_a_gpu_encoder_returns_its_memory(gpu, tiny_encoder):
     Encoder(str(tiny_encoder), device="cuda").close()
-    assert cuda.emptied == 1
+    assert gpu.emptied == 1
     Encoder(str(tiny_encoder), device="cpu").close()
-    assert cuda.emptied == 1
+    assert gpu.emptied == 1
 
 
 def test_bf16_casts_the_weights_and_still_returns_normalized_float32(tiny_encoder):
@@ -213,6 +164,14 @@ def test_nvml_measures_real_gpu_work_and_the_window_waits_for_it():
     assert m.joules > 0 and set(m.parts) == {"gpu:0"}
     watts = m.joules / m.seconds
     assert 20 < watts < 2000, f"{watts:.0f} W is not a GPU's power"
+    # The counter as characterised when the meter opened: a step, an idle draw, the board's facts.
+    facts = meter.describe()
+    b = facts["gpu_boards"]["gpu:0"]
+    assert facts["gpu_identified_by"] == "uuid" and b["mig_mode"] != "enabled"
+    assert b["update_interval_s"] is not None and 0.001 <= b["update_interval_s"] <= 1.0, b
+    assert b["idle_watts"] is not None and 5 < b["idle_watts"] < (b["power_limit_w"] or 2000), b
+    if not m.below_resolution:  # one step x the window's mean power
+        assert m.uncertainty == pytest.approx(b["resolution_s"] * max(watts, b["idle_watts"]), rel=1e-6)
 
 
 @pytest.mark.gpu
@@ -231,3 +190,7 @@ def test_evaluate_on_cuda_records_gpu_energy(tiny_task, tiny_ladder, tmp_path):
     assert record["status"] == "ok" and record["device"] == "cuda"
     assert record["energy_source"].startswith("nvml")
     assert all("gpu:0" in parts for parts in record["energy_parts"].values())
+    assert record["energy_basis"] == "net-of-idle" and record["idle_watts"] > 0
+    assert set(record["energy_uncertainty"]) == {"load", "fit", "infer"}
+    # The tiny probe's inference takes milliseconds: repeated to a resolvable window, or flagged.
+    assert record["infer_repeats"][0] > 1 or "infer" in record["below_resolution"]

@@ -12,6 +12,8 @@ import os
 import time
 from typing import Any
 
+from rightsize.energy.counter import StepFree
+
 # Where 12 W comes from: Green Algorithms (Lannelongue, Grealey & Inouye, "Green Algorithms:
 # Quantifying the Carbon Footprint of Computation", Adv. Sci. 2021) models a CPU as TDP / cores
 # and uses 12 W per core for an unknown CPU ("Any" in data/TDP_cpu.csv of green-algorithms-tool).
@@ -21,8 +23,12 @@ from typing import Any
 DEFAULT_CPU_WATTS_PER_CORE: float = 12.0
 
 
-class EstimateCounter:
-    """CPU-time x watts-per-core; the single part is "cpu-estimate"."""
+class EstimateCounter(StepFree):
+    """CPU-time x watts-per-core; the single part is "cpu-estimate".
+
+    Step-free: process_time() has nanosecond resolution (children's time lands in one lump when
+    waited for). The estimate's own error is its model's, which no figure here bounds.
+    """
 
     name = "estimate"
     source = "estimate"

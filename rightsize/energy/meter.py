@@ -1,20 +1,22 @@
-"""The energy meter: named measurement windows over a wall clock and a set of energy counters.
+"""The energy meter: named measurement windows over a clock and a set of energy counters.
 
-Windows may nest or overlap; each one only remembers the readings at its start. ``make_meter``
-picks the counters (one back-end module each) and is the only place that knows about all of them.
+Windows may nest or overlap; each one only remembers the readings at its start. A measurement
+carries how far its reading can be off (the counters' update steps), whether the window was too
+short for its counters to resolve, the idle draw over it (where a counter measured one) and the
+reads that failed inside it. ``make_meter`` picks the counters (one back-end module each) and is the
+only place that knows about all of them.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rightsize.energy import nvml, rapl
-from rightsize.energy.counter import Counter, Unavailable
+from rightsize.energy import cuda, nvml, rapl
+from rightsize.energy.clock import SYSTEM_CLOCK, Clock
+from rightsize.energy.counter import MIN_STEPS, Counter, Unavailable
 from rightsize.energy.estimate import DEFAULT_CPU_WATTS_PER_CORE, EstimateCounter
 from rightsize.energy.nvml import NvmlCounter
 from rightsize.energy.rapl import DEFAULT_POWERCAP_ROOT, RaplCounter
@@ -23,16 +25,22 @@ from rightsize.errors import RightsizeError
 log = logging.getLogger(__name__)
 
 KINDS = ("auto", "nvml", "rapl", "estimate")
+NET_OF_IDLE = "net-of-idle"
+GROSS = "gross"
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """Wall time and energy of one window."""
+    """Wall time and energy of one window. ``joules`` and ``parts`` are gross: what the counters read."""
 
     seconds: float
     joules: float
     source: str  # "nvml", "rapl", "estimate", or composite such as "nvml+rapl"
     parts: dict[str, float] = field(default_factory=dict)  # joules per part
+    uncertainty: float = 0.0  # joules the counters' update steps can put ``joules`` off by
+    below_resolution: bool = False  # shorter than MIN_STEPS update steps of a counter
+    idle: dict[str, float] = field(default_factory=dict)  # per part with an idle baseline: its joules
+    read_errors: int = 0  # reads in the window that failed and kept the last value
 
     @property
     def estimated(self) -> bool:
@@ -41,17 +49,54 @@ class Measurement:
             p.endswith("estimate") for p in self.parts
         )
 
+    @property
+    def net_parts(self) -> dict[str, float]:
+        """Joules per part above its idle draw; never below 0 (a reading under the idle draw is
+        within the uncertainty)."""
+        return {p: max(0.0, j - self.idle.get(p, 0.0)) for p, j in self.parts.items()}
+
+    @property
+    def net_joules(self) -> float:
+        return sum(self.net_parts.values())
+
+    def per_pass(self, passes: int) -> "Measurement":
+        """One pass's share of a window that ran the same work ``passes`` times."""
+        return replace(
+            self,
+            seconds=self.seconds / passes,
+            joules=self.joules / passes,
+            parts={p: j / passes for p, j in self.parts.items()},
+            uncertainty=self.uncertainty / passes,
+            idle={p: j / passes for p, j in self.idle.items()},
+        )
+
 
 class Meter:
     """Measures named windows: ``begin(name)`` ... ``end(name) -> Measurement``."""
 
-    def __init__(self, counters: Sequence[Counter], sync: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        counters: Sequence[Counter],
+        sync: Callable[[], None] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        notes: dict[str, str] | None = None,
+    ) -> None:
         if not counters:
             raise ValueError("a meter needs at least one counter")
         self._counters = list(counters)
         self._sync = sync
-        self._open: dict[str, tuple[float, list[dict[str, float]]]] = {}
+        self._clock = clock
+        self._open: dict[str, tuple[float, list[dict[str, float]], int]] = {}
         self.source = "+".join(c.source for c in self._counters)
+        self.notes = dict(notes or {})
+        # The coarsest counter decides: a window must be long for every counter in it.
+        self.resolution_s = max(c.resolution_s for c in self._counters)
+        self.min_window_s = MIN_STEPS * self.resolution_s
+        self.idle_watts = {p: w for c in self._counters for p, w in c.idle_watts.items()}
+        self.basis = NET_OF_IDLE if self.idle_watts else GROSS
+
+    def _read_errors(self) -> int:
+        return sum(c.read_errors for c in self._counters)
 
     def begin(self, name: str) -> None:
         """Start window ``name``; ValueError if it is already open."""
@@ -60,79 +105,73 @@ class Meter:
         if self._sync is not None:
             self._sync()  # queued GPU work belongs to whatever ran before the window
         readings = [c.read() for c in self._counters]
-        self._open[name] = (time.perf_counter(), readings)
+        self._open[name] = (self._clock.now(), readings, self._read_errors())
+
+    def elapsed(self, name: str) -> float:
+        """Seconds since window ``name`` began (GPU work still queued not waited for)."""
+        try:
+            return self._clock.now() - self._open[name][0]
+        except KeyError:
+            raise ValueError(f"measurement window {name!r} is not open") from None
 
     def end(self, name: str) -> Measurement:
-        """Close window ``name`` and return its measurement; ValueError if it is not open."""
+        """Close window ``name`` and return its measurement; ValueError if it is not open.
+
+        The window is closed even when waiting for the GPU raises (a CUDA error): the error is the
+        caller's, the meter stays usable.
+        """
         try:
-            start, before = self._open.pop(name)
+            start, before, errors = self._open.pop(name)
         except KeyError:
             raise ValueError(f"measurement window {name!r} is not open") from None
         if self._sync is not None:
             self._sync()  # the window's GPU work must be finished to be counted
-        seconds = time.perf_counter() - start
+        seconds = self._clock.now() - start
         parts: dict[str, float] = {}
+        uncertainty = 0.0
         for counter, first in zip(self._counters, before, strict=True):
-            for part, joules in counter.read().items():
-                parts[part] = joules - first.get(part, 0.0)
+            own = {part: joules - first.get(part, 0.0) for part, joules in counter.read().items()}
+            uncertainty += counter.uncertainty(own, seconds)
+            parts.update(own)
         return Measurement(
-            seconds=seconds, joules=sum(parts.values()), source=self.source, parts=parts
+            seconds=seconds,
+            joules=sum(parts.values()),
+            source=self.source,
+            parts=parts,
+            uncertainty=uncertainty,
+            below_resolution=seconds < self.min_window_s,
+            idle={p: w * seconds for p, w in self.idle_watts.items() if p in parts},
+            read_errors=self._read_errors() - errors,
         )
+
+    def discard(self, name: str) -> None:
+        """Close window ``name`` without measuring it (its work failed); no-op if it is not open."""
+        self._open.pop(name, None)
 
     @property
     def open_windows(self) -> list[str]:
         return list(self._open)
 
     def describe(self) -> dict[str, Any]:
-        """JSON-able facts: source, counters, and each counter's own details."""
+        """JSON-able facts: source, counters, resolution, idle baseline, each counter's own details."""
         facts: dict[str, Any] = {
             "source": self.source,
             "counters": [c.name for c in self._counters],
+            "resolution_s": self.resolution_s,
+            "min_window_s": self.min_window_s,
+            "energy_basis": self.basis,
+            "idle_watts": sum(self.idle_watts.values()) if self.idle_watts else None,
         }
         for c in self._counters:
             facts.update(c.describe())
         facts["cuda_sync"] = self._sync is not None
+        facts.update(self.notes)
         return facts
 
     def close(self) -> None:
         """Stop background threads and release files held by the counters."""
         for c in self._counters:
             c.close()
-
-
-def _cuda_sync(gpu_indices: list[int] | None) -> Callable[[], None]:
-    """A synchronize for window edges that costs nothing unless torch has started CUDA.
-
-    torch is looked up at call time and never imported here: if it is not loaded, no CUDA work
-    can be queued by it, and importing it would cost seconds.
-    """
-    targets: list[int | None] = list(gpu_indices) if gpu_indices else [None]
-
-    def sync() -> None:
-        torch = sys.modules.get("torch")
-        if torch is None:
-            return
-        cuda = torch.cuda
-        # is_initialized: synchronizing before any CUDA use would create a context (~1 s, memory).
-        if not (cuda.is_available() and cuda.is_initialized()):
-            return
-        for t in targets:
-            if t is None:
-                cuda.synchronize()
-            else:
-                cuda.synchronize(t)
-
-    return sync
-
-
-def _cuda_index(device: str) -> int | None:
-    """N for "cuda:N", None for "cuda" and anything else."""
-    if not device.startswith("cuda:"):
-        return None
-    try:
-        return int(device[5:])
-    except ValueError:
-        raise RightsizeError(f"device {device!r}: expected cuda or cuda:N") from None
 
 
 def _host_cpu(powercap_root: str, watts_per_core: float) -> Counter:
@@ -159,14 +198,16 @@ def make_meter(
     gpu_indices: list[int] | None = None,
     cpu_watts: float | None = None,
     powercap_root: str = DEFAULT_POWERCAP_ROOT,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Meter:
     """Build a meter. kind: "auto", "nvml", "rapl" or "estimate".
 
-    auto: on a CUDA device with NVML usable, GPUs (NVML) + host CPU (RAPL, else estimate);
+    auto: on a CUDA device with NVML usable, the GPU in use (NVML) + host CPU (RAPL, else estimate);
     otherwise RAPL if readable, else the estimate. An explicit kind measures only that source and
-    raises RightsizeError with the reason when it is unavailable. ``gpu_indices`` are CUDA indices
-    (as the process sees them); by default "cuda:N" means [N] and "cuda" means all visible GPUs.
-    ``cpu_watts`` is watts per core for the estimate.
+    raises RightsizeError with the reason when it is unavailable. On a CUDA device the GPU is the
+    one torch computes on ("cuda:N", or torch's current device for "cuda"), found by its UUID, and
+    CUDA is warmed up (context, cuBLAS, one matmul) before any window; ``gpu_indices`` names other
+    CUDA indices to measure. ``cpu_watts`` is watts per core for the estimate.
     """
     if kind not in KINDS:
         raise RightsizeError(f"--meter {kind}: unknown meter; choose one of {', '.join(KINDS)}")
@@ -174,22 +215,34 @@ def make_meter(
         raise RightsizeError(f"cpu watts per core must be positive, got {cpu_watts!r}")
     watts = DEFAULT_CPU_WATTS_PER_CORE if cpu_watts is None else float(cpu_watts)
     on_cuda = device == "cuda" or device.startswith("cuda:")
-    index = _cuda_index(device)
-    if gpu_indices is None and index is not None:
-        gpu_indices = [index]
+    torch = cuda.loaded_torch() if on_cuda else None
+    if on_cuda and gpu_indices is None:
+        gpu_indices = [cuda.device_index(device, torch)]
+    if torch is not None:
+        for i in gpu_indices or []:
+            cuda.warm_up(torch, i)
+
+    def gpu() -> NvmlCounter:
+        if torch is None:  # no torch: CUDA indices through CUDA_VISIBLE_DEVICES
+            return NvmlCounter(gpu_indices, clock=clock)
+        uuids = {i: cuda.device_uuid(torch, i) for i in gpu_indices or []}
+        first = next(iter(uuids))
+        return NvmlCounter(uuids=uuids, clock=clock, load=lambda: cuda.busy(torch, first))
 
     counters: list[Counter] = []
+    notes: dict[str, str] = {}
     if kind == "estimate":
         counters.append(EstimateCounter(watts))
     elif kind == "rapl":
         counters.append(_required(kind, lambda: RaplCounter(powercap_root)))
     elif kind == "nvml":
-        counters.append(_required(kind, lambda: NvmlCounter(gpu_indices)))
+        counters.append(_required(kind, gpu))
     else:
         if on_cuda:
             try:
-                counters.append(NvmlCounter(gpu_indices))
+                counters.append(gpu())
             except Unavailable as e:
+                notes["gpu_energy"] = f"not measured: {e}"
                 log.warning(
                     "device %s but NVML is not usable (%s): GPU energy is NOT measured", device, e
                 )
@@ -198,8 +251,8 @@ def make_meter(
     gpu_counter = next((c for c in counters if isinstance(c, NvmlCounter)), None)
     sync = None
     if on_cuda or gpu_counter is not None:
-        sync = _cuda_sync(gpu_counter.gpu_indices if gpu_counter else gpu_indices)
-    meter = Meter(counters, sync=sync)
+        sync = cuda.synchronizer(gpu_counter.gpu_indices if gpu_counter else gpu_indices)
+    meter = Meter(counters, sync=sync, clock=clock, notes=notes)
     log.debug("energy meter: %s", meter.describe())
     return meter
 

@@ -16,7 +16,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from rightsize.energy.counter import Poller, Unavailable
+from rightsize.energy.counter import Poller, Unavailable, step_uncertainty
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,8 @@ _ZONE = re.compile(r"intel-rapl:(\d+)")
 _SUBZONE = re.compile(r"intel-rapl:(\d+):(\d+)")
 # Wrap guard: assume no zone draws over 1 kW and read at least twice per wrap period.
 _ASSUMED_MAX_WATTS = 1000.0
+# RAPL's energy status registers update about every millisecond (Intel SDM, "RAPL interfaces").
+UPDATE_S = 0.001
 
 
 @dataclass
@@ -137,6 +139,9 @@ class RaplCounter:
 
     name = "rapl"
     source = "rapl"
+    resolution_s = UPDATE_S
+    idle_watts: dict[str, float] = {}  # the package's idle draw is not subtracted: see docs/energy.md
+    read_errors = 0
 
     def __init__(self, root: str = DEFAULT_POWERCAP_ROOT) -> None:
         self.root = root
@@ -170,6 +175,9 @@ class RaplCounter:
                 self._last[i] = raw
                 self._totals[z.part] += delta * 1e-6
             return dict(self._totals)
+
+    def uncertainty(self, joules: dict[str, float], seconds: float) -> float:
+        return sum(step_uncertainty(j, seconds, UPDATE_S) for j in joules.values())
 
     def describe(self) -> dict[str, Any]:
         return {"rapl_zones": {z.part: z.path for z in self._zones}}

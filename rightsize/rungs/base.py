@@ -88,6 +88,9 @@ class Rung(ABC):
     kind: ClassVar[str]
     knobs: ClassVar[dict[str, Knob]] = {}
     needs_model: ClassVar[bool] = False
+    # predict does the same work on every call (nothing set up or learned on first use), so an
+    # inference too short for the meter can be repeated inside its window and divided (evaluate.py).
+    repeatable_predict: ClassVar[bool] = True
 
     def __init__(self, spec: RungSpec, context: RunContext, meter: "Meter | None" = None):
         self.spec = spec

@@ -85,6 +85,8 @@ def split_template(template: str) -> tuple[str, str]:
 class LmRung(Rung):
     kind = "lm"
     needs_model = True
+    # The first predict may run the scorer's self-check, and every call adds to forward_tokens.
+    repeatable_predict = False
     knobs = {
         "shots": Knob(int, 0, min=0, max=64, help="retrieved train examples in the prompt (0 = zero-shot)"),
         "retriever": Knob(str, DEFAULT_RETRIEVER, help="sentence encoder that finds the shots"),
