@@ -24,6 +24,43 @@ def _own_embedding_cache(monkeypatch, tmp_path_factory):
     """Each test gets an empty embedding cache: never the user's, never another test's hits."""
     monkeypatch.setenv("RIGHTSIZE_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
 
+
+class ScriptedCounter:
+    """Energy appears only where a test adds it."""
+
+    name = "fake"
+    source = "fake"
+
+    def __init__(self) -> None:
+        self.joules = 0.0
+
+    def read(self) -> dict[str, float]:
+        return {"fake": self.joules}
+
+    def describe(self) -> dict:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def counter(monkeypatch) -> ScriptedCounter:
+    """A counter charged 1 J for each text an encoder actually runs through its model (meter it
+    with ``Meter([counter])``): every joule in a record is then an exact count of texts encoded."""
+    from rightsize.encoder import Encoder
+
+    counter = ScriptedCounter()
+    real_forward = Encoder._forward
+
+    def forward(self, features):
+        counter.joules += float(features["input_ids"].shape[0])
+        return real_forward(self, features)
+
+    monkeypatch.setattr(Encoder, "_forward", forward)
+    return counter
+
+
 WORDS = {
     "sports": "match goal team player score win league coach".split(),
     "money": "bank card loan cash account transfer fee rate".split(),
@@ -32,9 +69,9 @@ WORDS = {
 FILLER = "the a is of and to in it".split()
 
 
-def build_tiny_encoder(folder: Path, layers: int = 2, knows_the_words: bool = True) -> Path:
-    """A 2-layer BERT with random weights whose vocabulary is the tasks' words (``knows_the_words``),
-    or only the filler, so every word that tells the classes apart reads as [UNK]: a hopeless encoder."""
+def build_tiny_encoder(folder: Path, layers: int = 2, words: bool = True) -> Path:
+    """A 2-layer BERT of hidden size 32 as a sentence-transformers folder. ``words=False`` gives it a
+    tokenizer that knows no word (each reads as [UNK]): an encoder that is at chance on any task."""
     from sentence_transformers import SentenceTransformer
     try:  # sentence-transformers >= 6
         from sentence_transformers.sentence_transformer import modules as st_models
@@ -44,14 +81,10 @@ def build_tiny_encoder(folder: Path, layers: int = 2, knows_the_words: bool = Tr
 
     hf = folder / "hf"
     hf.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + FILLER
-    if knows_the_words:
-        vocab += [w for ws in WORDS.values() for w in ws]
-    (hf / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    # transformers 5 reads the vocabulary from ``vocab`` (it ignores ``vocab_file``, leaving the five
-    # special tokens alone: every word [UNK]); transformers 4 reads ``vocab_file``.
-    tokenizer = BertTokenizerFast(vocab=str(hf / "vocab.txt"), vocab_file=str(hf / "vocab.txt"))
-    assert len(tokenizer) == len(vocab), "the tiny tokenizer lost its vocabulary"
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + FILLER + [w for ws in WORDS.values() for w in ws]
+    known = vocab if words else vocab[:5]
+    # The vocabulary itself, not a file: transformers 5 ignores ``vocab_file`` and would read every word as [UNK].
+    tokenizer = BertTokenizerFast(vocab={word: i for i, word in enumerate(known)})
     import torch
 
     torch.manual_seed(0)
@@ -73,8 +106,8 @@ def tiny_encoder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def blind_encoder(tmp_path_factory) -> Path:
-    """An encoder near chance on the tiny tasks: it cannot read their words."""
-    return build_tiny_encoder(tmp_path_factory.mktemp("blind-encoder"), knows_the_words=False)
+    """The tiny encoder reading every word as [UNK]: hopeless on any task (what pruning tests need)."""
+    return build_tiny_encoder(tmp_path_factory.mktemp("blind-encoder"), words=False)
 
 
 def make_examples(n_per_class: int, seed: int) -> list[dict]:

@@ -79,7 +79,7 @@ def test_a_search_where_every_trial_was_pruned_says_what_was_tried_and_exits_1(t
     ladder = tmp_path / "l.yaml"
     ladder.write_text(f"rungs:\n  - {{name: knn, kind: knn, model: '{blind_encoder}'}}\nsearch: {{knobs: []}}\n")
     out = tmp_path / "run"
-    # An encoder blind to the task's words is near chance: its CI upper bound cannot reach 0.99 after 30 examples.
+    # An encoder that reads no word is at chance: its CI upper bound cannot reach 0.99 after 30 examples.
     searched = invoke("search", _task_with(task, "{min: 0.99}"), "--ladder", ladder, "--trials", 3, "--out", out,
                       "--meter", "estimate", "--no-cache")
     assert searched.exit_code == 1, searched.output

@@ -302,7 +302,7 @@ def test_a_hopeless_config_is_pruned_on_part_of_the_validation_split(task, tmp_p
     assert [o.outcome for o in outcomes] == ["complete", "pruned"]
     tfidf, knn = RunLog(out, create=False).records()
     assert tfidf["status"] == "ok" and tfidf["metrics"]["accuracy"] == 1.0
-    # An encoder blind to the task's words, with one neighbour, is near chance: its CI upper bound on the first
+    # An encoder that reads no word, with one neighbour, is at chance: its CI upper bound on the first
     # 25% (30 examples) is far below the best (1.0) minus 0.05, so it never sees the rest.
     assert knn["status"] == "pruned" and knn["n_examples"] == 30 < tfidf["n_examples"]
     assert "95% CI upper bound" in knn["pruned"]["reason"]
