@@ -431,7 +431,7 @@ def _text(value: Any, where: str, field: str) -> str:
 
 
 def _read_jsonl(p: Path, text_field: str, label_field: str | None) -> tuple[list[str], list[str]]:
-    """Texts and labels of a JSON Lines file (no labels when ``label_field`` is None)."""
+    """Texts and labels of a JSONL file (no labels read when ``label_field`` is None)."""
     texts: list[str] = []
     labels: list[str] = []
     for number, line in _decoded_lines(p):
@@ -457,7 +457,7 @@ def _read_jsonl(p: Path, text_field: str, label_field: str | None) -> tuple[list
 
 
 def _read_csv(p: Path, text_field: str, label_field: str | None) -> tuple[list[str], list[str]]:
-    """Texts and labels of a CSV file with a header row (no labels when ``label_field`` is None)."""
+    """Texts and labels of a CSV file with a header row (no labels read when ``label_field`` is None)."""
     texts: list[str] = []
     labels: list[str] = []
     lines = _decoded_lines(p)
@@ -491,7 +491,7 @@ def _read_csv(p: Path, text_field: str, label_field: str | None) -> tuple[list[s
                     + f"; columns: {', '.join(header)}"
                 )
             text_col = header.index(text_field)
-            label_col = -1 if label_field is None else header.index(label_field)
+            label_col = header.index(label_field) if label_field is not None else -1
             continue
         where = f"{p}:{start}"
         for field, col in ((text_field, text_col), (label_field, label_col)):
@@ -503,6 +503,24 @@ def _read_csv(p: Path, text_field: str, label_field: str | None) -> tuple[list[s
     if header is None:
         raise RightsizeError(f"{p}: CSV file is empty (no header row)")
     return texts, labels
+
+
+def read_texts(path: str | os.PathLike, text_field: str = "text") -> list[str]:
+    """Texts to label (``rightsize predict``): JSONL or CSV (by extension) with a ``text_field``,
+    anything else one text per line; blank lines are skipped."""
+    p = Path(path)
+    fmt = _SUFFIX_FORMATS.get(p.suffix.lower())
+    if p.is_dir():
+        raise RightsizeError(f"{p}: is a folder; give a text, JSONL or CSV file")
+    if fmt == "jsonl":
+        texts, _ = _read_jsonl(p, text_field, None)
+    elif fmt == "csv":
+        texts, _ = _read_csv(p, text_field, None)
+    else:
+        texts = [line.rstrip("\r\n") for _, line in _decoded_lines(p) if line.strip()]
+    if not texts:
+        raise RightsizeError(f"{p}: no texts to label")
+    return texts
 
 
 def _read_folder(p: Path) -> tuple[list[str], list[str]]:
@@ -523,20 +541,6 @@ def _read_folder(p: Path) -> tuple[list[str], list[str]]:
             texts.append(text)
             labels.append(class_dir.name)
     return texts, labels
-
-
-def read_texts(p: Path, text_field: str = "text") -> list[str]:
-    """The texts of a JSONL or CSV file, without labels (a distillation's unlabelled transfer set),
-    read and checked like task data: one-line errors naming the file, the line and the field."""
-    if not p.exists():
-        raise RightsizeError(f"{p}: not found")
-    fmt = None if p.is_dir() else _SUFFIX_FORMATS.get(p.suffix.lower())
-    if fmt is None:
-        raise RightsizeError(f"{p}: expected a .jsonl or .csv file of texts")
-    texts, _ = (_read_jsonl if fmt == "jsonl" else _read_csv)(p, text_field, None)
-    if not texts:
-        raise RightsizeError(f"{p}: has no texts")
-    return texts
 
 
 def _read_split(task: TaskSpec, split: str) -> tuple[list[str], list[str]]:

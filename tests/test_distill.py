@@ -183,11 +183,11 @@ BAD_LADDERS = {
                           "kind 'distill' cannot be a student"),
 }
 BAD_TRANSFER = {
-    "missing": (None, "missing.jsonl: not found"),
+    "missing": (None, "missing.jsonl: cannot read"),
     "not JSON": ('{"text": "fine"}\nnot json\n', "unlabelled.jsonl:2: not valid JSON"),
     "no text field": ('{"sentence": "a text"}\n', "unlabelled.jsonl:1: missing field 'text'"),
-    "empty": ("\n", "unlabelled.jsonl: has no texts"),
-    "a text file": ("plain text\n", "unlabelled.txt: expected a .jsonl or .csv file of texts"),
+    "empty": ("\n", "unlabelled.jsonl: no texts"),
+    "a folder": (None, "unlabelled: is a folder"),
     "a CSV without the column": ("sentence\nhello\n", "CSV header has no column 'text'"),
 }
 
@@ -206,10 +206,12 @@ def test_a_bad_teacher_or_student_is_one_line_and_exit_2(tiny_task, tiny_encoder
 @pytest.mark.parametrize("case", BAD_TRANSFER)
 def test_an_unreadable_transfer_file_is_one_line_and_exit_2(tiny_task, tiny_encoder, tmp_path, case):
     content, message = BAD_TRANSFER[case]
-    name = {"a text file": "unlabelled.txt", "missing": "missing.jsonl",
+    name = {"a folder": "unlabelled", "missing": "missing.jsonl",
             "a CSV without the column": "unlabelled.csv"}.get(case, "unlabelled.jsonl")
     if content is not None:
         (tmp_path / name).write_text(content)
+    if case == "a folder":
+        (tmp_path / name).mkdir()
     out = tmp_path / "run"
     path = ladder(tmp_path, tiny_encoder, extra=f", transfer: {name}")
     result = invoke("evaluate", tiny_task, "--ladder", path, "--out", out, "--meter", "estimate", "--quiet")

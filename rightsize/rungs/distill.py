@@ -7,7 +7,7 @@ rungs:
     kind: distill
     teacher: mpnet-probe           # a rung of this ladder, by name
     student: tfidf                 # a kind, or a mapping: {kind: probe, model: ..., C: 1.0}
-    transfer: unlabelled.jsonl     # optional: texts without labels (JSONL or CSV), relative to the ladder
+    transfer: unlabelled.jsonl     # optional: unlabelled texts (JSONL, CSV or lines), relative to the ladder
 ```
 
 The ladder links the teacher (:meth:`DistillRung.link`): the student's config holds the teacher's
@@ -94,7 +94,8 @@ class DistillRung(Rung):
         "student": RungConfigKnob(dict, None, nullable=True, role="student",
                                   help="the student: a kind (tfidf) or {kind, model, knobs...}"),
         "transfer": Knob(str, None, nullable=True,
-                         help="unlabelled texts (JSONL or CSV) the teacher labels too, relative to the ladder"),
+                         help="unlabelled texts the teacher labels too (JSONL, CSV or one per line), "
+                              "relative to the ladder"),
         "transfer_field": Knob(str, "text", help="the transfer file's text field (JSONL) or column (CSV)"),
     }
 

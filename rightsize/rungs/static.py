@@ -57,6 +57,7 @@ class StaticVectors(Rung):
         set_threads(self.k["threads"], pools=("torch",))
         knobs = {name: knob.default for name, knob in ENCODER_KNOBS.items()}
         encoder = make_encoder(self, self.spec.model, {**knobs, "threads": self.k["threads"]})
+        encoder.cache = None  # it encodes no texts: no cache namespace (nor the weights' hash it takes)
         encoder.load()
         try:
             self.static = distill_static(encoder, pca_dims=self.k["pca_dims"], max_length=self.k["max_length"],
