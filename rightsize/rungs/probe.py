@@ -31,14 +31,14 @@ class LinearProbe:
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [str(p) for p in self.classifier.predict(self.embed(texts))]
 
-    def n_params(self) -> int:
-        return super().n_params() + int(self.classifier.coef_.size + self.classifier.intercept_.size)
-
     def save(self, folder: Path) -> None:
         save_linear_head(folder, self.classifier)
 
     def restore(self, folder: Path) -> None:
         self.classifier = load_linear_head(folder)
+
+    def n_params(self) -> int:
+        return super().n_params() + int(self.classifier.coef_.size + self.classifier.intercept_.size)
 
 
 @register
