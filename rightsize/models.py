@@ -7,8 +7,10 @@ the hub reachable (and ``HF_HUB_OFFLINE`` unset) a missing id is downloaded as u
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from rightsize.errors import RightsizeError
 
@@ -78,3 +80,22 @@ def count_parameters(module) -> int:
             seen.add(id(p))
             total += p.numel()
     return total
+
+
+def transformer_folder(root: Path) -> Path:
+    """The folder of a sentence-transformers model's transformer module (named in modules.json),
+    where its config.json and tokenizer live; the root itself for a plain transformers folder."""
+    modules = read_json(root / "modules.json")
+    if isinstance(modules, list):
+        for m in modules:
+            if isinstance(m, dict) and "Transformer" in str(m.get("type", "")):
+                return root / str(m.get("path", ""))
+    return root
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content, or None when it is missing or not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

@@ -32,7 +32,9 @@ WORDS = {
 FILLER = "the a is of and to in it".split()
 
 
-def build_tiny_encoder(folder: Path, layers: int = 2) -> Path:
+def build_tiny_encoder(folder: Path, layers: int = 2, words: bool = True) -> Path:
+    """A 2-layer BERT of hidden size 32 as a sentence-transformers folder. ``words=False`` gives it a
+    tokenizer that knows no word (each reads as [UNK]): an encoder that is at chance on any task."""
     from sentence_transformers import SentenceTransformer
     try:  # sentence-transformers >= 6
         from sentence_transformers.sentence_transformer import modules as st_models
@@ -43,8 +45,9 @@ def build_tiny_encoder(folder: Path, layers: int = 2) -> Path:
     hf = folder / "hf"
     hf.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + FILLER + [w for ws in WORDS.values() for w in ws]
-    (hf / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(hf / "vocab.txt"))
+    known = vocab if words else vocab[:5]
+    # The vocabulary itself, not a file: transformers 5 ignores ``vocab_file`` and would read every word as [UNK].
+    tokenizer = BertTokenizerFast(vocab={word: i for i, word in enumerate(known)})
     import torch
 
     torch.manual_seed(0)
@@ -62,6 +65,12 @@ def build_tiny_encoder(folder: Path, layers: int = 2) -> Path:
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory) -> Path:
     return build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
+
+
+@pytest.fixture(scope="session")
+def blind_encoder(tmp_path_factory) -> Path:
+    """The tiny encoder reading every word as [UNK]: hopeless on any task (what pruning tests need)."""
+    return build_tiny_encoder(tmp_path_factory.mktemp("blind-encoder"), words=False)
 
 
 def make_examples(n_per_class: int, seed: int) -> list[dict]:

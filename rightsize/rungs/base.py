@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 from rightsize.cache import CacheLedger
 from rightsize.errors import RightsizeError
@@ -30,6 +31,17 @@ class Knob:
     max: float | None = None
     nullable: bool = False
     help: str = ""
+    # (other knob, value): this knob matters only when the other one has that value (LoRA's rank
+    # only with method: lora). The search varies it only then, so no two configs differ in a knob
+    # that does nothing; a ladder that sets it where it does nothing is told so.
+    only_if: tuple[str, Any] | None = None
+
+    def applies(self, values: Mapping[str, Any], knobs: Mapping[str, "Knob"]) -> bool:
+        """Whether this knob matters for a rung whose knobs are ``values`` (missing ones at their default)."""
+        if self.only_if is None:
+            return True
+        other, wanted = self.only_if
+        return values.get(other, knobs[other].default) == wanted
 
     def validate(self, name: str, value: Any, where: str) -> Any:
         if value is None:
@@ -88,6 +100,7 @@ class Rung(ABC):
     kind: ClassVar[str]
     knobs: ClassVar[dict[str, Knob]] = {}
     needs_model: ClassVar[bool] = False
+    trained: ClassVar[bool] = False  # True where fit() trains model weights (finetune, distill, static)
 
     def __init__(self, spec: RungSpec, context: RunContext, meter: "Meter | None" = None):
         self.spec = spec
@@ -102,6 +115,11 @@ class Rung(ABC):
     def models(cls, spec: RungSpec) -> list[str]:
         """Every model this rung will load (checked before a run starts)."""
         return [spec.model] if cls.needs_model and spec.model else []
+
+    @classmethod
+    def preflight(cls, spec: RungSpec) -> None:
+        """Checks a run makes before any evaluation starts, once the rung's models are known to be
+        there (RightsizeError naming the problem): what would otherwise fail every evaluation."""
 
     @abstractmethod
     def load(self) -> None:
@@ -118,6 +136,19 @@ class Rung(ABC):
     @abstractmethod
     def n_params(self) -> int:
         """Parameters counted on the loaded/fitted objects, never declared."""
+
+    def save(self, folder: Path) -> None:
+        """Write the fitted state into ``folder`` (empty, exists): tensors as safetensors, scikit-learn
+        heads with skops or as plain arrays, settings as JSON; never pickle."""
+        raise NotImplementedError(f"kind {self.kind!r} cannot save its fitted state")
+
+    def restore(self, folder: Path) -> None:
+        """After ``load()``, take the fitted state from ``folder`` (written by ``save``) instead of ``fit()``."""
+        raise NotImplementedError(f"kind {self.kind!r} cannot restore a fitted state")
+
+    def training(self) -> dict[str, Any]:
+        """What the fit did, for kinds that train: epochs run, train examples seen, final train loss."""
+        return {}
 
     def facts(self) -> dict[str, Any]:
         """Measured facts worth recording beside the metrics (dimensions, index size, dtype...)."""
