@@ -123,6 +123,19 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def optimizer_for(params: list, settings: TrainSettings, steps: int):
+    """AdamW over ``params`` (no weight decay on biases and norms) and its learning-rate schedule:
+    linear warm-up over the first :data:`WARMUP` of ``steps``, then linear decay to zero."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    optimizer = torch.optim.AdamW(
+        [{"params": [p for p in params if p.ndim >= 2], "weight_decay": settings.weight_decay},
+         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
+        lr=settings.learning_rate)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, int(WARMUP * steps), steps)
+
+
 def train(model, tokens: PackedTokens, targets: np.ndarray, settings: TrainSettings, *,
           on_epoch: EpochHook | None = None,
           predict: Callable[[Sequence[str]], list[str]] | None = None) -> TrainingReport:
@@ -131,7 +144,6 @@ def train(model, tokens: PackedTokens, targets: np.ndarray, settings: TrainSetti
     (:func:`seed_everything`) where the model's initial weights must follow the seed too.
     ``predict`` is what ``on_epoch`` receives."""
     import torch
-    from transformers import get_linear_schedule_with_warmup
 
     n = len(tokens.lengths)
     if n == 0:
@@ -140,13 +152,8 @@ def train(model, tokens: PackedTokens, targets: np.ndarray, settings: TrainSetti
     soft = targets.ndim == 2
     target = torch.as_tensor(targets, dtype=torch.float32 if soft else torch.long)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [{"params": [p for p in params if p.ndim >= 2], "weight_decay": settings.weight_decay},
-         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
-        lr=settings.learning_rate)
     per_epoch = math.ceil(n / settings.batch_size)
-    total = per_epoch * settings.epochs
-    schedule = get_linear_schedule_with_warmup(optimizer, int(WARMUP * total), total)
+    optimizer, schedule = optimizer_for(params, settings, per_epoch * settings.epochs)
     rng = np.random.default_rng(settings.seed)
     report = TrainingReport()
     for epoch in range(1, settings.epochs + 1):
