@@ -199,12 +199,15 @@ def train(model, tokens: PackedTokens, targets: np.ndarray, settings: TrainSetti
     return report
 
 
-def predict_logits(model, tokens: PackedTokens, batch_size: int, precision: str, device: str) -> np.ndarray:
-    """Logits (float32, one row per text in input order), longest texts first in batches of ``batch_size``."""
+def predict_logits(model, tokens: PackedTokens, batch_size: int, precision: str, device: str,
+                   call: Callable | None = None) -> np.ndarray:
+    """``model``'s outputs (or ``call``'s, a function of the features: the pooled features, say), float32,
+    one row per text in input order; longest texts first in batches of ``batch_size``."""
     import torch
 
     n = len(tokens.lengths)
     model.eval()
+    call = call or model
     out: np.ndarray | None = None
     order = np.argsort(-tokens.lengths, kind="stable")
     where = next(model.parameters()).device
@@ -212,9 +215,9 @@ def predict_logits(model, tokens: PackedTokens, batch_size: int, precision: str,
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             with autocast(device, precision):
-                logits = model({k: v.to(where) for k, v in tokens.pad(idx).items()})
-            logits = logits.float().cpu().numpy()
+                rows = call({k: v.to(where) for k, v in tokens.pad(idx).items()})
+            rows = rows.float().cpu().numpy()
             if out is None:
-                out = np.empty((n, logits.shape[1]), dtype=np.float32)
-            out[idx] = logits
+                out = np.empty((n, rows.shape[1]), dtype=np.float32)
+            out[idx] = rows
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)

@@ -74,6 +74,14 @@ def test_a_finetune_learns_an_easy_task(data, tiny_encoder, knobs):
         assert facts["trainable_params"] == facts["total_params"]
 
 
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_the_head_starts_as_a_probe_on_the_frozen_encoder(data, tiny_encoder, method):
+    """At a learning rate that moves nothing, the fine-tune predicts as a linear probe would: the
+    head starts fitted (a random head would be at chance, 1/3)."""
+    rung = fitted(data, tiny_encoder, {**FAST, "method": method, "epochs": 1, "learning_rate": 1e-7})
+    assert accuracy(rung, data.test) >= 0.8
+
+
 def test_lora_merged_predicts_as_the_adapters_did(data, tiny_encoder):
     seen = {}
 
@@ -342,7 +350,7 @@ def test_bf16_on_a_gpu_trains_and_predicts_under_autocast(data, tiny_encoder, mo
     texts, labels = data.train.texts[:16], data.train.labels[:16]  # bf16 is emulated on most CPUs: slow
     rung.fit(texts, labels)
     steps = rung.training()["steps"]
-    assert steps == 2 and asked == [("cuda", torch.bfloat16)] * steps
+    assert steps == 2 and asked == [("cuda", torch.bfloat16)] * (2 + steps)  # the starting probe's 2 batches, 2 steps
     assert not any(kernels)  # deterministic kernels are a CPU promise only
     assert {p.dtype for p in rung.model.parameters()} == {torch.float32}  # weights stay fp32
     asked.clear()

@@ -2,7 +2,8 @@
 
 ``method: full`` trains every weight; ``method: lora`` trains low-rank adapters on the attention's
 query and value projections (through ``peft``) plus the head, and merges them into the weights
-after training, so inference costs what the plain encoder costs. ``layers`` cuts the encoder
+after training, so inference costs what the plain encoder costs. The head starts where a linear
+probe on the frozen encoder ends (LP-FT; see ``_start_from_probe``). ``layers`` cuts the encoder
 before training: a fine-tuned 3-layer MiniLM is a right-sizing option of its own. The training
 loop is :mod:`rightsize.training`; the model is loaded as every encoder rung loads it
 (:class:`~rightsize.encoder.Encoder`: offline, safe weights, attention kernel, layers), in fp32
@@ -37,6 +38,7 @@ LEARNING_RATES = {"full": 5e-5, "lora": 5e-4}  # the method's default (LoRA's ad
 # Encoder families peft's own table (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING) lacks:
 # their attention's query and value projections, by module name.
 ENCODER_LORA_TARGETS = {"mpnet": ["q", "v"], "distilbert": ["q_lin", "v_lin"]}
+PROBE_C = 1.0  # the starting probe's inverse regularization (on unnormalized mean-pooled states)
 STATE_FILE = "finetune.json"
 FORMAT = 1
 LORA = ("method", "lora")
@@ -141,11 +143,12 @@ class FinetuneRung(Rung):
         index = {c: i for i, c in enumerate(self.classes)}
         targets = np.array([index[label] for label in labels], dtype=np.int64)
         settings = self._settings()
-        seed_everything(settings.seed)  # the head's and the adapters' first weights, dropout
+        seed_everything(settings.seed)  # the adapters' first weights, dropout
         self.model = self._build(len(self.classes))
         self._trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         tokens = PackedTokens.of(self.encoder.st.tokenizer, texts, self.encoder.max_length)
         with deterministic(settings.device):
+            self._start_from_probe(tokens, targets)
             report = train(self.model, tokens, targets, settings, on_epoch=self.on_epoch, predict=self.predict)
         self._report = report.as_dict()
         if self.k["method"] == "lora":
@@ -153,6 +156,17 @@ class FinetuneRung(Rung):
 
             self._adapter = {k: v.detach().clone() for k, v in get_peft_model_state_dict(self.model.backbone).items()}
             self._merge()
+
+    def _start_from_probe(self, tokens: PackedTokens, targets: np.ndarray) -> None:
+        """Start the head where a linear probe on the frozen encoder ends (LP-FT, Kumar et al. 2022):
+        a random head's first steps push large, uninformed gradients into the pretrained weights,
+        and at the learning rates that keep those weights intact it learns too slowly."""
+        from sklearn.linear_model import LogisticRegression
+
+        pooled = predict_logits(self.model, tokens, self.k["batch_size"], self.k["precision"], self.context.device,
+                                call=self.model.pool)
+        probe = LogisticRegression(C=PROBE_C, max_iter=1000).fit(pooled, targets)
+        self.model.start_head_at(probe.coef_, probe.intercept_)
 
     def _merge(self) -> None:
         """LoRA: fold the adapters into the weights they adapt (inference then costs the plain encoder's)."""
