@@ -75,9 +75,12 @@ def resolve_device(device: str) -> str:
 
 
 def check_models(spec: RungSpec, allow_pickle: bool = False) -> None:
-    """Every model the rung will load is reachable and in a safe format (RightsizeError if not)."""
-    for model in rung_class(spec.kind).models(spec):
+    """Every model the rung will load is reachable and in a safe format, and the rung's own checks
+    pass (e.g. LoRA has target modules for the architecture); RightsizeError if not."""
+    cls = rung_class(spec.kind)
+    for model in cls.models(spec):
         checked_folder(model, allow_pickle)
+    cls.preflight(spec)
 
 
 def preflight_models(ladder: Ladder, allow_pickle: bool = False) -> Ladder:
