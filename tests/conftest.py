@@ -32,7 +32,9 @@ WORDS = {
 FILLER = "the a is of and to in it".split()
 
 
-def build_tiny_encoder(folder: Path, layers: int = 2) -> Path:
+def build_tiny_encoder(folder: Path, layers: int = 2, knows_the_words: bool = True) -> Path:
+    """A 2-layer BERT with random weights whose vocabulary is the tasks' words (``knows_the_words``),
+    or only the filler, so every word that tells the classes apart reads as [UNK]: a hopeless encoder."""
     from sentence_transformers import SentenceTransformer
     try:  # sentence-transformers >= 6
         from sentence_transformers.sentence_transformer import modules as st_models
@@ -42,9 +44,14 @@ def build_tiny_encoder(folder: Path, layers: int = 2) -> Path:
 
     hf = folder / "hf"
     hf.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + FILLER + [w for ws in WORDS.values() for w in ws]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + FILLER
+    if knows_the_words:
+        vocab += [w for ws in WORDS.values() for w in ws]
     (hf / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(hf / "vocab.txt"))
+    # transformers 5 reads the vocabulary from ``vocab`` (it ignores ``vocab_file``, leaving the five
+    # special tokens alone: every word [UNK]); transformers 4 reads ``vocab_file``.
+    tokenizer = BertTokenizerFast(vocab=str(hf / "vocab.txt"), vocab_file=str(hf / "vocab.txt"))
+    assert len(tokenizer) == len(vocab), "the tiny tokenizer lost its vocabulary"
     import torch
 
     torch.manual_seed(0)
@@ -62,6 +69,12 @@ def build_tiny_encoder(folder: Path, layers: int = 2) -> Path:
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory) -> Path:
     return build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
+
+
+@pytest.fixture(scope="session")
+def blind_encoder(tmp_path_factory) -> Path:
+    """An encoder near chance on the tiny tasks: it cannot read their words."""
+    return build_tiny_encoder(tmp_path_factory.mktemp("blind-encoder"), knows_the_words=False)
 
 
 def make_examples(n_per_class: int, seed: int) -> list[dict]:
