@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from rightsize.cache import CacheLedger
@@ -88,6 +89,7 @@ class Rung(ABC):
     kind: ClassVar[str]
     knobs: ClassVar[dict[str, Knob]] = {}
     needs_model: ClassVar[bool] = False
+    trained: ClassVar[bool] = False  # True where fit() trains model weights (finetune, distill, static)
 
     def __init__(self, spec: RungSpec, context: RunContext, meter: "Meter | None" = None):
         self.spec = spec
@@ -118,6 +120,19 @@ class Rung(ABC):
     @abstractmethod
     def n_params(self) -> int:
         """Parameters counted on the loaded/fitted objects, never declared."""
+
+    def save(self, folder: Path) -> None:
+        """Write the fitted state into ``folder`` (empty, exists): tensors as safetensors, scikit-learn
+        heads with skops or as plain arrays, settings as JSON; never pickle."""
+        raise NotImplementedError(f"kind {self.kind!r} cannot save its fitted state")
+
+    def restore(self, folder: Path) -> None:
+        """After ``load()``, take the fitted state from ``folder`` (written by ``save``) instead of ``fit()``."""
+        raise NotImplementedError(f"kind {self.kind!r} cannot restore a fitted state")
+
+    def training(self) -> dict[str, Any]:
+        """What the fit did, for kinds that train: epochs run, train examples seen, final train loss."""
+        return {}
 
     def facts(self) -> dict[str, Any]:
         """Measured facts worth recording beside the metrics (dimensions, index size, dtype...)."""
