@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 from rightsize.rungs import register
 from rightsize.rungs.base import Knob
 from rightsize.rungs.encoder_rung import EncoderRung
+from rightsize.rungs.state import load_linear_head, save_linear_head
 
 
 @register
@@ -22,6 +24,12 @@ class ProbeRung(EncoderRung):
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [str(p) for p in self.classifier.predict(self.embed(texts))]
+
+    def save(self, folder: Path) -> None:
+        save_linear_head(folder, self.classifier)
+
+    def restore(self, folder: Path) -> None:
+        self.classifier = load_linear_head(folder)
 
     def n_params(self) -> int:
         return super().n_params() + int(self.classifier.coef_.size + self.classifier.intercept_.size)
