@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from rightsize import environment
+from rightsize.artifacts import ArtifactStore
 from rightsize.cache import EmbeddingCache
 from rightsize.energy import Meter, make_meter
 from rightsize.errors import RightsizeError
@@ -150,6 +151,7 @@ class TaskRun:
     run_log: RunLog
     run_id: str
     planned: tuple[RungSpec, ...] = ()  # the ladder as written (before --rungs), less absent optional rungs
+    artifacts: ArtifactStore | None = None  # the run folder's fitted states (rightsize.artifacts)
 
 
 @contextlib.contextmanager
@@ -178,4 +180,5 @@ def open_run(options: RunOptions, *, seed: int = 0, rungs: list[str] | None = No
                          trust_remote_code=options.trust_remote_code, allow_pickle=options.allow_pickle, cache=cache)
     with Session(options.resolved_out_dir()) as session:
         meter = session.meter(options.meter, device, options.cpu_watts)
-        yield TaskRun(task, data, ladder, context, meter, session.run_log, session.run_id, planned)
+        yield TaskRun(task, data, ladder, context, meter, session.run_log, session.run_id, planned,
+                      ArtifactStore(session.out_dir))

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import rightsize
 from rightsize.cli import cli
 from rightsize.results import RunLog
 from rightsize.rungs import RUNG_KINDS, register
@@ -77,6 +78,9 @@ def launcher(tmp_path) -> Path:
 def start(launcher: Path, args: list, marker: Path | None, tmp_path: Path) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RIGHTSIZE_CACHE_DIR": str(tmp_path / "cache"),
            "PYTHONUNBUFFERED": "1"}
+    # The checkout under test, not whichever copy of rightsize the environment has installed.
+    checkout = str(Path(rightsize.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (checkout, env.get("PYTHONPATH")) if p)
     env.pop("SLEEPY_MARKER", None)
     if marker is not None:
         env["SLEEPY_MARKER"] = str(marker)
