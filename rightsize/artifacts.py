@@ -65,23 +65,26 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def file_listing(folder: Path) -> dict[str, dict[str, Any]]:
-    """Every regular file under ``folder``: relative POSIX path -> {bytes, sha256}. A link or any other
-    kind of entry is refused (an artifact is plain files)."""
+def file_listing(folder: Path, ignore: tuple[str, ...] = (), links: bool = False) -> dict[str, dict[str, Any]]:
+    """Every regular file under ``folder`` but the top-level names in ``ignore``: relative POSIX path
+    -> {bytes, sha256}. A link (unless ``links``: a model folder in the Hugging Face cache is links to
+    its blobs) or any other kind of entry is refused (an artifact is plain files)."""
     files = {}
     for path in sorted(folder.rglob("*")):
-        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+        if path.relative_to(folder).parts[0] in ignore:
+            continue
+        if (path.is_symlink() and not links) or not (path.is_file() or path.is_dir()):
             raise CorruptArtifact(f"{path.relative_to(folder)} is not a plain file")
         if path.is_file():
             files[path.relative_to(folder).as_posix()] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
     return files
 
 
-def check_listing(folder: Path, expected: Any) -> None:
+def check_listing(folder: Path, expected: Any, ignore: tuple[str, ...] = (), links: bool = False) -> None:
     """``folder`` holds exactly the files of ``expected`` (a :func:`file_listing`), byte for byte."""
     if not isinstance(expected, dict) or not expected:
         raise CorruptArtifact("its manifest lists no files")
-    found = file_listing(folder)
+    found = file_listing(folder, ignore, links)
     extra, missing = sorted(set(found) - set(expected)), sorted(set(expected) - set(found))
     if missing or extra:
         raise CorruptArtifact(f"{(missing or extra)[0]} is {'missing' if missing else 'not in its manifest'}")

@@ -446,6 +446,74 @@ def _evaluate_for_check(task, current, ladder_path, limit, train_limit, out_dir,
     return [{k: v for k, v in r.items() if k != "_shown_status"} for r in records], plans
 
 
+# ---------------------------------------------------------------- export, predict
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("config", required=False)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write (must not exist, or be empty).")
+@click.option("--models", "models_mode", type=click.Choice(["copy", "reference"]), default="copy", show_default=True,
+              help="Copy the files of each model the config loads into the folder, or reference models by id "
+                   "(a smaller folder; the ids must resolve where it is used).")
+def export(run_dir, config, out_dir, models_mode):
+    """Write a self-contained folder that labels texts with a config of a run.
+
+    CONFIG is a rung name, a config as recommend names it (e.g. 'tfidf (C=1)') or a record key; without
+    it, the run's recommendation. The folder holds the fitted state, the config, the label names, the
+    models it loads and a README.txt; `rightsize predict` serves it without the run folder.
+
+    \b
+    Example:
+      rightsize export results/trec6 --out trec6-model
+      rightsize export results/trec6 minilm-probe --out minilm-probe --models reference
+    """
+    from rightsize.export import export_config
+
+    click.echo(terminal.export_text(export_config(run_dir, out_dir, config, models=models_mode)))
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the predictions (JSON lines) to this file instead of stdout.")
+@click.option("--text-field", default="text", show_default=True, help="The texts' field (JSONL) or column (CSV).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Device [default: the one the config was evaluated on where available, else cpu].")
+@safety_options
+def predict(folder, input_file, out_file, text_field, device, trust_remote_code, allow_pickle):
+    """Label the texts of INPUT with an exported config: one JSON line {"index", "label"} per text.
+
+    INPUT is a text file (one text per line), JSONL or CSV (by extension) with a text field. Every file of
+    the export folder is checked against its sha256 first.
+
+    \b
+    Example:
+      rightsize predict trec6-model questions.txt --out predictions.jsonl
+    """
+    from rightsize.export import load_export
+    from rightsize.tasks import read_texts
+
+    texts = read_texts(input_file, text_field)
+    model = load_export(folder, device=device, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    try:
+        labels = model.predict(texts)
+    finally:
+        model.close()
+    lines = "".join(json.dumps({"index": i, "label": label}, ensure_ascii=False) + "\n"
+                    for i, label in enumerate(labels))
+    if out_file is None:
+        click.echo(lines, nl=False)
+        return
+    try:
+        out_file.write_text(lines, encoding="utf-8")
+    except OSError as exc:
+        raise RightsizeError(f"--out {out_file}: cannot write ({exc.strerror or exc})") from None
+    click.echo(f"wrote {len(labels)} predictions to {out_file}", err=True)
+
+
 # ---------------------------------------------------------------- cache
 
 

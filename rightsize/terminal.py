@@ -162,6 +162,19 @@ def _savings_lines(rec) -> list[str]:
     return lines
 
 
+# ---------------------------------------------------------------- export
+
+
+def export_text(result) -> str:
+    copied = [m for m, e in result.models.items() if "path" in e]
+    referenced = [m for m, e in result.models.items() if "path" not in e]
+    models = "; ".join(part for part in (f"models copied: {', '.join(copied)}" if copied else "",
+                                         f"models referenced by id: {', '.join(referenced)}" if referenced else "")
+                       if part) or "no model"
+    return (f"exported {result.label} to {result.folder} ({result.bytes / 1024**2:.1f} MiB; {models})\n"
+            f"  label texts with: rightsize predict {result.folder} INPUT")
+
+
 # ---------------------------------------------------------------- search
 
 
