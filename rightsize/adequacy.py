@@ -14,7 +14,7 @@ The rules, with evidence:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -155,7 +155,7 @@ class Judgement:
     metric: str
     verdicts: dict[str, Adequacy]  # by record key
     best: dict | None  # the highest metric (ties: lower J/query)
-    cheapest_adequate: dict | None  # the adequate config with the least J/query (ties: fewer parameters)
+    cheapest_adequate: dict | None  # the adequate config that costs least (J/query, or judge's ``cost``)
 
     @property
     def bar(self) -> float | None:
@@ -171,9 +171,10 @@ class Judgement:
 
 
 def judge(records: Sequence[Mapping[str, Any]], target: Any, metric: str, *, resamples: int = 1000,
-          seed: int = 0, level: float = 0.95) -> Judgement:
+          seed: int = 0, level: float = 0.95, cost: Callable[[Mapping[str, Any]], float] | None = None) -> Judgement:
     """Judge the ok records (which must share their examples: see :func:`comparable`) against
-    ``target`` (anything :meth:`Target.from_any` takes), with one set of bootstrap resamples."""
+    ``target`` (anything :meth:`Target.from_any` takes), with one set of bootstrap resamples.
+    ``cost``: what the cheapest adequate config minimizes (default J/query; ties: J/query, then parameters)."""
     target = Target.from_any(target)
     ok = ok_records(records)
     if not ok:
@@ -220,7 +221,8 @@ def judge(records: Sequence[Mapping[str, Any]], target: Any, metric: str, *, res
                        f"{r['metrics'][metric] - top_value:+.4f}; its {pct} CI lower bound {lo:+.4f} "
                        f"{'>' if adequate else '<='} -{value:g} over {len(references)} examples")
     adequate = [r for r in ok if verdicts[r["key"]].adequate]
-    cheapest = min(adequate, key=lambda r: (r["joules_per_query"], r.get("n_params") or 0), default=None)
+    cost = cost or (lambda r: r["joules_per_query"])
+    cheapest = min(adequate, key=lambda r: (cost(r), r["joules_per_query"], r.get("n_params") or 0), default=None)
     return Judgement(target, metric, verdicts, top, cheapest)
 
 

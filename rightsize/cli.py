@@ -110,18 +110,28 @@ def run_options(ladder_help: str, limit_help: str = "Evaluate at most N validati
     return lambda command: _apply(command, options)
 
 
-def deployment_options(command):
-    """The deployment assumptions of recommend and report: lifetime queries, PUE and the grid for carbon."""
+def objective_options(command):
+    """What recommend, report and check minimize among adequate configs, and the lifetime volume."""
     return _apply(command, (
+        click.option("--objective", type=click.Choice(["per-query", "lifetime"]), default="per-query",
+                     show_default=True, help="Choose the adequate config with the least J/query, or the least "
+                                             "lifetime energy (fit + queries/day x days x J/query: weighs training)."),
         click.option("--queries-per-day", type=click.FloatRange(min=0), default=10_000, show_default=True,
                      help="Expected queries per day, for lifetime energy."),
         click.option("--days", type=click.FloatRange(min=0), default=365, show_default=True,
                      help="Deployment lifetime in days."),
+    ))
+
+
+def deployment_options(command):
+    """The deployment assumptions of recommend and report: the objective and lifetime volume, PUE and the
+    grid for carbon."""
+    return objective_options(_apply(command, (
         click.option("--pue", type=click.FloatRange(min=1.0), default=1.2, show_default=True,
                      help="Power usage effectiveness of the data centre (facility energy / IT energy)."),
         click.option("--region", help="ISO country code of the electricity grid (e.g. de, us, fr), for carbon; "
                                       "without it no carbon figure is given."),
-    ))
+    )))
 
 
 @click.group(cls=_Group)
@@ -272,12 +282,15 @@ def models_list():
 @click.option("--no-confirm", is_flag=True, help="Do not evaluate the choice and the largest config on the test split.")
 @safety_options
 @click.pass_context
-def recommend(ctx, run_dir, as_json, queries_per_day, days, pue, region, no_confirm, trust_remote_code, allow_pickle):
+def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, pue, region, no_confirm, trust_remote_code,
+              allow_pickle):
     """Recommend the smallest adequate config of a run (chosen on validation, confirmed on test).
 
     Adequate means: the 95% bootstrap CI lower bound clears target min, or (target within d) the
     config is non-inferior to the best config by d (paired bootstrap). The choice is the adequate
-    config with the least J/query, shown next to the largest config evaluated. Exit codes: 0 an
+    config with the least J/query (--objective lifetime: the least fit + lifetime queries x J/query),
+    shown next to the largest config evaluated, with the break-even volume against each adequate config
+    that costs less to make. Exit codes: 0 an
     adequate config, certain; 1 nothing adequate (or every evaluation pruned or failed); 3 an
     answer that is not certain: rungs that set a `within` target's bar were not evaluated.
 
@@ -289,7 +302,8 @@ def recommend(ctx, run_dir, as_json, queries_per_day, days, pue, region, no_conf
     from rightsize.results import RunLog
 
     run_log = RunLog(run_dir, create=False)
-    options = dict(queries_per_day=queries_per_day, days=days, pue=pue, region=region, plans=run_log.plans())
+    options = dict(queries_per_day=queries_per_day, days=days, pue=pue, region=region, plans=run_log.plans(),
+                   objective=objective)
     try:
         rec = choose(run_log.records(), **options)
     except NothingCompleted as exc:
@@ -331,9 +345,12 @@ def _answer_exit_code(rec) -> int:
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for the files (default: RUN_DIR).")
 @click.option("--format", "formats", default="png,svg", show_default=True, help="Plot formats, comma-separated (png, svg).")
+@click.option("--x", "x_axis", type=click.Choice(["per-query", "lifetime"]),
+              help="The plot's energy axis: J/query, or lifetime energy (fit + queries/day x days x J/query) "
+                   "[default: as --objective].")
 @deployment_options
 @click.pass_context
-def report(ctx, run_dir, out_dir, formats, queries_per_day, days, pue, region):
+def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, days, pue, region):
     """Write pareto.png/.svg, report.md and a self-contained report.html from a run's runs.jsonl.
 
     The plot shows validation metric against J/query (log axis) for every config with its 95%
@@ -349,7 +366,8 @@ def report(ctx, run_dir, out_dir, formats, queries_per_day, days, pue, region):
     from rightsize.report import build_report, summary_lines
 
     files = build_report(run_dir, out_dir, queries_per_day=queries_per_day, days=days, pue=pue, region=region,
-                         formats=[f.strip() for f in formats.split(",") if f.strip()])
+                         formats=[f.strip() for f in formats.split(",") if f.strip()], objective=objective,
+                         x_axis=x_axis or objective)
     for line in summary_lines(files):
         click.echo(line)
     if files.recommendation is None:
@@ -372,9 +390,10 @@ def report(ctx, run_dir, out_dir, formats, queries_per_day, days, pue, region):
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set).")
 @run_options("Ladder to evaluate (default: the built-in ladder).", task_only=True)
+@objective_options
 @click.pass_context
 def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_json, junit, markdown, ladder_path,
-          limit, train_limit, out_dir, meter, device):
+          limit, train_limit, out_dir, meter, device, objective, queries_per_day, days):
     """Sizing gate for CI: is the shipped config adequate, within budget, and not oversized?
 
     SOURCE is a run folder (its runs.jsonl is judged as is) or a task file (the ladder and the
@@ -408,7 +427,8 @@ def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_
     else:
         raise RightsizeError(f"{source}: no such run folder or task file")
     result = judge(records, cur, min_metric=min_metric, max_joules_per_query=max_joules_per_query,
-                   tolerance_pct=tolerance, plans=plans)
+                   tolerance_pct=tolerance, plans=plans, objective=objective, queries_per_day=queries_per_day,
+                   days=days)
     write_outputs(result, junit=junit, markdown=markdown, step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
