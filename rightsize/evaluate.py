@@ -296,7 +296,7 @@ class _FitPhase:
             artifact = self.store.save(self.key, self.rung.save, about)
         except NotImplementedError:
             return  # this kind keeps nothing worth saving
-        except Exception as exc:  # noqa: BLE001 — an artifact that cannot be written costs a refit later, not the record
+        except Exception as exc:  # noqa: BLE001 — an unwritable artifact costs a refit later, not the record
             log.warning("could not save the artifact of %s: %s", r["rung"], exc)
             r["artifact"] = {"path": None, "sha256": None, "error": f"{exc.__class__.__name__}: {exc}"[:300]}
             return

@@ -57,7 +57,8 @@ class ExportResult:
 # ------------------------------------------------------------------------------------ export
 
 
-def choose_record(records: Sequence[dict[str, Any]], config: str | None, plans: Sequence[dict] = ()) -> tuple[dict, str]:
+def choose_record(records: Sequence[dict[str, Any]], config: str | None,
+                  plans: Sequence[dict] = ()) -> tuple[dict, str]:
     """``(validation record, its label)`` named by ``config`` (a record key, a config label or a rung
     name), or the run's recommendation when ``config`` is None."""
     group = comparable(records)
@@ -175,7 +176,8 @@ def _export_info(run_dir: Path, record: dict[str, Any], label: str, artifact_sha
         "device": record.get("device", "cpu"), "seed": record.get("seed", 0),
         "artifact_sha256": artifact_sha256,
         "source": {"run_dir": str(run_dir.resolve()), "task": record.get("task"), "key": record["key"],
-                   "fit_key": record.get("fit_key"), "metric": metric, "score": (record.get("metrics") or {}).get(metric),
+                   "fit_key": record.get("fit_key"), "metric": metric,
+                   "score": (record.get("metrics") or {}).get(metric),
                    "ci": (record.get("ci") or {}).get(metric), "n_examples": record.get("n_examples"),
                    "limit": record.get("limit"), "joules_per_query": record.get("joules_per_query"),
                    "joules_fit": (record.get("joules") or {}).get("fit"), "energy_source": record.get("energy_source"),

@@ -304,7 +304,8 @@ def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metri
             "joules_per_query": r["joules_per_query"], "joules_fit": (r.get("joules") or {}).get("fit", 0.0),
             "energy_source": r.get("energy_source"), "estimated": is_estimate(r),
             "adequate": v.adequate, "rule": v.rule, "detail": v.detail, "bound": v.bound, "threshold": v.threshold,
-            "pareto": r["key"] in front, "pareto_lifetime": r["key"] in lifetime_front, "trained": bool(r.get("training")),
+            "pareto": r["key"] in front, "pareto_lifetime": r["key"] in lifetime_front,
+            "trained": bool(r.get("training")),
             "lifetime_joules": life, "lifetime_carbon_g": carbon_of(life),
             "test": _test_summary(r, tests, metric),
         }

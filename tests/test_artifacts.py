@@ -247,6 +247,45 @@ def test_a_kind_that_cannot_save_is_evaluated_without_an_artifact(data, store):
     assert not store.root.exists() or list(store.root.iterdir()) == []
 
 
+def test_what_a_training_fit_did_is_recorded_and_restored_with_its_artifact(data, run, store):
+    from rightsize.rungs import RUNG_KINDS, register
+    from rightsize.rungs.base import Rung
+    from rightsize.rungs.state import read_json, write_json
+
+    if "test-trained" not in RUNG_KINDS:
+        @register
+        class Trained(Rung):
+            kind = "test-trained"
+            trained = True
+
+            def load(self):
+                self.epochs = 0
+
+            def fit(self, texts, labels):
+                self.label, self.epochs = sorted(set(labels))[-1], 2
+
+            def save(self, folder):
+                write_json(folder, "label", self.label)
+
+            def restore(self, folder):
+                self.label = read_json(folder, "label")
+
+            def predict(self, texts):
+                return [self.label] * len(texts)
+
+            def training(self):
+                return {"epochs": self.epochs, "examples": 2 * 45} if self.epochs else {}
+
+            def n_params(self):
+                return 1
+
+    spec = RungSpec("trained", "test-trained")
+    fitted = evaluate(data, spec, store, log_to=run)
+    assert fitted["training"] == {"epochs": 2, "examples": 90}
+    restored = evaluate(data, spec, store, split="test", log_to=run)
+    assert restored["artifact"]["restored"] is True and restored["training"] == fitted["training"]
+
+
 def test_recommend_confirms_on_test_from_the_artifacts(tiny_task, tiny_ladder, tmp_path, monkeypatch):
     out = tmp_path / "run"
     args = ["evaluate", str(tiny_task), "--ladder", str(tiny_ladder), "--out", str(out), "--meter", "estimate",
