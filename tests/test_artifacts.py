@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import signal
-import textwrap
 
 import pytest
 from click.testing import CliRunner
@@ -18,10 +17,13 @@ from rightsize.cli import cli
 from rightsize.energy import make_meter
 from rightsize.evaluate import EvalPlan, evaluate_rung
 from rightsize.results import RunLog
-from rightsize.rungs import RunContext, RungSpec
+from rightsize.rungs import RUNG_KINDS, RunContext, RungSpec, register
+from rightsize.rungs.base import Rung
+from rightsize.rungs.state import read_json, write_json
+from rightsize.rungs.probe import ProbeRung
 from rightsize.rungs.tfidf import TfidfRung
 from rightsize.tasks import load_data, load_task
-from test_faults import complete_lines, interrupt_when_sleeping, start
+from test_faults import complete_lines, interrupt_when_sleeping, launcher, start  # noqa: F401 (a fixture)
 
 KEY = "0123456789abcdef0123"
 
@@ -148,7 +150,7 @@ def test_the_test_split_restores_the_validation_fit_and_is_charged_its_recorded_
     def no_fit(*args):
         raise AssertionError("fitted although a verified artifact exists")
 
-    monkeypatch.setattr(type(_probe_class()), "fit", no_fit)
+    monkeypatch.setattr(ProbeRung, "fit", no_fit)
     test = evaluate(data, spec, store, split="test", log_to=run)
     assert test["status"] == "ok", test.get("error")
     assert test["key"] != validation["key"] and test["fit_key"] == validation["fit_key"]
@@ -158,12 +160,6 @@ def test_the_test_split_restores_the_validation_fit_and_is_charged_its_recorded_
     assert test["seconds"]["fit"] == validation["seconds"]["fit"]
     assert test["joules_spent"]["fit"] != test["joules"]["fit"]
     assert test["joules_total"] == pytest.approx(sum(test["joules"].values()))
-
-
-def _probe_class():
-    from rightsize.rungs.probe import ProbeRung
-
-    return ProbeRung.__new__(ProbeRung)
 
 
 def test_a_corrupt_artifact_is_detected_deleted_refitted_and_logged(data, run, store, caplog):
@@ -221,64 +217,56 @@ def test_a_refit_that_does_not_reproduce_the_recorded_predictions_says_so(data, 
     assert f"{first['n_examples']} of {first['n_examples']} validation predictions differ" in check["note"]
 
 
+class Constant(Rung):
+    """Says its train split's first label; it has no save, so it cannot keep an artifact."""
+
+    kind = "test-constant"
+
+    def load(self):
+        self.epochs = 0
+
+    def fit(self, texts, labels):
+        self.label = sorted(set(labels))[0]
+
+    def predict(self, texts):
+        return [self.label] * len(texts)
+
+    def n_params(self):
+        return 1
+
+
+class Trained(Constant):
+    """A kind that 'trains': it reports what its fit did, and saves and restores its label."""
+
+    kind = "test-trained"
+    trained = True
+
+    def fit(self, texts, labels):
+        super().fit(texts, labels)
+        self.epochs = 2
+
+    def save(self, folder):
+        write_json(folder, "label", self.label)
+
+    def restore(self, folder):
+        self.label = read_json(folder, "label")
+
+    def training(self):
+        return {"epochs": self.epochs, "examples": 2 * 45} if self.epochs else {}
+
+
+for _kind in (Constant, Trained):
+    if _kind.kind not in RUNG_KINDS:
+        register(_kind)
+
+
 def test_a_kind_that_cannot_save_is_evaluated_without_an_artifact(data, store):
-    from rightsize.rungs import RUNG_KINDS, register
-    from rightsize.rungs.base import Rung
-
-    if "test-unsaveable" not in RUNG_KINDS:
-        @register
-        class Unsaveable(Rung):
-            kind = "test-unsaveable"
-
-            def load(self):
-                pass
-
-            def fit(self, texts, labels):
-                self.label = sorted(set(labels))[0]
-
-            def predict(self, texts):
-                return [self.label] * len(texts)
-
-            def n_params(self):
-                return 1
-
-    record = evaluate(data, RungSpec("plain", "test-unsaveable"), store)
+    record = evaluate(data, RungSpec("plain", "test-constant"), store)
     assert record["status"] == "ok" and "artifact" not in record
     assert not store.root.exists() or list(store.root.iterdir()) == []
 
 
 def test_what_a_training_fit_did_is_recorded_and_restored_with_its_artifact(data, run, store):
-    from rightsize.rungs import RUNG_KINDS, register
-    from rightsize.rungs.base import Rung
-    from rightsize.rungs.state import read_json, write_json
-
-    if "test-trained" not in RUNG_KINDS:
-        @register
-        class Trained(Rung):
-            kind = "test-trained"
-            trained = True
-
-            def load(self):
-                self.epochs = 0
-
-            def fit(self, texts, labels):
-                self.label, self.epochs = sorted(set(labels))[-1], 2
-
-            def save(self, folder):
-                write_json(folder, "label", self.label)
-
-            def restore(self, folder):
-                self.label = read_json(folder, "label")
-
-            def predict(self, texts):
-                return [self.label] * len(texts)
-
-            def training(self):
-                return {"epochs": self.epochs, "examples": 2 * 45} if self.epochs else {}
-
-            def n_params(self):
-                return 1
-
     spec = RungSpec("trained", "test-trained")
     fitted = evaluate(data, spec, store, log_to=run)
     assert fitted["training"] == {"epochs": 2, "examples": 90}
@@ -306,56 +294,10 @@ def test_recommend_confirms_on_test_from_the_artifacts(tiny_task, tiny_ladder, t
 # ------------------------------------------------------------------ Ctrl-C and kill
 
 
-LAUNCHER = textwrap.dedent('''
-    """The rightsize CLI with one extra rung kind whose save sleeps (only while SLEEPY_MARKER is set)."""
-    import os, signal, sys, time
-    from pathlib import Path
-
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    from rightsize.rungs import register
-    from rightsize.rungs.base import Rung
-
-
-    @register
-    class SlowSave(Rung):
-        kind = "slow-save"
-
-        def load(self):
-            pass
-
-        def fit(self, texts, labels):
-            self.label = sorted(set(labels))[0]
-
-        def save(self, folder):
-            (folder / "label.json").write_text('"' + self.label + '"')
-            marker = os.environ.get("SLEEPY_MARKER")
-            if marker:
-                Path(marker).write_text(str(os.getpid()))
-                time.sleep(120)
-
-        def restore(self, folder):
-            self.label = (folder / "label.json").read_text().strip('"')
-
-        def predict(self, texts):
-            return [self.label] * len(texts)
-
-        def n_params(self):
-            return 1
-
-
-    from rightsize.cli import main
-
-    sys.argv[0] = "rightsize"
-    main()
-''')
-
-
 @pytest.mark.subprocess
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_ctrl_c_or_kill_while_saving_loses_no_record_and_leaves_no_half_artifact(tmp_path, tiny_task, sig):
-    launcher = tmp_path / "launch.py"
-    launcher.write_text(LAUNCHER)
+def test_ctrl_c_or_kill_while_saving_loses_no_record_and_leaves_no_half_artifact(tmp_path, tiny_task, launcher,
+                                                                                  sig):
     ladder = tmp_path / "ladder.yaml"
     ladder.write_text("rungs:\n  - {name: tfidf, kind: tfidf}\n  - {name: slow, kind: slow-save}\n")
     out, marker = tmp_path / "run", tmp_path / "sleeping"

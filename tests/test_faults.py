@@ -28,7 +28,8 @@ from rightsize.rungs import RUNG_KINDS, register
 from rightsize.rungs.base import Rung
 
 LAUNCHER = textwrap.dedent('''
-    """The rightsize CLI with one extra rung kind whose fit sleeps (only while SLEEPY_MARKER is set)."""
+    """The rightsize CLI with two extra rung kinds: ``sleepy``, whose fit sleeps, and ``slow-save``, whose
+    save sleeps (only while SLEEPY_MARKER is set)."""
     import os, signal, sys, time
     from pathlib import Path
 
@@ -59,6 +60,24 @@ LAUNCHER = textwrap.dedent('''
 
         def n_params(self):
             return 1
+
+
+    @register
+    class SlowSave(Sleepy):
+        kind = "slow-save"
+
+        def fit(self, texts, labels):
+            self.label = sorted(set(labels))[0]
+
+        def save(self, folder):
+            (folder / "label.json").write_text('"' + self.label + '"')
+            marker = os.environ.get("SLEEPY_MARKER")
+            if marker:
+                Path(marker).write_text(str(os.getpid()))
+                time.sleep(120)
+
+        def restore(self, folder):
+            self.label = (folder / "label.json").read_text().strip('"')
 
 
     from rightsize.cli import main
