@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rightsize.adequacy import comparable
-from rightsize.artifacts import (MANIFEST, STATE, ArtifactStore, CorruptArtifact, check_listing, file_listing,
-                                 read_manifest)
+from rightsize.artifacts import STATE, ArtifactStore, CorruptArtifact, check_listing, file_listing, read_manifest
 from rightsize.errors import RightsizeError
 from rightsize.naming import variant_labels
 from rightsize.results import RunLog

@@ -4,7 +4,6 @@ and never half-written by a kill."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
