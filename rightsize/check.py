@@ -8,7 +8,8 @@ Four criteria, each one JUnit test case:
   so a lucky sample does not pass the gate).
 * ``within-energy-budget`` — J/query of the current config ≤ ``--max-joules-per-query`` (skipped without it).
 * ``not-oversized`` — no adequate config (same target) is cheaper than the current one by more than
-  ``--tolerance`` percent of its J/query (the tolerance absorbs meter noise between near-equal configs).
+  ``--tolerance`` percent of its J/query (the tolerance absorbs meter noise between near-equal configs);
+  with ``--objective lifetime``, of its lifetime energy (fit + queries/day × days × J/query).
 * ``complete-evidence`` — every config that could set the bar was evaluated (:mod:`rightsize.coverage`):
   fails when a ``within`` target's ladder rungs were not all run; skipped for a folder without ``plan.jsonl``.
 
@@ -30,6 +31,7 @@ JSON (``--json``), schema ``rightsize.check/1``::
       "task": str, "split": str, "n_examples": int, "metric": str,
       "target": {"rule": "min" | "within", "value": float, "from": "task" | "--min-metric"},
       "tolerance_pct": float,
+      "objective": {"name": "per-query" | "lifetime", "queries_per_day": float, "days": float},
       "max_joules_per_query": float | null,
       "energy_source": str, "energy_estimated": bool,
       "current": Config,                  # the config under test
@@ -67,6 +69,7 @@ from rightsize.adequacy import Target, comparable, judge
 from rightsize.coverage import Coverage, assess_coverage
 from rightsize.errors import RightsizeError
 from rightsize.naming import label_of, normalized_config, variant_labels
+from rightsize.recommend import Objective
 from rightsize.rungs import RungSpec
 from rightsize.tables import human_joules
 
@@ -120,6 +123,7 @@ class CheckResult:
     cheapest_adequate: dict[str, Any] | None
     criteria: tuple[Criterion, ...] = field(default_factory=tuple)
     coverage: dict[str, Any] = field(default_factory=dict)  # rightsize.coverage.Coverage.to_dict()
+    objective: dict[str, Any] = field(default_factory=lambda: Objective().to_dict())
 
     @property
     def passed(self) -> bool:
@@ -151,6 +155,7 @@ class CheckResult:
             "task": self.task, "split": self.split, "n_examples": self.n_examples, "metric": self.metric,
             "target": self.target,
             "tolerance_pct": self.tolerance_pct,
+            "objective": self.objective,
             "max_joules_per_query": self.max_joules_per_query,
             "energy_source": self.energy_source,
             "energy_estimated": self.energy_estimated,
@@ -244,15 +249,17 @@ def same_evaluation(records: Sequence[dict[str, Any]], anchor: dict[str, Any]) -
 
 def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: float | None = None,
           max_joules_per_query: float | None = None, tolerance_pct: float = 10.0, resamples: int = 1000,
-          seed: int = 0, level: float = 0.95, plans: Sequence[dict[str, Any]] = ()) -> CheckResult:
+          seed: int = 0, level: float = 0.95, plans: Sequence[dict[str, Any]] = (), objective: str = "per-query",
+          queries_per_day: float = 10_000, days: float = 365) -> CheckResult:
     """Judge the current config against the records (and the run's ``plans``, for completeness);
-    pure (no files, no printing)."""
+    ``objective`` is what "cheaper" means for not-oversized (rightsize.recommend.Objective); pure."""
     if not 0 <= tolerance_pct < 100:
         raise RightsizeError(f"--tolerance {tolerance_pct:g}: must be a percentage in [0, 100)")
     if max_joules_per_query is not None and not max_joules_per_query > 0:
         raise RightsizeError(f"--max-joules-per-query {max_joules_per_query:g}: must be positive")
     if min_metric is not None and not 0 <= min_metric <= 1:
         raise RightsizeError(f"--min-metric {min_metric:g}: must be in [0, 1]")
+    goal = Objective(objective, queries_per_day, days)
     if not records:
         raise RightsizeError("no records: evaluate the task first (rightsize evaluate TASK --out RUN_DIR)")
     anchor = find_current(records, current)
@@ -268,7 +275,7 @@ def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: fl
     else:  # a failed record has no references: same task, split, --limit and seed pick the same examples
         pool = comparable([r for r in records if all(r.get(k) == anchor.get(k) for k in
                                                       ("task", "split", "limit", "seed"))])
-    judgement = judge(pool, target, metric, resamples=resamples, seed=seed, level=level)
+    judgement = judge(pool, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules)
     verdicts, cheapest = judgement.verdicts, judgement.cheapest_adequate
     source = anchor.get("energy_source") or "unknown"
     labels = variant_labels([*pool, anchor])
@@ -282,16 +289,16 @@ def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: fl
     criteria = [
         _meets_target(anchor, verdicts),
         _within_budget(anchor, max_joules_per_query),
-        _not_oversized(anchor, cheapest, tolerance_pct),
+        _not_oversized(anchor, cheapest, tolerance_pct, goal),
         _complete_evidence(covered),
     ]
-    if alt is not None and cur["joules_per_query"]:
-        alt["saving_pct"] = 100 * (1 - alt["joules_per_query"] / cur["joules_per_query"])
+    if alt is not None and cur["joules_per_query"] and goal.joules(anchor):
+        alt["saving_pct"] = 100 * (1 - goal.joules(cheapest) / goal.joules(anchor))
     return CheckResult(
         task=str(anchor.get("task")), split=str(anchor.get("split")), n_examples=int(anchor.get("n_examples") or 0),
         metric=metric, target=target_info, tolerance_pct=float(tolerance_pct),
         max_joules_per_query=max_joules_per_query, energy_source=source, current=cur, cheapest_adequate=alt,
-        criteria=tuple(criteria), coverage=covered.to_dict(),
+        criteria=tuple(criteria), coverage=covered.to_dict(), objective=goal.to_dict(),
     )
 
 
@@ -340,26 +347,27 @@ def _within_budget(anchor: dict[str, Any], budget: float | None) -> Criterion:
                      f"{human_joules(budget)}/query", float(jpq), float(budget))
 
 
-def _not_oversized(anchor: dict[str, Any], cheapest: dict[str, Any] | None, tolerance_pct: float) -> Criterion:
+def _not_oversized(anchor: dict[str, Any], cheapest: dict[str, Any] | None, tolerance_pct: float,
+                   goal: Objective) -> Criterion:
     tol = tolerance_pct / 100
     if cheapest is None:
         return Criterion("not-oversized", "pass", "no evaluated config meets the target, so none is a cheaper "
                          "adequate alternative", None, tol)
-    jpq = anchor.get("joules_per_query")
-    alt = cheapest["joules_per_query"]
-    if anchor.get("status") != "ok" or not jpq:
-        return Criterion("not-oversized", "fail", f"{cheapest['label']} is adequate at {human_joules(alt)}/query "
+    alt = goal.joules(cheapest)
+    if anchor.get("status") != "ok" or not anchor.get("joules_per_query") or not goal.joules(anchor):
+        return Criterion("not-oversized", "fail", f"{cheapest['label']} is adequate at {goal.amount(alt)} "
                          f"while {anchor.get('label')} failed to evaluate", None, tol)
-    saving = 1 - alt / jpq
+    cost = goal.joules(anchor)
+    saving = 1 - alt / cost
     if cheapest.get("key") == anchor.get("key") or saving <= tol:
         detail = ("it is the cheapest adequate config" if cheapest.get("key") == anchor.get("key") else
-                  f"the cheapest adequate config, {cheapest['label']} at {human_joules(alt)}/query, saves "
+                  f"the cheapest adequate config, {cheapest['label']} at {goal.amount(alt)}, saves "
                   f"{100 * saving:.0f}% (tolerance {tolerance_pct:g}%)")
-        return Criterion("not-oversized", "pass", f"{anchor['label']} at {human_joules(jpq)}/query: {detail}",
+        return Criterion("not-oversized", "pass", f"{anchor['label']} at {goal.amount(cost)}: {detail}",
                          float(max(saving, 0.0)), tol)
     return Criterion("not-oversized", "fail",
-                     f"{anchor['label']} costs {human_joules(jpq)}/query; {cheapest['label']} is adequate at "
-                     f"{human_joules(alt)}/query ({100 * saving:.0f}% less, tolerance {tolerance_pct:g}%)",
+                     f"{anchor['label']} costs {goal.amount(cost)}; {cheapest['label']} is adequate at "
+                     f"{goal.amount(alt)} ({100 * saving:.0f}% less, tolerance {tolerance_pct:g}%)",
                      float(saving), tol)
 
 
@@ -447,6 +455,8 @@ def to_markdown(result: CheckResult) -> str:
     target = _target(result).description(result.metric)
     lines += ["", md.text(f"Target: {target}, from {result.target['from']}. {result.split.capitalize()} split, "
                           f"{result.n_examples} examples; tolerance {result.tolerance_pct:g}%.")]
+    if result.objective.get("name") == "lifetime":
+        lines.append(f"Cheaper means {Objective(**result.objective).describe()}.")
     if result.energy_estimated:
         lines.append(f"Energy source: {md.code(result.energy_source)} — an estimate from CPU time, not a "
                      "measurement; compare configs measured on the same machine.")

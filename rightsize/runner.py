@@ -47,7 +47,8 @@ def run_evaluation(
             if previous is not None:
                 yield {**previous, "_shown_status": "recorded earlier"}
                 continue
-            record = evaluate_rung(run.data, spec, run.meter, run.context, plan, run_id=run.run_id)
+            record = evaluate_rung(run.data, spec, run.meter, run.context, plan, run_id=run.run_id,
+                                   artifacts=run.artifacts)
             run.run_log.append(record)
             if record["status"] != "ok":
                 log.warning("rung %s failed: %s", spec.name, record.get("error"))

@@ -15,6 +15,7 @@ from typing import Callable, Iterator, Sequence
 
 from rightsize import environment
 from rightsize.assumed import TASK_FILE, AssumedTask
+from rightsize.artifacts import ArtifactStore
 from rightsize.cache import EmbeddingCache
 from rightsize.energy import Meter, make_meter
 from rightsize.errors import RightsizeError
@@ -189,6 +190,7 @@ class TaskRun:
     run_id: str
     planned: tuple[RungSpec, ...] = ()  # the ladder as written (before --rungs), less absent optional rungs
     overlaps: Overlaps = Overlaps(())  # texts its splits share
+    artifacts: ArtifactStore | None = None  # the run folder's fitted states (rightsize.artifacts)
 
 
 @contextlib.contextmanager
@@ -228,4 +230,5 @@ def open_run(options: RunOptions, *, seed: int = 0, rungs: list[str] | None = No
             options.on_assumed(assumed, task.path)
     with Session(options.resolved_out_dir()) as session:
         meter = session.meter(options.meter, device, options.cpu_watts)
-        yield TaskRun(task, data, ladder, context, meter, session.run_log, session.run_id, planned, shared)
+        yield TaskRun(task, data, ladder, context, meter, session.run_log, session.run_id, planned, shared,
+                      ArtifactStore(session.out_dir))
