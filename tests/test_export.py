@@ -15,7 +15,8 @@ from rightsize.results import RunLog
 from rightsize.tasks import load_data, load_task
 from test_lm import build_tiny_lm
 
-KINDS = ["tfidf", "probe", "knn", "knn-probe", "lm-zero-shot", "lm-few-shot"]
+KINDS = ["tfidf", "probe", "knn", "knn-probe", "lm-zero-shot", "lm-few-shot", "finetune", "finetune-lora", "static",
+         "distill"]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,12 @@ def evaluated(tmp_path_factory, tiny_encoder):
         f"  - {{name: knn, kind: knn, model: '{tiny_encoder}', k: 5, index: hnsw}}\n"
         f"  - {{name: knn-probe, kind: knn-probe, model: '{tiny_encoder}', k: 5}}\n"
         f"  - {{name: lm-zero-shot, kind: lm, model: '{lm}', max_length: 16}}\n"
-        f"  - {{name: lm-few-shot, kind: lm, model: '{lm}', shots: 2, retriever: '{tiny_encoder}', max_length: 16}}\n")
+        f"  - {{name: lm-few-shot, kind: lm, model: '{lm}', shots: 2, retriever: '{tiny_encoder}', max_length: 16}}\n"
+        f"  - {{name: finetune, kind: finetune, model: '{tiny_encoder}', epochs: 1, batch_size: 8, threads: 1}}\n"
+        f"  - {{name: finetune-lora, kind: finetune, model: '{tiny_encoder}', method: lora, epochs: 1, batch_size: 8,"
+        " threads: 1}\n"
+        f"  - {{name: static, kind: static, model: '{tiny_encoder}', pca_dims: 8}}\n"
+        "  - {name: distill, kind: distill, teacher: probe, student: tfidf}\n")
     out = root / "run"
     result = CliRunner().invoke(cli, ["evaluate", str(task), "--ladder", str(ladder), "--out", str(out), "--meter",
                                       "estimate", "--quiet"])
