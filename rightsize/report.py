@@ -21,6 +21,7 @@ from rightsize import markdown as md
 from rightsize import recommend as policy
 from rightsize.adequacy import Target, comparable
 from rightsize.errors import RightsizeError
+from rightsize.footprint import JOULES_PER_KWH, WhereAndWhen, footprint_lines
 from rightsize.plots import FORMATS, ParetoView, Point, save_pareto
 from rightsize.results import RunLog
 from rightsize.tables import ESTIMATE_NOTE, human_count, human_grams, human_joules
@@ -42,7 +43,7 @@ class ReportFiles:
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, queries_per_day: float = 10_000,
-                 days: float = 365, pue: float = 1.2, region: str | None = None,
+                 days: float = 365, region: str | None = None, where: WhereAndWhen = WhereAndWhen(),
                  formats: Sequence[str] = FORMATS, objective: str = "per-query",
                  x_axis: str = "per-query") -> ReportFiles:
     """Write ``pareto.<fmt>``, ``report.md`` and ``report.html`` into ``out_dir`` (default: the run folder).
@@ -58,7 +59,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, quer
     if bad or not formats:
         raise RightsizeError(f"--format {','.join(formats)}: choose from {', '.join(FORMATS)}")
     try:
-        rec = policy.recommend(records, queries_per_day=queries_per_day, days=days, pue=pue, region=region,
+        rec = policy.recommend(records, queries_per_day=queries_per_day, days=days, region=region, where=where,
                                plans=run.plans(), objective=objective)
     except policy.NothingCompleted as exc:
         return _report_tried(run, exc.tried, out_dir)
@@ -358,7 +359,7 @@ def _lifetime(rec: policy.Recommendation) -> list[Block]:
     if not rec.chosen or rec.largest["key"] != rec.chosen["key"]:
         shown.append(("largest", rec.largest))
     for role, e in shown:
-        rows.append([f"{role}: `{e['rung']}`", human_joules(e["lifetime_joules"]), f"{e['lifetime_joules'] / 3.6e6:.3g}",
+        rows.append([f"{role}: `{e['rung']}`", human_joules(e["lifetime_joules"]), f"{e['lifetime_joules'] / JOULES_PER_KWH:.3g}",
                      human_grams(e["lifetime_carbon_g"])])
     if rec.savings and rec.chosen and rec.chosen["key"] != rec.largest["key"]:
         s = rec.savings
