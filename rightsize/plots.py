@@ -188,7 +188,7 @@ def draw_regions(view: RegionBars) -> Figure:
     ax.invert_yaxis()
     ax.set_xlabel("lifetime carbon (gCO2e) — lower is better")
     ax.set_title(view.title, fontsize=11, loc="left")
-    ax.legend(loc="lower right", frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
     ax.grid(axis="x", color="#e5e5e5")
     if view.caption:
         fig.text(0.01, 0.005, textwrap.fill(view.caption, 150), fontsize=7.5, va="bottom", ha="left", color="#333333")

@@ -421,7 +421,7 @@ def hourly_view(rec: policy.Recommendation, where: WhereAndWhen) -> HourlyView:
     starts = {s["job"]: hour(datetime.fromisoformat(s["best_start"])) for s in fp["shifts"]}
     return HourlyView(hourly=fp["hourly"]["value"], clock=str(where.tz), window=window, starts=starts,
                       title=f"{rec.task}: grid intensity by hour of day",
-                      caption=f"Profile: {fp['hourly']['assumptions']['source']}. Shaded: --window; dashed: the "
+                      caption=f"Profile: {fp['hourly']['assumptions']['source'].split(' ', 1)[-1]}. Shaded: --window; dashed: the "
                               "start of each one-time job that emits least within it.")
 
 
