@@ -38,6 +38,7 @@ JSON (``--json``), schema ``rightsize.check/1``::
       "cheapest_adequate": Config | null, # the policy's smallest adequate config, if any
       "certain": bool | null,             # false: configs that set the bar were not evaluated
       "coverage": {...},                  # rightsize.coverage.Coverage: missing, remaining, notes
+      "footprint": {...},                 # rightsize.footprint.assess: facility, regions, shifts, serving
       "criteria": [{"name": "meets-target" | "within-energy-budget" | "not-oversized" | "complete-evidence",
                     "status": "pass" | "fail" | "skipped",
                     "message": str,       # one sentence with the numbers
@@ -64,12 +65,13 @@ from xml.etree import ElementTree as ET
 
 import yaml
 
+from rightsize import footprint
 from rightsize import markdown as md
 from rightsize.adequacy import Target, comparable, judge
 from rightsize.coverage import Coverage, assess_coverage
 from rightsize.errors import RightsizeError
 from rightsize.naming import label_of, normalized_config, variant_labels
-from rightsize.recommend import Objective
+from rightsize.recommend import Objective, lifetime_joules
 from rightsize.rungs import RungSpec
 from rightsize.tables import human_joules
 
@@ -124,6 +126,7 @@ class CheckResult:
     criteria: tuple[Criterion, ...] = field(default_factory=tuple)
     coverage: dict[str, Any] = field(default_factory=dict)  # rightsize.coverage.Coverage.to_dict()
     objective: dict[str, Any] = field(default_factory=lambda: Objective().to_dict())
+    footprint: dict[str, Any] = field(default_factory=dict)  # rightsize.footprint.assess of current and cheapest
 
     @property
     def passed(self) -> bool:
@@ -164,6 +167,7 @@ class CheckResult:
             "criteria": [c.to_dict() for c in self.criteria],
             "certain": self.coverage.get("certain"),
             "coverage": self.coverage,
+            "footprint": self.footprint,
         }
 
 
@@ -250,7 +254,8 @@ def same_evaluation(records: Sequence[dict[str, Any]], anchor: dict[str, Any]) -
 def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: float | None = None,
           max_joules_per_query: float | None = None, tolerance_pct: float = 10.0, resamples: int = 1000,
           seed: int = 0, level: float = 0.95, plans: Sequence[dict[str, Any]] = (), objective: str = "per-query",
-          queries_per_day: float = 10_000, days: float = 365) -> CheckResult:
+          queries_per_day: float = 10_000, days: float = 365,
+          where: footprint.WhereAndWhen = footprint.WhereAndWhen()) -> CheckResult:
     """Judge the current config against the records (and the run's ``plans``, for completeness);
     ``objective`` is what "cheaper" means for not-oversized (rightsize.recommend.Objective); pure."""
     if not 0 <= tolerance_pct < 100:
@@ -299,7 +304,21 @@ def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: fl
         metric=metric, target=target_info, tolerance_pct=float(tolerance_pct),
         max_joules_per_query=max_joules_per_query, energy_source=source, current=cur, cheapest_adequate=alt,
         criteria=tuple(criteria), coverage=covered.to_dict(), objective=goal.to_dict(),
+        footprint=_footprint(records, anchor, cheapest, goal, where),
     )
+
+
+def _footprint(records: Sequence[dict[str, Any]], anchor: dict[str, Any], cheapest: dict[str, Any] | None,
+               goal: Objective, where: footprint.WhereAndWhen) -> dict[str, Any]:
+    """rightsize.footprint.assess of the current config and the cheapest adequate one (ok records only)."""
+    shown = {role: r for role, r in (("current", anchor), ("cheapest adequate", cheapest))
+             if r is not None and r.get("status") == "ok"}
+    configs = {}
+    for role, r in shown.items():
+        life = lifetime_joules(r, goal.queries_per_day, goal.days)
+        configs[role] = {"lifetime_joules": life, "serving_joules": life - (r.get("joules") or {}).get("fit", 0.0)}
+    labels = {r["key"]: r["label"] for r in shown.values()}
+    return footprint.assess(where, configs, footprint.one_time_jobs(records, labels))
 
 
 def _config_summary(record: dict[str, Any], metric: str, verdicts: dict[str, Any]) -> dict[str, Any]:
