@@ -48,8 +48,8 @@ def against_top(records: Sequence[Mapping[str, Any]], plans: Sequence[Mapping[st
     top = top_rung(plans, anchor)
     if top is None or chosen is None:
         return None
-    out: dict[str, Any] = {"rung": top["name"], "key": top["key"], "compute_weights": top["compute_weights"],
-                           "measured": None, "estimate": None}
+    out: dict[str, Any] = {"rung": top["name"], "key": top["key"], "config": top["config"],
+                           "compute_weights": top["compute_weights"], "measured": None, "estimate": None}
     same_run = ("task", "limit", "seed")
     ok = [r for r in records if r.get("status") == "ok" and isinstance(r.get("joules_per_query"), (int, float))
           and all(r.get(k) == anchor.get(k) for k in same_run)]
