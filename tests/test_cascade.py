@@ -199,3 +199,17 @@ def test_a_bad_cascade_is_one_line_and_exit_2(tiny_task, tmp_path, stubs, case):
     result = invoke("evaluate", tiny_task, "--ladder", path, "--out", out, "--meter", "estimate", "--quiet")
     assert_one_line_error(result, str(path), message)
     assert not out.exists()
+
+
+def test_the_search_tunes_one_threshold_unless_the_ladder_lists_them(tmp_path):
+    from rightsize.space import GRIDS, build_space
+
+    path = tmp_path / "ladder.yaml"
+    path.write_text("rungs:\n  - {name: a, kind: tfidf}\n  - {name: b, kind: tfidf, C: 1.0}\n"
+                    "  - {name: one, kind: cascade, stages: [a, b]}\n"
+                    "  - {name: listed, kind: cascade, stages: [a, b], thresholds: [0.6]}\n"
+                    "search: {knobs: [threshold]}\n")
+    space = build_space(load_ladder(path))
+    searched = {r["name"]: r["searched"] for r in space.describe()["rungs"]}
+    assert searched["one"] == {"threshold": list(GRIDS["threshold"])}
+    assert searched["listed"] == {}  # thresholds given: the single threshold does nothing there
