@@ -357,15 +357,22 @@ def models_list():
 # ---------------------------------------------------------------- recommend
 
 
+MEASURE_LARGEST = click.option(
+    "--measure-largest", is_flag=True,
+    help="Evaluate the ladder's largest rung on the test split when the run never measured it, so the saving "
+         "against it is measured rather than the cost model's estimate.")
+
+
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the recommendation as JSON.")
 @deployment_options
 @click.option("--no-confirm", is_flag=True, help="Do not evaluate the choice and the largest config on the test split.")
+@MEASURE_LARGEST
 @safety_options
 @click.pass_context
-def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, where, region, no_confirm, trust_remote_code,
-              allow_pickle):
+def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, where, region, no_confirm, measure_largest,
+              trust_remote_code, allow_pickle):
     """Recommend the smallest adequate config of a run (chosen on validation, confirmed on test).
 
     Adequate means: the 95% bootstrap CI lower bound clears target min, or (target within d) the
@@ -394,12 +401,18 @@ def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, where, re
                    if as_json else terminal.tried_text(exc.tried))
         ctx.exit(EXIT_NOT_ADEQUATE)
     confirmations = None
+    announce = None if as_json else (lambda name: click.echo(f"evaluating {name} on the test split", err=True))
     if rec.adequate and not no_confirm:
         from rightsize.confirm import confirm_on_test
 
-        announce = None if as_json else (lambda name: click.echo(f"evaluating {name} on the test split", err=True))
         confirmations = confirm_on_test(run_dir, [rec.chosen["key"], rec.largest["key"]], allow_pickle=allow_pickle,
                                         trust_remote_code=trust_remote_code, on_start=announce)
+        rec = choose(run_log.records(), **options)
+    if measure_largest and rec.adequate:
+        from rightsize.confirm import measure_largest as measure
+
+        confirmations = (confirmations or []) + measure(run_dir, rec, allow_pickle=allow_pickle,
+                                                        trust_remote_code=trust_remote_code, on_start=announce)
         rec = choose(run_log.records(), **options)
     if as_json:
         confirmed = None if confirmations is None else [
@@ -431,8 +444,11 @@ def _answer_exit_code(rec) -> int:
               help="The plot's energy axis: J/query, or lifetime energy (fit + queries/day x days x J/query) "
                    "[default: as --objective].")
 @deployment_options
+@MEASURE_LARGEST
+@safety_options
 @click.pass_context
-def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, days, where, region):
+def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, days, where, region, measure_largest,
+           trust_remote_code, allow_pickle):
     """Write pareto.png/.svg, report.md and a self-contained report.html from a run's runs.jsonl.
 
     The plot shows validation metric against J/query (log axis) for every config with its 95%
@@ -447,6 +463,19 @@ def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, d
     """
     from rightsize.report import build_report, summary_lines
 
+    if measure_largest:
+        from rightsize.confirm import measure_largest as measure
+        from rightsize.recommend import NothingCompleted, recommend as choose
+        from rightsize.results import RunLog
+
+        run_log = RunLog(run_dir, create=False)
+        try:
+            rec = choose(run_log.records(), plans=run_log.plans(), objective=objective)
+        except NothingCompleted:
+            rec = None
+        if rec is not None and rec.adequate:
+            measure(run_dir, rec, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
+                    on_start=lambda name: click.echo(f"evaluating {name} on the test split", err=True))
     files = build_report(run_dir, out_dir, queries_per_day=queries_per_day, days=days, where=where, region=region,
                          formats=[f.strip() for f in formats.split(",") if f.strip()], objective=objective,
                          x_axis=x_axis or objective)

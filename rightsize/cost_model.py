@@ -48,6 +48,22 @@ class CostModel:
         rate = jpq / weights
         self._rates[key] = min(rate, self._rates.get(key, rate))
 
+    @classmethod
+    def from_records(cls, records) -> "CostModel":
+        """The rates of a run folder's records (ok or pruned); records of kinds or knobs this
+        version does not know give none."""
+        from rightsize.errors import RightsizeError
+        from rightsize.recommend import spec_from_config  # recommend imports the rung kinds: import on use
+
+        cost = cls()
+        for r in records:
+            if r.get("status") in ("ok", "pruned") and isinstance(r.get("config"), Mapping):
+                try:
+                    cost.observe(spec_from_config(str(r.get("rung")), r["config"]), r)
+                except RightsizeError:
+                    pass
+        return cost
+
     def lower_bound(self, spec: RungSpec) -> float | None:
         """J/query this config costs at least, or None when nothing allows a bound."""
         weights = compute_weights_of(spec)
@@ -68,8 +84,14 @@ class CostModel:
         weights = compute_weights_of(spec)
         if not weights:
             return math.inf
+        return self.expected(spec) or float(weights)
+
+    def expected(self, spec: RungSpec) -> float | None:
+        """J/query predicted for the config at the least rate measured (for its settings, else any):
+        an estimate, never a measurement. None before anything was measured or without a readable model."""
+        weights = compute_weights_of(spec)
         least = self._least_rate(spec)
-        return (1.0 if least is None else least[0]) * weights
+        return least[0] * weights if weights and least is not None else None
 
     def _least_rate(self, spec: RungSpec) -> tuple[float, bool] | None:
         """The least rate measured for the config's run settings (and True), else the least for any

@@ -66,7 +66,7 @@ def search_end_entry(start: Mapping[str, Any], *, stopped: str, remaining: Seque
             "remaining": [{"name": n, "key": k} for n, k in listed]}
 
 
-def _matches(entry: Mapping[str, Any], anchor: Mapping[str, Any]) -> bool:
+def plan_matches(entry: Mapping[str, Any], anchor: Mapping[str, Any]) -> bool:
     # Same task, split and sample of examples (the seed only picks the sample when a limit is set).
     if entry.get("schema") != PLAN_SCHEMA:
         return False
@@ -80,20 +80,12 @@ def assess_coverage(records: Sequence[Mapping[str, Any]], anchor: Mapping[str, A
     from rightsize.cost_model import CostModel
     from rightsize.recommend import spec_from_config
 
-    entries = [p for p in plans if _matches(p, anchor)]
+    entries = [p for p in plans if plan_matches(p, anchor)]
     if not entries:
         return Coverage(None, None, note="the run folder does not record which configs were planned "
                                          "(written before rightsize recorded plan.jsonl): completeness unknown")
-    status: dict[str, str] = {}
-    cost = CostModel()
-    for r in records:
-        if "key" in r:
-            status[r["key"]] = str(r.get("status", "ok"))
-        if r.get("status") in ("ok", "pruned") and isinstance(r.get("config"), Mapping):
-            try:
-                cost.observe(spec_from_config(str(r.get("rung")), r["config"]), r)
-            except RightsizeError:
-                pass  # a record of a kind or knob this version does not know: no rate from it
+    status = {r["key"]: str(r.get("status", "ok")) for r in records if "key" in r}
+    cost = CostModel.from_records(records)
     evaluated = {k for k, s in status.items() if s in ("ok", "pruned")}
     answer_jpq = answer.get("joules_per_query") if answer else None
 
