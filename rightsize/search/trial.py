@@ -101,7 +101,7 @@ class TrialRunner:
             raise optuna.TrialPruned(outcome.detail)
         if ctx.request.objective == "pareto":
             return record["metrics"][ctx.metric], record["joules_per_query"]
-        return record["joules_per_query"]
+        return ctx.objective.joules(record)
 
     def _recorded(self, key: str) -> dict | None:
         """The latest record of ``key`` in runs.jsonl that a trial can stand on (a kill between the
