@@ -3,8 +3,6 @@ config ruled out under the lifetime objective without training."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import optuna
 import pytest
 
@@ -13,31 +11,13 @@ from rightsize.adequacy import Target
 from rightsize.recommend import Objective
 from rightsize.results import RunLog
 from rightsize.rungs import RungSpec
-from rightsize.search import SearchRequest, run_search
+from rightsize.search import run_search
 from rightsize.search.standing import Standing
 from rightsize.search.trial import epoch_step
+from test_search import request, study_of, task  # noqa: F401 (task: the fixture, 240 train / 120 validation)
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 FAST = "epochs: 3, batch_size: 16, learning_rate: 0.003, threads: 1"
-
-
-@pytest.fixture
-def task(tmp_path) -> Path:
-    """3 classes, 240 train / 120 validation (carved): TF-IDF separates them perfectly."""
-    write_jsonl(tmp_path / "data" / "train.jsonl", make_examples(120, seed=1))
-    write_jsonl(tmp_path / "data" / "test.jsonl", make_examples(10, seed=2))
-    path = tmp_path / "task.yaml"
-    path.write_text("name: words\ndata: {train: data/train.jsonl, test: data/test.jsonl}\n"
-                    "metric: accuracy\ntarget: {within: 0.05}\nvalidation_fraction: 0.334\n")
-    return path
-
-
-def request(task, ladder, out, **kw) -> SearchRequest:
-    return SearchRequest(task=task, ladder=ladder, out_dir=out, meter="estimate", no_cache=True, **kw)
-
-
-def study_of(out: Path) -> optuna.Study:
-    return optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}")
 
 
 def test_epoch_steps_come_just_before_the_first_inference_stage():
