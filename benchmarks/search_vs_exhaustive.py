@@ -9,7 +9,9 @@ Three spaces (ladders below, each with its ``search:`` block), ``--spaces``:
   2/4/6/8/10/12 layers: 20 configs, 18 of them on 9 encoder configurations;
 * ``trained``: TF-IDF, the MiniLM-L6 probe, MiniLM-L6 cut to 3 layers and fine-tuned with LoRA and
   in full for 1 or 2 epochs, static MiniLM embeddings at PCA 64/128, and the mpnet-base probe: 9
-  configs, 4 of them trained (the search prunes a fine-tune between epochs, docs/search.md).
+  configs, 4 of them trained (the search prunes a fine-tune between epochs, docs/search.md). Its
+  exhaustive run is slow on a small CPU: each static config distils the vocabulary through MiniLM
+  in its fit (310 s for one at --train-limit 400 on 2 shared, heavily loaded cores).
 
 With the embedding cache, configs that share an encoder configuration share its encoding, so an
 exhaustive run costs about one encode per encoder configuration, and the search has to evaluate
