@@ -123,8 +123,9 @@ def _trains(spec: RungSpec) -> bool:
 
 
 def _fit_setting(spec: RungSpec) -> tuple:
-    return settings_of(spec), spec.knobs.get("method", rung_class(spec.kind).knobs["method"].default
-                                             if "method" in rung_class(spec.kind).knobs else None)
+    """What a fit rate is kept per: the run settings and the training method."""
+    method = rung_class(spec.kind).knobs.get("method")
+    return settings_of(spec), spec.knobs.get("method", method.default if method is not None else None)
 
 
 def settings_of(spec: RungSpec) -> tuple:
