@@ -38,6 +38,8 @@ JSON (``--json``), schema ``rightsize.check/1``::
       "cheapest_adequate": Config | null, # the policy's smallest adequate config, if any
       "certain": bool | null,             # false: configs that set the bar were not evaluated
       "coverage": {...},                  # rightsize.coverage.Coverage: missing, remaining, notes
+      "multiplicity": {"adjust": "holm" | "none", "compared": int,  # adequacy tests in the family
+                       "changed_answer": bool, "uncorrected_choice": str | null},
       "criteria": [{"name": "meets-target" | "within-energy-budget" | "not-oversized" | "complete-evidence",
                     "status": "pass" | "fail" | "skipped",
                     "message": str,       # one sentence with the numbers
@@ -69,9 +71,9 @@ from rightsize.adequacy import Target, comparable, judge
 from rightsize.coverage import Coverage, assess_coverage
 from rightsize.errors import RightsizeError
 from rightsize.naming import label_of, normalized_config, variant_labels
-from rightsize.recommend import Objective
+from rightsize.recommend import Objective, multiplicity, multiplicity_sentence
 from rightsize.rungs import RungSpec
-from rightsize.tables import human_joules
+from rightsize.tables import human_joules, relative_energy
 
 if TYPE_CHECKING:
     from rightsize.runner import EvaluationRequest
@@ -124,6 +126,7 @@ class CheckResult:
     criteria: tuple[Criterion, ...] = field(default_factory=tuple)
     coverage: dict[str, Any] = field(default_factory=dict)  # rightsize.coverage.Coverage.to_dict()
     objective: dict[str, Any] = field(default_factory=lambda: Objective().to_dict())
+    multiplicity: dict[str, Any] = field(default_factory=dict)  # rightsize.recommend.multiplicity()
 
     @property
     def passed(self) -> bool:
@@ -164,6 +167,7 @@ class CheckResult:
             "criteria": [c.to_dict() for c in self.criteria],
             "certain": self.coverage.get("certain"),
             "coverage": self.coverage,
+            "multiplicity": self.multiplicity,
         }
 
 
@@ -250,9 +254,10 @@ def same_evaluation(records: Sequence[dict[str, Any]], anchor: dict[str, Any]) -
 def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: float | None = None,
           max_joules_per_query: float | None = None, tolerance_pct: float = 10.0, resamples: int = 1000,
           seed: int = 0, level: float = 0.95, plans: Sequence[dict[str, Any]] = (), objective: str = "per-query",
-          queries_per_day: float = 10_000, days: float = 365) -> CheckResult:
+          queries_per_day: float = 10_000, days: float = 365, adjust: str = "holm") -> CheckResult:
     """Judge the current config against the records (and the run's ``plans``, for completeness);
-    ``objective`` is what "cheaper" means for not-oversized (rightsize.recommend.Objective); pure."""
+    ``objective`` is what "cheaper" means for not-oversized (rightsize.recommend.Objective); ``adjust`` the
+    multiplicity correction (docs/adequacy.md); pure."""
     if not 0 <= tolerance_pct < 100:
         raise RightsizeError(f"--tolerance {tolerance_pct:g}: must be a percentage in [0, 100)")
     if max_joules_per_query is not None and not max_joules_per_query > 0:
@@ -275,7 +280,8 @@ def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: fl
     else:  # a failed record has no references: same task, split, --limit and seed pick the same examples
         pool = comparable([r for r in records if all(r.get(k) == anchor.get(k) for k in
                                                       ("task", "split", "limit", "seed"))])
-    judgement = judge(pool, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules)
+    judgement = judge(pool, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules,
+                      adjust=adjust)
     verdicts, cheapest = judgement.verdicts, judgement.cheapest_adequate
     source = anchor.get("energy_source") or "unknown"
     labels = variant_labels([*pool, anchor])
@@ -299,6 +305,7 @@ def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: fl
         metric=metric, target=target_info, tolerance_pct=float(tolerance_pct),
         max_joules_per_query=max_joules_per_query, energy_source=source, current=cur, cheapest_adequate=alt,
         criteria=tuple(criteria), coverage=covered.to_dict(), objective=goal.to_dict(),
+        multiplicity=multiplicity(judgement, labels),
     )
 
 
@@ -361,13 +368,13 @@ def _not_oversized(anchor: dict[str, Any], cheapest: dict[str, Any] | None, tole
     saving = 1 - alt / cost
     if cheapest.get("key") == anchor.get("key") or saving <= tol:
         detail = ("it is the cheapest adequate config" if cheapest.get("key") == anchor.get("key") else
-                  f"the cheapest adequate config, {cheapest['label']} at {goal.amount(alt)}, saves "
-                  f"{100 * saving:.0f}% (tolerance {tolerance_pct:g}%)")
+                  f"the cheapest adequate config, {cheapest['label']} at {goal.amount(alt)}, uses "
+                  f"{relative_energy(100 * saving)} (tolerance {tolerance_pct:g}%)")
         return Criterion("not-oversized", "pass", f"{anchor['label']} at {goal.amount(cost)}: {detail}",
                          float(max(saving, 0.0)), tol)
     return Criterion("not-oversized", "fail",
                      f"{anchor['label']} costs {goal.amount(cost)}; {cheapest['label']} is adequate at "
-                     f"{goal.amount(alt)} ({100 * saving:.0f}% less, tolerance {tolerance_pct:g}%)",
+                     f"{goal.amount(alt)} ({relative_energy(100 * saving)}, tolerance {tolerance_pct:g}%)",
                      float(saving), tol)
 
 
@@ -455,6 +462,8 @@ def to_markdown(result: CheckResult) -> str:
     target = _target(result).description(result.metric)
     lines += ["", md.text(f"Target: {target}, from {result.target['from']}. {result.split.capitalize()} split, "
                           f"{result.n_examples} examples; tolerance {result.tolerance_pct:g}%.")]
+    if result.multiplicity:
+        lines.append(md.text(multiplicity_sentence(result.multiplicity) + "."))
     if result.objective.get("name") == "lifetime":
         lines.append(f"Cheaper means {Objective(**result.objective).describe()}.")
     if result.energy_estimated:

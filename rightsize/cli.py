@@ -128,6 +128,9 @@ def objective_options(command):
                      help="Expected queries per day, for lifetime energy."),
         click.option("--days", type=click.FloatRange(min=0), default=365, show_default=True,
                      help="Deployment lifetime in days."),
+        click.option("--adjust", type=click.Choice(["holm", "none"]), default="holm", show_default=True,
+                     help="Multiplicity correction of the adequacy tests over the configs compared "
+                          "(Holm-Bonferroni; docs/adequacy.md)."),
     ))
 
 
@@ -333,8 +336,8 @@ def models_list():
 @click.option("--no-confirm", is_flag=True, help="Do not evaluate the choice and the largest config on the test split.")
 @safety_options
 @click.pass_context
-def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, pue, region, no_confirm, trust_remote_code,
-              allow_pickle):
+def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, adjust, pue, region, no_confirm,
+              trust_remote_code, allow_pickle):
     """Recommend the smallest adequate config of a run (chosen on validation, confirmed on test).
 
     Adequate means: the 95% bootstrap CI lower bound clears target min, or (target within d) the
@@ -354,7 +357,7 @@ def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, pue, regi
 
     run_log = RunLog(run_dir, create=False)
     options = dict(queries_per_day=queries_per_day, days=days, pue=pue, region=region, plans=run_log.plans(),
-                   objective=objective)
+                   objective=objective, adjust=adjust)
     try:
         rec = choose(run_log.records(), **options)
     except NothingCompleted as exc:
@@ -401,7 +404,7 @@ def _answer_exit_code(rec) -> int:
                    "[default: as --objective].")
 @deployment_options
 @click.pass_context
-def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, days, pue, region):
+def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, days, adjust, pue, region):
     """Write pareto.png/.svg, report.md and a self-contained report.html from a run's runs.jsonl.
 
     The plot shows validation metric against J/query (log axis) for every config with its 95%
@@ -418,7 +421,7 @@ def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, d
 
     files = build_report(run_dir, out_dir, queries_per_day=queries_per_day, days=days, pue=pue, region=region,
                          formats=[f.strip() for f in formats.split(",") if f.strip()], objective=objective,
-                         x_axis=x_axis or objective)
+                         x_axis=x_axis or objective, adjust=adjust)
     for line in summary_lines(files):
         click.echo(line)
     if files.recommendation is None:
@@ -445,7 +448,7 @@ def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, d
 @click.pass_context
 def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_json, junit, markdown, text_field,
           label_field, save_task, allow_overlap, ladder_path, limit, train_limit, out_dir, meter, device, objective,
-          queries_per_day, days):
+          queries_per_day, days, adjust):
     """Sizing gate for CI: is the shipped config adequate, within budget, and not oversized?
 
     SOURCE is a run folder (its runs.jsonl is judged as is), or a task file or a data file (JSONL,
@@ -490,7 +493,7 @@ def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_
         raise RightsizeError(f"{source}: no such run folder or task file (nor data file)")
     result = judge(records, cur, min_metric=min_metric, max_joules_per_query=max_joules_per_query,
                    tolerance_pct=tolerance, plans=plans, objective=objective, queries_per_day=queries_per_day,
-                   days=days)
+                   days=days, adjust=adjust)
     write_outputs(result, junit=junit, markdown=markdown, step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))

@@ -16,7 +16,7 @@ from rightsize import metrics as M
 from rightsize.adequacy import Target, comparable, judge, ok_records
 from rightsize.coverage import assess_coverage
 from rightsize.errors import RightsizeError
-from rightsize.naming import variant_labels
+from rightsize.naming import label_of, variant_labels
 from rightsize.rungs import RungSpec, rung_class
 from rightsize.tables import human_joules
 
@@ -204,6 +204,7 @@ class Recommendation:
     coverage: dict = field(default_factory=dict)  # rightsize.coverage.Coverage.to_dict()
     objective: dict = field(default_factory=lambda: Objective().to_dict())  # what the choice minimized
     break_even: list[dict] = field(default_factory=list)  # the chosen against each cheaper-to-make adequate config
+    multiplicity: dict = field(default_factory=dict)  # multiplicity(): the correction, configs compared, its effect
 
     @property
     def adequate(self) -> bool:
@@ -248,11 +249,12 @@ def tried_without_result(records: Sequence[Mapping[str, Any]]) -> list[dict]:
 def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metric: str | None = None,
               queries_per_day: float = 10_000, days: float = 365, pue: float = 1.2, region: str | None = None,
               resamples: int = 1000, seed: int = 0, level: float = 0.95,
-              plans: Sequence[Mapping[str, Any]] = (), objective: str = "per-query") -> Recommendation:
+              plans: Sequence[Mapping[str, Any]] = (), objective: str = "per-query",
+              adjust: str = "holm") -> Recommendation:
     """The adequate config that minimizes ``objective`` on validation (J/query, or lifetime energy),
     next to the largest; test scores when recorded; the break-even volume against each adequate config
     that costs less to make. ``plans`` (the run folder's plan.jsonl) say whether the answer is certain
-    (rightsize.coverage)."""
+    (rightsize.coverage); ``adjust`` is the family-wise correction of the adequacy tests (docs/adequacy.md)."""
     records = list(records)
     group = comparable(records)
     if not group:
@@ -270,7 +272,8 @@ def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metri
     if not pue >= 1.0:
         raise RightsizeError(f"--pue {pue!r}: a data centre's PUE is at least 1.0")
 
-    judgement = judge(group, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules)
+    judgement = judge(group, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules,
+                      adjust=adjust)
     verdicts = judgement.verdicts
     front = {r["key"] for r in pareto_front(group, metric)}
     lifetime_front = {r["key"] for r in pareto_front(group, metric, cost=lambda r: lifetime_joules(r, queries_per_day,
@@ -327,7 +330,31 @@ def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metri
                   "other_examples": sum(1 for r in others if r.get("status") == "ok")},
         coverage=covered.to_dict(), objective=goal.to_dict(),
         break_even=break_even_against(chosen, list(entries.values()), queries_per_day) if chosen else [],
+        multiplicity=multiplicity(judgement, labels),
     )
+
+
+def multiplicity(judgement, labels: Mapping[str, str]) -> dict[str, Any]:
+    """The correction a judgement used, how many configs it compared, and the answer without it when
+    that differs: ``{adjust, compared, changed_answer, uncorrected_choice}`` (a label or None)."""
+    changed = judgement.correction_changed_answer
+    other = judgement.cheapest_unadjusted
+    return {"adjust": judgement.adjust, "compared": judgement.compared, "changed_answer": changed,
+            "uncorrected_choice": label_of(other, labels) if changed and other else None}
+
+
+def multiplicity_sentence(m: Mapping[str, Any]) -> str:
+    """One sentence for every output: configs compared, and what the correction did."""
+    if not m:
+        return ""
+    if m["adjust"] == "none":
+        return (f"{m['compared']} configs compared; no multiplicity correction (--adjust none): the more configs "
+                "compared, the likelier one passes by luck")
+    text = f"{m['compared']} configs compared; verdicts Holm-corrected for multiplicity"
+    if m["changed_answer"]:
+        text += (f"; without the correction the answer would be {m['uncorrected_choice']}" if m["uncorrected_choice"]
+                 else "; without the correction nothing would be adequate")
+    return text
 
 
 def _test_summary(record: Mapping[str, Any], tests: Sequence[Mapping[str, Any]], metric: str) -> dict | None:

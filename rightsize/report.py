@@ -23,7 +23,7 @@ from rightsize.adequacy import Target, comparable
 from rightsize.errors import RightsizeError
 from rightsize.plots import FORMATS, ParetoView, Point, save_pareto
 from rightsize.results import RunLog
-from rightsize.tables import ESTIMATE_NOTE, human_count, human_grams, human_joules
+from rightsize.tables import ESTIMATE_NOTE, human_count, human_grams, human_joules, relative_energy
 
 STUDY_FILE = "study.db"
 LABEL_ALL_UP_TO = 12  # configs; above this only the front, the recommended and the largest are named
@@ -43,7 +43,7 @@ class ReportFiles:
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, queries_per_day: float = 10_000,
                  days: float = 365, pue: float = 1.2, region: str | None = None,
-                 formats: Sequence[str] = FORMATS, objective: str = "per-query",
+                 formats: Sequence[str] = FORMATS, objective: str = "per-query", adjust: str = "holm",
                  x_axis: str = "per-query") -> ReportFiles:
     """Write ``pareto.<fmt>``, ``report.md`` and ``report.html`` into ``out_dir`` (default: the run folder).
 
@@ -59,7 +59,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, quer
         raise RightsizeError(f"--format {','.join(formats)}: choose from {', '.join(FORMATS)}")
     try:
         rec = policy.recommend(records, queries_per_day=queries_per_day, days=days, pue=pue, region=region,
-                               plans=run.plans(), objective=objective)
+                               plans=run.plans(), objective=objective, adjust=adjust)
     except policy.NothingCompleted as exc:
         return _report_tried(run, exc.tried, out_dir)
     group = {r["key"]: r for r in comparable(records)}
@@ -266,7 +266,9 @@ def _coverage(rec: policy.Recommendation) -> list[Block]:
 
 
 def _recommendation(rec: policy.Recommendation) -> list[Block]:
-    return _answer(rec) + _coverage(rec)
+    multiplicity = policy.multiplicity_sentence(rec.multiplicity)
+    return _answer(rec) + ([("p", multiplicity[0].upper() + multiplicity[1:] + ".")] if multiplicity else []) + \
+        _coverage(rec)
 
 
 def _answer(rec: policy.Recommendation) -> list[Block]:
@@ -288,7 +290,7 @@ def _answer(rec: policy.Recommendation) -> list[Block]:
         pct = s.get("percent_saved")
         out.append(("p", f"Against the largest config, **{big['label']}** ({human_count(big['n_params'])} parameters, "
                          f"{rec.metric} {_metric(big)}, {human_joules(big['joules_per_query'])}/query): "
-                         f"**{pct:.0f}% less energy per query**, and {_given_up_words(g, rec.metric)}."
+                         f"**{relative_energy(pct)} energy per query**, and {_given_up_words(g, rec.metric)}."
                     if pct is not None else
                     f"The largest config, {big['label']}, has no positive J/query to compare against."))
     if c.get("test"):

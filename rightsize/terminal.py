@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rightsize import energy_quality
-from rightsize.tables import ESTIMATE_NOTE, human_count, human_grams, human_joules, records_table, render
+from rightsize.recommend import multiplicity_sentence
+from rightsize.tables import (ESTIMATE_NOTE, human_count, human_grams, human_joules, records_table, relative_energy,
+                              render)
 
 
 def progress_line(index: int, total: int, spec, cached: bool) -> str:
@@ -116,6 +118,12 @@ def coverage_lines(rec) -> list[str]:
     return [f"{lead if i == 0 else 'note: '}{n}" for i, n in enumerate(cov.get("notes") or ())]
 
 
+def multiplicity_lines(rec) -> list[str]:
+    """How many configs were compared, and what the multiplicity correction did to the answer."""
+    sentence = multiplicity_sentence(rec.multiplicity)
+    return [f"  {sentence}"] if sentence else []
+
+
 def _target_text(rec) -> str:
     from rightsize.adequacy import Target
 
@@ -131,6 +139,7 @@ def recommendation_text(rec, confirmations, no_confirm: bool) -> str:
     lines = []
     if rec.chosen is None:
         lines.append(f"no adequate configuration for task {rec.task!r}: none reaches {_target_text(rec)}")
+        lines += multiplicity_lines(rec)
         lines += coverage_lines(rec)
         lines.append(f"closest configs (of {len(rec.configs)}, on {rec.n_examples} validation examples):")
         for e in rec.closest:
@@ -141,6 +150,7 @@ def recommendation_text(rec, confirmations, no_confirm: bool) -> str:
                      f"{human_joules(c['joules_per_query'])}/query{est if c['estimated'] else ''})")
         lines.append(f"  task {rec.task!r}, target {_target_text(rec)}")
         lines.append(f"  decided by rule '{c['rule']}': {c['detail']}")
+        lines += multiplicity_lines(rec)
         lines += coverage_lines(rec)
         lines += objective_lines(rec)
     lines += ["", f"configs (validation split, {rec.n_examples} examples, by J/query):"]
@@ -194,9 +204,8 @@ def _savings_lines(rec) -> list[str]:
     if rec.rule == "min" and c["test"] and c["test"]["metric"] < rec.target["min"]:
         lines.append(f"  note: on the test split the choice scores {c['test']['metric']:.4f}, below target min "
                      f"{rec.target['min']:g}")
-    pct = f" ({s['percent_saved']:.1f}%)" if s["percent_saved"] is not None else ""
-    lines.append(f"  J/query    {human_joules(c['joules_per_query'])} vs {human_joules(big['joules_per_query'])}: "
-                 f"saves {human_joules(s['joules_per_query_saved'])} per query{pct}")
+    pct = f": {relative_energy(s['percent_saved'])}" if s["percent_saved"] is not None else ""
+    lines.append(f"  J/query    {human_joules(c['joules_per_query'])} vs {human_joules(big['joules_per_query'])}{pct}")
     kwh = 3.6e6
     lines.append(f"  lifetime   {c['lifetime_joules'] / kwh:.4g} kWh vs {big['lifetime_joules'] / kwh:.4g} kWh: "
                  f"saves {s['lifetime_kwh_saved']:.4g} kWh ({a['queries_per_day']:,g} queries/day x {a['days']:,g} days, "
@@ -259,8 +268,9 @@ def search_text(result) -> str:
             pct = rec.savings.get("percent_saved")
             lines.append(f"  against the largest config evaluated ({big['label']}, "
                          f"{human_joules(big['joules_per_query'])}/query): "
-                         f"{'-' if pct is None else f'{pct:.0f}%'} less energy per query")
+                         f"{'not comparable' if pct is None else relative_energy(pct)} energy per query")
     if rec is not None:
+        lines += multiplicity_lines(rec)
         lines += coverage_lines(rec)
     if result.objective == "pareto" and result.pareto:
         lines.append(f"pareto front ({rec.metric if rec else 'metric'} vs J/query):")

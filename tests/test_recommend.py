@@ -13,6 +13,7 @@ from rightsize.cli import cli
 from rightsize.errors import RightsizeError
 from rightsize.ladder import load_ladder
 from rightsize.results import RunLog
+from rightsize.tables import relative_energy
 
 N_CLASSES = 3
 
@@ -274,3 +275,39 @@ def test_cli_task_without_test_split_says_so(tmp_path):
     assert result.exit_code == 0, result.output
     assert "tfidf no test split" in result.output and "test       not evaluated" in result.output
     assert all(r["split"] == "validation" for r in RunLog(out, create=False).records())
+
+
+def _marginal_run(tmp_path):
+    """A cheap config just over `min 0.9` on its own, eight poor ones and a large perfect one: ten compared."""
+    y = refs(400)
+    target = {"min": 0.9, "within": None}
+    records = [record("cheap", flipped(y, 28), y, jpq=0.001, n_params=10, target=target),
+               record("big", y, y, jpq=0.01, n_params=1000, target=target)]
+    records += [record(f"poor{i}", flipped(y, 200 + i), y, jpq=0.002, n_params=20, target=target) for i in range(8)]
+    return write_run(tmp_path / "run", records)
+
+
+def test_cli_adjust_holm_by_default_says_what_the_uncorrected_rule_would_pick(tmp_path):
+    folder = _marginal_run(tmp_path)
+    holm = run("recommend", folder, "--no-confirm")
+    assert holm.exit_code == 0, holm.output
+    assert "recommendation: big" in holm.output
+    assert "10 configs compared; verdicts Holm-corrected for multiplicity; without the correction the answer " \
+           "would be cheap" in holm.output
+    doc = json.loads(run("recommend", folder, "--no-confirm", "--json").output)
+    assert doc["multiplicity"] == {"adjust": "holm", "compared": 10, "changed_answer": True,
+                                   "uncorrected_choice": "cheap"}
+    plain = run("recommend", folder, "--no-confirm", "--adjust", "none")
+    assert plain.exit_code == 0 and "recommendation: cheap" in plain.output
+    assert "10 configs compared; no multiplicity correction" in plain.output
+    report = run("report", folder, "--format", "svg")
+    assert report.exit_code == 0, report.output
+    assert "without the correction the answer would be cheap" in (folder / "report.md").read_text()
+    bad = run("recommend", folder, "--no-confirm", "--adjust", "bonferroni")
+    assert bad.exit_code == 2 and "bonferroni" in bad.output
+
+
+@pytest.mark.parametrize("percent, words", [(99.7, "99.7% less"), (99.96, "99.9% less"), (76.4, "76% less"),
+                                            (-7562.0, "7562% more"), (-76.0, "76% more"), (0.2, "about the same")])
+def test_savings_are_worded_without_negative_or_rounded_up_percentages(percent, words):
+    assert relative_energy(percent) == words
