@@ -38,6 +38,7 @@ JSON (``--json``), schema ``rightsize.check/1``::
       "cheapest_adequate": Config | null, # the policy's smallest adequate config, if any
       "certain": bool | null,             # false: configs that set the bar were not evaluated
       "coverage": {...},                  # rightsize.coverage.Coverage: missing, remaining, notes
+      "test_verdict": {"confirmed": bool | null, "detail": str, ...},  # rightsize.held_out, shown, not gated
       "multiplicity": {"adjust": "holm" | "none", "compared": int,  # adequacy tests in the family
                        "changed_answer": bool, "uncorrected_choice": str | null},
       "criteria": [{"name": "meets-target" | "within-energy-budget" | "not-oversized" | "complete-evidence",
@@ -70,8 +71,9 @@ from rightsize import markdown as md
 from rightsize.adequacy import Target, comparable, judge
 from rightsize.coverage import Coverage, assess_coverage
 from rightsize.errors import RightsizeError
+from rightsize.held_out import held_out_record, held_out_verdict, verdict_sentence
 from rightsize.naming import label_of, normalized_config, variant_labels
-from rightsize.recommend import Objective, multiplicity, multiplicity_sentence
+from rightsize.recommend import Objective, largest, multiplicity, multiplicity_sentence
 from rightsize.rungs import RungSpec
 from rightsize.tables import human_joules, relative_energy
 
@@ -127,6 +129,7 @@ class CheckResult:
     coverage: dict[str, Any] = field(default_factory=dict)  # rightsize.coverage.Coverage.to_dict()
     objective: dict[str, Any] = field(default_factory=lambda: Objective().to_dict())
     multiplicity: dict[str, Any] = field(default_factory=dict)  # rightsize.recommend.multiplicity()
+    test_verdict: dict[str, Any] = field(default_factory=dict)  # rightsize.held_out: the current config on test
 
     @property
     def passed(self) -> bool:
@@ -168,6 +171,7 @@ class CheckResult:
             "certain": self.coverage.get("certain"),
             "coverage": self.coverage,
             "multiplicity": self.multiplicity,
+            "test_verdict": self.test_verdict,
         }
 
 
@@ -306,6 +310,9 @@ def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: fl
         max_joules_per_query=max_joules_per_query, energy_source=source, current=cur, cheapest_adequate=alt,
         criteria=tuple(criteria), coverage=covered.to_dict(), objective=goal.to_dict(),
         multiplicity=multiplicity(judgement, labels),
+        test_verdict=held_out_verdict(held_out_record(anchor, records), held_out_record(largest(pool), records),
+                                      target, metric, resamples=resamples, seed=seed, level=level)
+        if anchor.get("status") == "ok" and pool else {},
     )
 
 
@@ -464,6 +471,8 @@ def to_markdown(result: CheckResult) -> str:
                           f"{result.n_examples} examples; tolerance {result.tolerance_pct:g}%.")]
     if result.multiplicity:
         lines.append(md.text(multiplicity_sentence(result.multiplicity) + "."))
+    if result.test_verdict:
+        lines.append(md.text(verdict_sentence(result.test_verdict)))
     if result.objective.get("name") == "lifetime":
         lines.append(f"Cheaper means {Objective(**result.objective).describe()}.")
     if result.energy_estimated:

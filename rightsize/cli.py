@@ -344,9 +344,11 @@ def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, adjust, p
     config is non-inferior to the best config by d (paired bootstrap). The choice is the adequate
     config with the least J/query (--objective lifetime: the least fit + lifetime queries x J/query),
     shown next to the largest config evaluated, with the break-even volume against each adequate config
-    that costs less to make. Exit codes: 0 an
-    adequate config, certain; 1 nothing adequate (or every evaluation pruned or failed); 3 an
-    answer that is not certain: rungs that set a `within` target's bar were not evaluated.
+    that costs less to make. The test split then confirms the choice unless it shows, at 95%, that the
+    choice misses the target (docs/adequacy.md). Exit codes: 0 an adequate config, certain; 1 nothing
+    adequate (or every evaluation pruned or failed), or the test split does not confirm the choice
+    (this takes precedence over 3); 3 an answer that is not certain: rungs that set a `within`
+    target's bar were not evaluated.
 
     \b
     Example:
@@ -382,12 +384,13 @@ def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, adjust, p
     ctx.exit(_answer_exit_code(rec))
 
 
-EXIT_NOT_ADEQUATE = 1  # nothing adequate, or no complete evaluation to choose from
+EXIT_NOT_ADEQUATE = 1  # nothing adequate, no complete evaluation to choose from, or not confirmed on test
 EXIT_UNCERTAIN = 3  # an answer, but the configs that set its bar were not all evaluated
 
 
 def _answer_exit_code(rec) -> int:
-    if not rec.adequate:
+    """1 before 3: an answer the test split contradicts is wrong, not merely uncertain."""
+    if not rec.adequate or rec.confirmed is False:
         return EXIT_NOT_ADEQUATE
     return 0 if rec.certain else EXIT_UNCERTAIN
 

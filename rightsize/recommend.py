@@ -16,6 +16,7 @@ from rightsize import metrics as M
 from rightsize.adequacy import Target, comparable, judge, ok_records
 from rightsize.coverage import assess_coverage
 from rightsize.errors import RightsizeError
+from rightsize.held_out import held_out_record, held_out_verdict
 from rightsize.naming import label_of, variant_labels
 from rightsize.rungs import RungSpec, rung_class
 from rightsize.tables import human_joules
@@ -205,6 +206,12 @@ class Recommendation:
     objective: dict = field(default_factory=lambda: Objective().to_dict())  # what the choice minimized
     break_even: list[dict] = field(default_factory=list)  # the chosen against each cheaper-to-make adequate config
     multiplicity: dict = field(default_factory=dict)  # multiplicity(): the correction, configs compared, its effect
+    test_verdict: dict = field(default_factory=dict)  # rightsize.held_out.held_out_verdict() on the choice
+
+    @property
+    def confirmed(self) -> bool | None:
+        """False when the test split shows the choice misses the target; None when not judged."""
+        return self.test_verdict.get("confirmed")
 
     @property
     def adequate(self) -> bool:
@@ -217,7 +224,8 @@ class Recommendation:
         return self.coverage.get("certain") is not False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "adequate": self.adequate, "certain": self.coverage.get("certain"),
+        return {"schema": SCHEMA, "adequate": self.adequate, "confirmed": self.confirmed,
+                "certain": self.coverage.get("certain"),
                 "minimal": self.coverage.get("minimal"), **asdict(self)}
 
 
@@ -331,6 +339,8 @@ def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metri
         coverage=covered.to_dict(), objective=goal.to_dict(),
         break_even=break_even_against(chosen, list(entries.values()), queries_per_day) if chosen else [],
         multiplicity=multiplicity(judgement, labels),
+        test_verdict=held_out_verdict(held_out_record(pick, tests), held_out_record(largest(group), tests), target,
+                                      metric, resamples=resamples, seed=seed, level=level) if pick else {},
     )
 
 
@@ -358,12 +368,10 @@ def multiplicity_sentence(m: Mapping[str, Any]) -> str:
 
 
 def _test_summary(record: Mapping[str, Any], tests: Sequence[Mapping[str, Any]], metric: str) -> dict | None:
-    """The latest ok test-split record of the same config, fit and sample, if there is one."""
-    same = ("task", "config", "limit", "train_limit", "seed", "device")
-    matches = [t for t in tests if all(t.get(k) == record.get(k) for k in same)]
-    if not matches:
+    """The test record of a config (:func:`rightsize.held_out.held_out_record`), summarized."""
+    t = held_out_record(record, tests)
+    if t is None:
         return None
-    t = matches[-1]
     return {"key": t.get("key"), "metric": t["metrics"][metric], "ci": (t.get("ci") or {}).get(metric),
             "n_examples": t.get("n_examples"), "joules_per_query": t.get("joules_per_query"),
             "energy_source": t.get("energy_source")}

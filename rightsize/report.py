@@ -21,6 +21,7 @@ from rightsize import markdown as md
 from rightsize import recommend as policy
 from rightsize.adequacy import Target, comparable
 from rightsize.errors import RightsizeError
+from rightsize.held_out import verdict_sentence
 from rightsize.plots import FORMATS, ParetoView, Point, save_pareto
 from rightsize.results import RunLog
 from rightsize.tables import ESTIMATE_NOTE, human_count, human_grams, human_joules, relative_energy
@@ -296,6 +297,8 @@ def _answer(rec: policy.Recommendation) -> list[Block]:
     if c.get("test"):
         t = c["test"]
         out.append(("p", f"Held-out test split ({t['n_examples']} examples): {rec.metric} {_metric(t)}."))
+    if rec.test_verdict:
+        out.append(("p", verdict_sentence(rec.test_verdict) + "."))
     return out
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rightsize import energy_quality
+from rightsize.held_out import verdict_sentence
 from rightsize.recommend import multiplicity_sentence
 from rightsize.tables import (ESTIMATE_NOTE, human_count, human_grams, human_joules, records_table, relative_energy,
                               render)
@@ -172,6 +173,8 @@ def recommendation_text(rec, confirmations, no_confirm: bool) -> str:
     elif confirmations is not None:
         done = "; ".join(f"{c.rung} {c.status}" + (f" ({c.detail})" if c.detail else "") for c in confirmations)
         lines.append(f"test split: {done}")
+    if rec.chosen is not None and rec.test_verdict:
+        lines.append(verdict_sentence(rec.test_verdict))
     if rec.estimated:
         lines.append(ESTIMATE_NOTE)
     if rec.assumptions["grid_source"]:
@@ -201,9 +204,6 @@ def _savings_lines(rec) -> list[str]:
                          f"{_score_text(right['metric'], right['ci'])}  (given up: {rec.given_up[split]:+.4f})")
         else:
             lines.append(f"  {split:<10} not evaluated")
-    if rec.rule == "min" and c["test"] and c["test"]["metric"] < rec.target["min"]:
-        lines.append(f"  note: on the test split the choice scores {c['test']['metric']:.4f}, below target min "
-                     f"{rec.target['min']:g}")
     pct = f": {relative_energy(s['percent_saved'])}" if s["percent_saved"] is not None else ""
     lines.append(f"  J/query    {human_joules(c['joules_per_query'])} vs {human_joules(big['joules_per_query'])}{pct}")
     kwh = 3.6e6

@@ -9,8 +9,10 @@ from click.testing import CliRunner
 from rightsize import carbon
 from rightsize import metrics as M
 from rightsize import recommend as R
+from rightsize.adequacy import Target
 from rightsize.cli import cli
 from rightsize.errors import RightsizeError
+from rightsize.held_out import held_out_verdict
 from rightsize.ladder import load_ladder
 from rightsize.results import RunLog
 from rightsize.tables import relative_energy
@@ -311,3 +313,36 @@ def test_cli_adjust_holm_by_default_says_what_the_uncorrected_rule_would_pick(tm
                                             (-7562.0, "7562% more"), (-76.0, "76% more"), (0.2, "about the same")])
 def test_savings_are_worded_without_negative_or_rounded_up_percentages(percent, words):
     assert relative_energy(percent) == words
+
+
+# ------------------------------------------------------------------------------------ the test verdict
+
+
+def test_held_out_verdict_rules():
+    y = refs(200)
+    min_target, within = Target(min=0.9), Target(within=0.05)
+    good, poor = record("c", y, y, split="test"), record("c", flipped(y, 60), y, split="test")
+    assert held_out_verdict(good, None, min_target, "accuracy")["confirmed"] is True
+    missed = held_out_verdict(poor, None, min_target, "accuracy")
+    assert missed["confirmed"] is False and missed["bound"] < 0.9 and missed["score"] == pytest.approx(0.7)
+    # Within: the paired difference to the largest config on test; 3 of 200 worse is within 0.05.
+    close = held_out_verdict(record("c", flipped(y, 3), y, split="test"), good, within, "accuracy")
+    assert close["confirmed"] is True and close["score"] == pytest.approx(-0.015)
+    assert held_out_verdict(poor, good, within, "accuracy")["confirmed"] is False
+    assert held_out_verdict(good, None, within, "accuracy")["confirmed"] is None  # the largest was not tested
+
+
+def test_cli_exits_1_when_the_test_split_does_not_confirm_the_choice(tmp_path):
+    y = refs(100)
+    target = {"min": 0.9, "within": None}
+    folder = write_run(tmp_path / "run", [record("small", y, y, jpq=0.001, n_params=10, target=target),
+                                          record("big", y, y, jpq=0.01, n_params=100, target=target),
+                                          record("small", flipped(y, 40), y, split="test", target=target)])
+    result = run("recommend", folder, "--no-confirm")
+    assert result.exit_code == 1, result.output
+    assert "recommendation: small" in result.output and "test verdict: NOT CONFIRMED" in result.output
+    doc = json.loads(run("recommend", folder, "--no-confirm", "--json").output)
+    assert doc["confirmed"] is False and doc["test_verdict"]["score"] == pytest.approx(0.6)
+    assert doc["test_verdict"]["bound"] < doc["test_verdict"]["threshold"] == 0.9
+    assert run("report", folder, "--format", "svg").exit_code == 0
+    assert "test verdict: NOT CONFIRMED" in (folder / "report.md").read_text()
