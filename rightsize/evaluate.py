@@ -92,9 +92,25 @@ def _digest(ident: dict[str, Any]) -> str:
 
 
 def task_identity(data: TaskData) -> dict[str, Any]:
+    """The task file and the examples of each split as loaded (carving, deduplication and data files
+    that changed under an unchanged task file all move it)."""
     task = data.task
     digest = hashlib.sha256(task.path.read_bytes()).hexdigest()[:16] if task.path.exists() else None
-    return {"name": task.name, "file_sha256": digest}
+    splits = {name: [split.texts, split.labels] for name in ("train", "validation", "test")
+              if (split := getattr(data, name)) is not None}
+    return {"name": task.name, "file_sha256": digest, "data_sha256": _digest(splits)}
+
+
+def measurement_settings(meter: Meter) -> dict[str, Any]:
+    """What a record's joules depend on besides the work: the meter's counters and the estimate's
+    watts per core. A recorded evaluation is reused only under the same settings (rightsize.runner)."""
+    return {"energy_source": meter.source, "cpu_watts_per_core": meter.describe().get("cpu_watts_per_core")}
+
+
+def measured_alike(record: dict[str, Any], meter: Meter) -> bool:
+    """True when ``record`` was measured under the settings ``meter`` would measure with."""
+    now = measurement_settings(meter)
+    return all(record.get(k) == v for k, v in now.items())
 
 
 def evaluate_rung(
@@ -142,7 +158,7 @@ def evaluate_rung(
         "n_examples": len(texts),
         "device": context.device,
         "seed": context.seed,
-        "energy_source": meter.source,
+        **measurement_settings(meter),
         "energy_basis": meter.basis,
         "idle_watts": sum(meter.idle_watts.values()) if meter.idle_watts else None,
         "energy_resolution_s": meter.resolution_s,

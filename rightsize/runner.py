@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 from rightsize.coverage import plan_entry
-from rightsize.evaluate import EvalPlan, evaluate_rung, evaluation_key, task_identity
+from rightsize.evaluate import (EvalPlan, evaluate_rung, evaluation_key, measured_alike, measurement_settings,
+                                 task_identity)
 from rightsize.rungs import RungSpec
 from rightsize.session import RunOptions, open_run
 
@@ -42,6 +43,11 @@ def run_evaluation(
                                       for s in run.planned]))
         for i, spec in enumerate(run.ladder.rungs, 1):
             previous = done.get(evaluation_key(ident, spec, plan, run.context))
+            if previous is not None and not measured_alike(previous, run.meter):
+                then = {k: previous.get(k) for k in measurement_settings(run.meter)}
+                log.warning("%s was measured with %s; measuring it again with %s", spec.name, _settings_text(then),
+                            _settings_text(measurement_settings(run.meter)))
+                previous = None
             if on_start:
                 on_start(i, len(run.ladder.rungs), spec, previous is not None)
             if previous is not None:
@@ -53,3 +59,8 @@ def run_evaluation(
             if record["status"] != "ok":
                 log.warning("rung %s failed: %s", spec.name, record.get("error"))
             yield record
+
+
+def _settings_text(settings: dict) -> str:
+    watts = settings.get("cpu_watts_per_core")
+    return f"{settings.get('energy_source')}" + (f" at {watts:g} W per core" if watts else "")

@@ -162,9 +162,11 @@ def recommendation_text(rec, confirmations, no_confirm: bool) -> str:
     table = render(["config", "params", f"{rec.metric} [95% CI]", "J/query", "bound vs threshold", "source",
                     "adequate", "pareto"], rows, "lrrrrlll")
     lines.append("  " + table.replace("\n", "\n  "))
-    excluded = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in rec.excluded.items() if n)
-    if excluded:
-        lines.append(f"  not considered: {excluded} (validation records)")
+    if rec.excluded.get("failed"):
+        lines.append(f"  not considered: {rec.excluded['failed']} failed (validation records)")
+    if rec.excluded.get("other_examples"):
+        lines.append(f"  kept apart: {rec.excluded['other_examples']} validation records of another task or sample of "
+                     "examples (task data, --limit, --seed) in this run folder; not compared with these")
     if rec.chosen is not None:
         lines += [""] + _savings_lines(rec)
     lines.append("")
