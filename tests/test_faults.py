@@ -285,3 +285,57 @@ def test_a_config_that_runs_out_of_memory_is_recorded_and_the_rest_go_on(tmp_pat
     again = CliRunner().invoke(cli, [str(a) for a in args[:-1]])
     assert again.exit_code == 0
     assert [r["rung"] for r in RunLog(out, create=False).records()] == ["tfidf", "huge", "tfidf-c1", "huge"]
+
+
+# ------------------------------------------------------------------ a full disk
+
+
+def _full_disk_on(monkeypatch, name: str) -> None:
+    """os.write to the file ``name`` writes half of what it is given, then fails with ENOSPC."""
+    import errno
+
+    real_write = os.write
+
+    def write(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(name):
+            real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+
+
+def test_a_full_disk_while_appending_leaves_runs_jsonl_whole_and_says_so(tmp_path, tiny_task, monkeypatch):
+    out = tmp_path / "run"
+    ladder = tmp_path / "two.yaml"
+    ladder.write_text("rungs:\n  - {name: tfidf, kind: tfidf}\n  - {name: tfidf-c1, kind: tfidf, C: 1.0}\n")
+    args = ["evaluate", tiny_task, "--ladder", ladder, "--out", out, "--meter", "estimate", "--quiet"]
+    assert CliRunner().invoke(cli, [str(a) for a in [*args, "--rungs", "tfidf"]]).exit_code == 0
+    before = (out / "runs.jsonl").read_bytes()
+    _full_disk_on(monkeypatch, "runs.jsonl")
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "could not record 'tfidf-c1'" in lines[0] and "No space left" in lines[0], lines
+    assert "Traceback" not in result.output
+    assert (out / "runs.jsonl").read_bytes() == before
+
+
+def test_a_full_disk_while_writing_an_artifact_keeps_the_record_and_says_so(tmp_path, tiny_task, monkeypatch):
+    import errno
+
+    import rightsize.artifacts as artifacts
+
+    def full(folder, manifest):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(artifacts, "write_manifest", full)
+    out = tmp_path / "run"
+    args = ["evaluate", tiny_task, "--rungs", "tfidf", "--out", out, "--meter", "estimate", "--quiet"]
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert "could not save the artifact of tfidf" in result.output and "No space left" in result.output
+    (record,) = RunLog(out, create=False).records()
+    assert record["status"] == "ok" and record["artifact"]["path"] is None
+    leftovers = list((out / "artifacts").glob("*")) if (out / "artifacts").exists() else []
+    assert leftovers == []  # the partial folder was removed
