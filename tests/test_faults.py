@@ -52,7 +52,7 @@ LAUNCHER = textwrap.dedent('''
             marker = os.environ.get("SLEEPY_MARKER")
             if marker:
                 Path(marker).write_text(str(os.getpid()))
-                time.sleep(120)
+                time.sleep(float(os.environ.get("SLEEPY_SECONDS", "120")))
             self.label = sorted(set(labels))[0]
 
         def predict(self, texts):
@@ -94,8 +94,8 @@ def launcher(tmp_path) -> Path:
     return path
 
 
-def start(launcher: Path, args: list, marker: Path | None, tmp_path: Path) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RIGHTSIZE_CACHE_DIR": str(tmp_path / "cache"),
+def start(launcher: Path, args: list, marker: Path | None, tmp_path: Path, **extra_env: str) -> subprocess.Popen:
+    env = {**os.environ, **extra_env, "HF_HUB_OFFLINE": "1", "RIGHTSIZE_CACHE_DIR": str(tmp_path / "cache"),
            "PYTHONUNBUFFERED": "1"}
     # The checkout under test, not whichever copy of rightsize the environment has installed.
     checkout = str(Path(rightsize.__file__).resolve().parents[1])
@@ -167,6 +167,25 @@ def test_evaluate_survives_ctrl_c_and_kill_9_and_resumes_without_redoing(tmp_pat
         ("tfidf", "ok"), ("tiny-knn", "ok"), ("sleepy", "ok"), ("tfidf-c1", "ok")]
     assert len({r["key"] for r in records}) == 4
     assert RunLog(out, create=False).records() == records
+
+
+@pytest.mark.subprocess
+def test_two_evaluates_on_one_run_folder_lose_and_duplicate_nothing(tmp_path, tiny_task, launcher):
+    ladder = tmp_path / "two.yaml"
+    ladder.write_text("rungs:\n  - {name: sleepy, kind: sleepy}\n  - {name: tfidf, kind: tfidf}\n")
+    out, marker = tmp_path / "run", tmp_path / "sleeping"
+    args = ["evaluate", tiny_task, "--ladder", ladder, "--out", out, "--meter", "estimate"]
+    first = start(launcher, args, marker, tmp_path, SLEEPY_SECONDS="25")
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    assert marker.exists(), first.communicate()
+    second = start(launcher, args, None, tmp_path)  # would evaluate sleepy at once, were it not waiting
+    for proc in (first, second):
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    records = complete_lines(out / "runs.jsonl")
+    assert sorted(r["rung"] for r in records) == ["sleepy", "tfidf"]  # each evaluated once, none lost
 
 
 # ------------------------------------------------------------------ search
