@@ -373,6 +373,10 @@ def _not_oversized(anchor: dict[str, Any], cheapest: dict[str, Any] | None, tole
                          f"while {anchor.get('label')} failed to evaluate", None, tol)
     cost = goal.joules(anchor)
     saving = 1 - alt / cost
+    if goal.name == "per-query":
+        # Decided on the J/query intervals when the records have them: oversized only when even the
+        # current config's low end and the alternative's high end differ by more than the tolerance.
+        saving = 1 - _jpq_interval(cheapest)[1] / max(_jpq_interval(anchor)[0], 1e-300)
     if cheapest.get("key") == anchor.get("key") or saving <= tol:
         detail = ("it is the cheapest adequate config" if cheapest.get("key") == anchor.get("key") else
                   f"the cheapest adequate config, {cheapest['label']} at {goal.amount(alt)}, uses "
@@ -383,6 +387,14 @@ def _not_oversized(anchor: dict[str, Any], cheapest: dict[str, Any] | None, tole
                      f"{anchor['label']} costs {goal.amount(cost)}; {cheapest['label']} is adequate at "
                      f"{goal.amount(alt)} ({relative_energy(100 * saving)}, tolerance {tolerance_pct:g}%)",
                      float(saving), tol)
+
+
+def _jpq_interval(record: dict[str, Any]) -> tuple[float, float]:
+    """J/query's 95% interval across repeated measurements (rightsize.evaluate.energy_interval), or the
+    point value twice when the record has none."""
+    repeats = record.get("joules_per_query_repeats") or {}
+    low, high = repeats.get("interval") or (record["joules_per_query"], record["joules_per_query"])
+    return float(low), float(high)
 
 
 def _complete_evidence(covered: Coverage) -> Criterion:

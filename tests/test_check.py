@@ -319,3 +319,21 @@ def test_the_current_configs_test_verdict_is_shown_not_gated(records):
     assert "test verdict: NOT CONFIRMED" in to_markdown(result)
     assert result.to_dict()["test_verdict"] == result.test_verdict
     assert check(records, Current("minilm-probe")).test_verdict["confirmed"] is None
+
+
+def test_not_oversized_decides_on_the_jpq_intervals_when_recorded(records):
+    def with_interval(record, low, high):
+        return {**record, "joules_per_query_repeats": {"repeats": 5, "interval": [low, high]}}
+
+    plain = check(records, Current("mpnet-probe"))
+    cheapest, current = plain.cheapest_adequate, plain.current
+    assert cheapest["key"] != current["key"]
+    gate = {c.name: c for c in plain.criteria}["not-oversized"]
+    assert gate.status == "fail"
+    # Intervals that overlap within the tolerance: the same records no longer show the current config oversized.
+    widened = [with_interval(r, r["joules_per_query"] * 0.5, cheapest["joules_per_query"] * 1.0 / 0.95)
+               if r["key"] == current["key"] else
+               with_interval(r, r["joules_per_query"], current["joules_per_query"] * 0.5 / 0.95)
+               if r["key"] == cheapest["key"] else r for r in records]
+    gate = {c.name: c for c in check(widened, Current("mpnet-probe")).criteria}["not-oversized"]
+    assert gate.status == "pass", gate.message
