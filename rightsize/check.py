@@ -39,6 +39,9 @@ JSON (``--json``), schema ``rightsize.check/1``::
       "certain": bool | null,             # false: configs that set the bar were not evaluated
       "coverage": {...},                  # rightsize.coverage.Coverage: missing, remaining, notes
       "footprint": {...},                 # rightsize.footprint.assess: facility, regions, shifts, serving
+      "test_verdict": {"confirmed": bool | null, "detail": str, ...},  # rightsize.held_out, shown, not gated
+      "multiplicity": {"adjust": "holm" | "none", "compared": int,  # adequacy tests in the family
+                       "changed_answer": bool, "uncorrected_choice": str | null},
       "criteria": [{"name": "meets-target" | "within-energy-budget" | "not-oversized" | "complete-evidence",
                     "status": "pass" | "fail" | "skipped",
                     "message": str,       # one sentence with the numbers
@@ -70,10 +73,11 @@ from rightsize import markdown as md
 from rightsize.adequacy import Target, comparable, judge
 from rightsize.coverage import Coverage, assess_coverage
 from rightsize.errors import RightsizeError
+from rightsize.held_out import held_out_record, held_out_verdict, verdict_sentence
 from rightsize.naming import label_of, normalized_config, variant_labels
-from rightsize.recommend import Objective, lifetime_joules
+from rightsize.recommend import Objective, largest, lifetime_joules, multiplicity, multiplicity_sentence
 from rightsize.rungs import RungSpec
-from rightsize.tables import human_joules
+from rightsize.tables import human_joules, relative_energy
 
 if TYPE_CHECKING:
     from rightsize.runner import EvaluationRequest
@@ -127,6 +131,8 @@ class CheckResult:
     coverage: dict[str, Any] = field(default_factory=dict)  # rightsize.coverage.Coverage.to_dict()
     objective: dict[str, Any] = field(default_factory=lambda: Objective().to_dict())
     footprint: dict[str, Any] = field(default_factory=dict)  # rightsize.footprint.assess of current and cheapest
+    multiplicity: dict[str, Any] = field(default_factory=dict)  # rightsize.recommend.multiplicity()
+    test_verdict: dict[str, Any] = field(default_factory=dict)  # rightsize.held_out: the current config on test
 
     @property
     def passed(self) -> bool:
@@ -168,6 +174,8 @@ class CheckResult:
             "certain": self.coverage.get("certain"),
             "coverage": self.coverage,
             "footprint": self.footprint,
+            "multiplicity": self.multiplicity,
+            "test_verdict": self.test_verdict,
         }
 
 
@@ -254,10 +262,11 @@ def same_evaluation(records: Sequence[dict[str, Any]], anchor: dict[str, Any]) -
 def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: float | None = None,
           max_joules_per_query: float | None = None, tolerance_pct: float = 10.0, resamples: int = 1000,
           seed: int = 0, level: float = 0.95, plans: Sequence[dict[str, Any]] = (), objective: str = "per-query",
-          queries_per_day: float = 10_000, days: float = 365,
+          queries_per_day: float = 10_000, days: float = 365, adjust: str = "holm",
           where: footprint.WhereAndWhen = footprint.WhereAndWhen()) -> CheckResult:
     """Judge the current config against the records (and the run's ``plans``, for completeness);
-    ``objective`` is what "cheaper" means for not-oversized (rightsize.recommend.Objective); pure."""
+    ``objective`` is what "cheaper" means for not-oversized (rightsize.recommend.Objective); ``adjust`` the
+    multiplicity correction (docs/adequacy.md); pure."""
     if not 0 <= tolerance_pct < 100:
         raise RightsizeError(f"--tolerance {tolerance_pct:g}: must be a percentage in [0, 100)")
     if max_joules_per_query is not None and not max_joules_per_query > 0:
@@ -280,7 +289,8 @@ def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: fl
     else:  # a failed record has no references: same task, split, --limit and seed pick the same examples
         pool = comparable([r for r in records if all(r.get(k) == anchor.get(k) for k in
                                                       ("task", "split", "limit", "seed"))])
-    judgement = judge(pool, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules)
+    judgement = judge(pool, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules,
+                      adjust=adjust)
     verdicts, cheapest = judgement.verdicts, judgement.cheapest_adequate
     source = anchor.get("energy_source") or "unknown"
     labels = variant_labels([*pool, anchor])
@@ -305,6 +315,10 @@ def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: fl
         max_joules_per_query=max_joules_per_query, energy_source=source, current=cur, cheapest_adequate=alt,
         criteria=tuple(criteria), coverage=covered.to_dict(), objective=goal.to_dict(),
         footprint=_footprint(records, anchor, cheapest, goal, where),
+        multiplicity=multiplicity(judgement, labels),
+        test_verdict=held_out_verdict(held_out_record(anchor, records), held_out_record(largest(pool), records),
+                                      target, metric, resamples=resamples, seed=seed, level=level)
+        if anchor.get("status") == "ok" and pool else {},
     )
 
 
@@ -378,16 +392,28 @@ def _not_oversized(anchor: dict[str, Any], cheapest: dict[str, Any] | None, tole
                          f"while {anchor.get('label')} failed to evaluate", None, tol)
     cost = goal.joules(anchor)
     saving = 1 - alt / cost
+    if goal.name == "per-query":
+        # Decided on the J/query intervals when the records have them: oversized only when even the
+        # current config's low end and the alternative's high end differ by more than the tolerance.
+        saving = 1 - _jpq_interval(cheapest)[1] / max(_jpq_interval(anchor)[0], 1e-300)
     if cheapest.get("key") == anchor.get("key") or saving <= tol:
         detail = ("it is the cheapest adequate config" if cheapest.get("key") == anchor.get("key") else
-                  f"the cheapest adequate config, {cheapest['label']} at {goal.amount(alt)}, saves "
-                  f"{100 * saving:.0f}% (tolerance {tolerance_pct:g}%)")
+                  f"the cheapest adequate config, {cheapest['label']} at {goal.amount(alt)}, uses "
+                  f"{relative_energy(100 * saving)} (tolerance {tolerance_pct:g}%)")
         return Criterion("not-oversized", "pass", f"{anchor['label']} at {goal.amount(cost)}: {detail}",
                          float(max(saving, 0.0)), tol)
     return Criterion("not-oversized", "fail",
                      f"{anchor['label']} costs {goal.amount(cost)}; {cheapest['label']} is adequate at "
-                     f"{goal.amount(alt)} ({100 * saving:.0f}% less, tolerance {tolerance_pct:g}%)",
+                     f"{goal.amount(alt)} ({relative_energy(100 * saving)}, tolerance {tolerance_pct:g}%)",
                      float(saving), tol)
+
+
+def _jpq_interval(record: dict[str, Any]) -> tuple[float, float]:
+    """J/query's 95% interval across repeated measurements (rightsize.evaluate.energy_interval), or the
+    point value twice when the record has none."""
+    repeats = record.get("joules_per_query_repeats") or {}
+    low, high = repeats.get("interval") or (record["joules_per_query"], record["joules_per_query"])
+    return float(low), float(high)
 
 
 def _complete_evidence(covered: Coverage) -> Criterion:
@@ -474,6 +500,10 @@ def to_markdown(result: CheckResult) -> str:
     target = _target(result).description(result.metric)
     lines += ["", md.text(f"Target: {target}, from {result.target['from']}. {result.split.capitalize()} split, "
                           f"{result.n_examples} examples; tolerance {result.tolerance_pct:g}%.")]
+    if result.multiplicity:
+        lines.append(md.text(multiplicity_sentence(result.multiplicity) + "."))
+    if result.test_verdict:
+        lines.append(md.text(verdict_sentence(result.test_verdict)))
     if result.objective.get("name") == "lifetime":
         lines.append(f"Cheaper means {Objective(**result.objective).describe()}.")
     if result.energy_estimated:
