@@ -33,10 +33,10 @@ def held_out_verdict(chosen: Mapping[str, Any] | None, largest: Mapping[str, Any
                "n_examples": None}
     if chosen is None or (target.rule == "within" and largest is None):
         what = "the choice" if chosen is None else "the largest config"
-        return {**missing, "detail": f"not judged: {what} has no test record"}
+        return {**missing, "detail": f"{what} has no test record"}
     references = chosen["references"]
     if target.rule == "within" and largest["references"] != references:
-        return {**missing, "detail": "not judged: the choice and the largest config were tested on other examples"}
+        return {**missing, "detail": "the choice and the largest config were tested on other examples"}
     n_classes = len(chosen["label_names"])
     idx = M.bootstrap_indices(len(references), resamples, seed)
     scores = M.bootstrap_scores(metric, references, chosen["predictions"], n_classes, idx)
