@@ -33,7 +33,7 @@ from rightsize.rungs import RungSpec, rung_class
 
 SAFETY = 0.8
 UNSEEN_SETTINGS = 0.5  # run settings never measured might halve the cost (int8 measured 0.59x here)
-RUN_SETTINGS = ("precision", "batch_size", "max_length", "threads", "attn_implementation")
+RUN_SETTINGS = ("precision", "batch_size", "max_length", "threads", "attn_implementation", "runtime")
 # Embedding tables are looked up, not multiplied: they do not count as compute.
 _EMBEDDING = re.compile(r"(embeddings?\.|embed_tokens|token_embd|\bwte\b|\bwpe\b|position_embd|shared\.weight)")
 _LAYER = re.compile(r"(?:^|\.)(?:layer|layers|h|blk|block|blocks)\.(\d+)\.")

@@ -13,7 +13,8 @@ Which values a knob takes, first match wins:
    (``layers`` 1..N of the model, ``max_length`` below the model's maximum, ``precision``
    fp32/bf16/int8 on CPU and fp32/bf16/fp16 on GPU, ``threads`` 1, 2, 4.. up to the cores,
    ``attn_implementation`` sdpa/eager, plus flash_attention_2 on GPU when ``flash_attn`` is
-   installed and the architecture has a FlashAttention path), kept within the knob's min/max;
+   installed and the architecture has a FlashAttention path, ``runtime`` torch/onnx on CPU when
+   ``onnxruntime`` is installed), kept within the knob's min/max;
 4. the knob's own ``choices`` (e.g. the kNN ``index``);
 5. otherwise the knob stays at the rung's value.
 
@@ -21,19 +22,26 @@ The rung's own value (from the ladder, else the knob's default) is always one of
 choosing it leaves the knob out of the config, so the ladder's defaults have the same evaluation
 key as in `rightsize evaluate`. ``None`` means "the model's own" (all layers, its max length, every
 core), so "all N layers" and "keep N layers" are one config, not two.
+
+Knob values that cannot go together (:meth:`rightsize.rungs.Rung.conflict`: runtime onnx with bf16)
+are not configs of the space: it lists, counts and steps around them; one an Optuna sampler
+proposes anyway is skipped by the search without an evaluation.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Iterator
 
+from rightsize.errors import RightsizeError
 from rightsize.ladder import Ladder
-from rightsize.rungs import Knob, RungSpec, rung_class
+from rightsize.rungs import Knob, RungSpec, knob_conflict, rung_class
 
 GRIDS: dict[str, tuple] = {
     "k": (1, 3, 5, 10, 20, 50),
@@ -47,7 +55,7 @@ GRIDS: dict[str, tuple] = {
 CPU_PRECISIONS = ("fp32", "bf16", "int8")
 GPU_PRECISIONS = ("fp32", "bf16", "fp16")
 # Knobs whose grid is worked out from the model or the device (see _dynamic_grid).
-DYNAMIC = ("layers", "max_length", "precision", "threads", "attn_implementation")
+DYNAMIC = ("layers", "max_length", "precision", "threads", "attn_implementation", "runtime")
 PARAM_RUNG = "rung"
 
 
@@ -74,12 +82,10 @@ class RungSpace:
     def param(self, knob: str) -> str:
         return f"{self.name}.{knob}"
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
-        n = 1
-        for d in self.dims:
-            n *= len(d.values)
-        return n
+        """How many configs: the product of the dimensions, less the combinations that conflict."""
+        return sum(1 for _ in self.configs())
 
     def spec_for(self, values: dict[str, Any]) -> RungSpec:
         """The RungSpec of this rung with ``values`` for its searched knobs (canonical knobs)."""
@@ -112,13 +118,15 @@ class RungSpace:
                 i = next(i for i, v in enumerate(ordered) if _same(v, current))
                 steps = [ordered[j] for j in (i - 1, i + 1) if 0 <= j < len(ordered)]
             out += [{**values, d.knob: v} for v in steps]
-        return out
+        return [v for v in out if knob_conflict(self.spec_for(v)) is None]
 
     def configs(self) -> Iterator[tuple[dict[str, Any], RungSpec]]:
-        """Every (searched values, spec) of this rung."""
+        """Every (searched values, spec) of this rung whose knobs go together."""
         for combo in itertools.product(*(d.values for d in self.dims)):
             values = {d.knob: v for d, v in zip(self.dims, combo)}
-            yield values, self.spec_for(values)
+            spec = self.spec_for(values)
+            if knob_conflict(spec) is None:
+                yield values, spec
 
 
 @dataclass(frozen=True)
@@ -182,6 +190,9 @@ def build_space(ladder: Ladder, device: str = "cpu", cores: int | None = None) -
         knobs = dict(spec.knobs)
         knobs.update({k: v for k, v in fix.items() if k in cls.knobs})
         base = RungSpec(spec.name, spec.kind, spec.model, knobs)
+        reason = knob_conflict(base)
+        if reason:
+            raise RightsizeError(f"{ladder.path}: search.fix makes rung {spec.name!r} impossible: {reason}")
         own = {k: knobs.get(k, knob.default) for k, knob in cls.knobs.items()}
         given = spaces.get(spec.name, {})
         shape = _ModelShape(spec.model) if cls.needs_model and spec.model else None
@@ -242,6 +253,9 @@ def _dynamic_grid(name: str, knob: Knob, shape: "_ModelShape | None", device: st
         if gpu and _flash_attn_installed() and shape is not None and shape.supports_flash_attention():
             values.append("flash_attention_2")
         return values
+    if name == "runtime":
+        # onnxruntime's CPU provider: nothing to choose on a GPU, or without the package
+        return None if gpu or not _onnxruntime_installed() else ["torch", "onnx"]
     if name == "threads":
         if gpu:
             return None  # the GPU does the work; threads only move energy around the host
@@ -285,9 +299,11 @@ def _ordered(values: tuple) -> list | None:
 
 
 def _flash_attn_installed() -> bool:
-    from importlib.util import find_spec
-
     return find_spec("flash_attn") is not None
+
+
+def _onnxruntime_installed() -> bool:
+    return find_spec("onnxruntime") is not None
 
 
 class _ModelShape:

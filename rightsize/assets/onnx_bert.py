@@ -5,7 +5,7 @@ encoder knobs (layers, precision, attention kernel, the ONNX runtime's own expor
 model. A BERT export keeps its named parameters as initializers (``...embeddings.word_embeddings
 .weight``, biases, LayerNorms); each Linear weight is an unnamed ``MatMul`` input, stored
 transposed, whose name is recovered from the bias ``Add`` that follows it. The shape of the model
-is read from the graph: sizes from the tensors, the head size from the attention's score scale
+is read from the graph (equal tensors, stored once, are named again by ``Identity`` nodes): sizes from the tensors, the head size from the attention's score scale
 (``1/sqrt(head size)``), the LayerNorm epsilon from its node. The rebuild is then checked against
 onnxruntime running the export itself: the mean-pooled output must agree to :data:`TOLERANCE`.
 
@@ -45,6 +45,9 @@ def rebuild(onnx_path: Path, out: Path, *, max_seq_length: int) -> dict:
 
     graph = onnx.load(str(onnx_path)).graph
     tensors = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:  # the exporter stores equal tensors once and names the others by Identity
+        if node.op_type == "Identity" and node.input[0] in tensors:
+            tensors[node.output[0]] = tensors[node.input[0]]
     constants = {o: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
                  if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value" for o in n.output}
     label = onnx_path.name
