@@ -32,6 +32,8 @@ ONE_THREAD = ["--threads", "1"]
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "encode_throughput": ("encode_throughput.py", ["--n", "2000", "--rounds", "5", *ONE_THREAD],
                           ["--n", "300", "--rounds", "1", *ONE_THREAD]),
+    "onnx_vs_torch": ("onnx_vs_torch.py", ["--n", "1000", "--rounds", "3", *ONE_THREAD],
+                      ["--n", "200", "--rounds", "1", *ONE_THREAD]),
     "meter_overhead": ("meter_overhead.py", [], ["--pairs", "2000", "--phase-repeats", "3"]),
     "cache_reuse": ("cache_reuse.py", ["--train-limit", "2000", "--limit", "500", *ONE_THREAD],
                     ["--train-limit", "200", "--limit", "50", *ONE_THREAD]),

@@ -288,10 +288,13 @@ class EmbeddingCache:
                 "bytes": sum(ns["bytes"] for ns in namespaces), "namespaces": namespaces}
 
     def clear(self) -> int:
-        """Delete every cached embedding (and the weight-hash memo); returns bytes freed."""
-        freed = self.size_bytes()
-        if self.base.is_dir():
-            shutil.rmtree(self.base, ignore_errors=True)
+        """Delete every cached embedding, the ONNX exports of ``runtime: onnx`` (``<root>/onnx``,
+        see rightsize.onnx_runtime) and the weight-hash memo; returns bytes freed."""
+        exports = self.root / "onnx"
+        freed = self.size_bytes() + sum(_size(p) for p in exports.rglob("*") if p.is_file())
+        for folder in (self.base, exports):
+            if folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
         _unlink(self.root / _WEIGHTS_MEMO)
         return freed
 

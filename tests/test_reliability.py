@@ -280,6 +280,20 @@ def unknown_model_id(ws):
     return ["'no-such-org/no-such-model'", "not available offline"]
 
 
+def knob_runtime_conflict(ws, tiny_encoder):
+    ws.ladder.write_text(f"rungs:\n  - {{name: p, kind: probe, model: '{tiny_encoder}', runtime: onnx, precision: bf16}}\n")
+    return ["ladder.yaml", "(p)", "runtime onnx runs precision fp32 or int8, not bf16"]
+
+
+def model_not_assembled(ws, monkeypatch):
+    """An opt-in model of the catalog, absent: the error names the command that assembles it."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(ws.root / "empty-hub"))
+    ws.ladder.write_text(TFIDF_LADDER + "  - {name: qwen, kind: lm, model: Qwen/Qwen2.5-Coder-1.5B-Instruct, shots: 4}\n")
+    return ["'Qwen/Qwen2.5-Coder-1.5B-Instruct'", "run `rightsize models assemble Qwen/Qwen2.5-Coder-1.5B-Instruct`"]
+
+
 def unknown_model_path(ws):
     ws.ladder.write_text(f"rungs:\n  - {{name: m, kind: knn, model: '{ws.root / 'no-model-here'}'}}\n")
     return ["no-model-here", "does not exist"]
@@ -361,7 +375,8 @@ CASES: list[Callable] = [
     data_not_utf8, data_json_array, data_bad_json_line, data_empty_text, data_missing_label, data_null_label,
     data_label_not_a_string, data_single_class_train, data_test_label_unseen_in_train, data_csv_missing_column,
     data_env_var_unset, ladder_malformed, ladder_empty_rungs, ladder_duplicate_names, ladder_unknown_kind,
-    ladder_unknown_rung_key, knob_negative, knob_absurd, knob_wrong_type, knob_null, unknown_model_id,
+    ladder_unknown_rung_key, knob_negative, knob_absurd, knob_wrong_type, knob_null, knob_runtime_conflict,
+    unknown_model_id, model_not_assembled,
     unknown_model_path, output_folder_is_a_file, cache_bound_not_a_number, task_name_leaves_results,
     task_name_from_an_unsafe_file_name, split_given_twice, split_copies_train, ladder_defaults_typo,
     data_file_ambiguous, data_file_flag_names_no_column, data_file_flag_with_a_task_file,

@@ -50,7 +50,7 @@ def test_a_hopeless_finetune_is_pruned_after_its_first_epoch(task, tmp_path, bli
 
 
 def test_the_training_cost_bound_by_hand(tiny_encoder):
-    from rightsize.cost_model import SAFETY, CostModel, compute_weights_of
+    from rightsize.cost_model import SAFETY, UNSEEN_SETTINGS, CostModel, compute_weights_of
 
     run = {"batch_size": 16, "threads": 1}
     probe = RungSpec("probe", "probe", str(tiny_encoder), dict(run))
@@ -70,9 +70,9 @@ def test_the_training_cost_bound_by_hand(tiny_encoder):
                  {"joules_per_query": 0.01, "joules": {"fit": 12.0}, "training": {"examples_seen": 300}})
     assert cost.fit_lower_bound(full, 100) == pytest.approx(SAFETY * (12.0 / (300 * weights)) * weights * 2 * 100)
     assert cost.fit_lower_bound(lora, 100) == pytest.approx(SAFETY * 0.01 * 2 * 2 * 100)  # other method
-    # Settings never measured: half the least rate of any (UNSEEN_SETTINGS), as the J/query bound.
+    # Settings never measured: UNSEEN_SETTINGS times the least rate of any, as the J/query bound.
     other = RungSpec("ft", "finetune", str(tiny_encoder), {"batch_size": 8, "threads": 1, "epochs": 1})
-    assert cost.fit_lower_bound(other, 100) == pytest.approx(SAFETY * 0.5 * 0.01 * 3 * 100)
+    assert cost.fit_lower_bound(other, 100) == pytest.approx(SAFETY * UNSEEN_SETTINGS * 0.01 * 3 * 100)
 
 
 def test_under_lifetime_a_finetune_that_cannot_win_is_skipped_without_training(tmp_path, tiny_encoder):

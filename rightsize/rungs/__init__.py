@@ -24,6 +24,12 @@ def rung_class(kind: str, where: str = "ladder") -> type[Rung]:
         raise RightsizeError(f"{where}: unknown rung kind {kind!r} (known kinds: {known})") from None
 
 
+def knob_conflict(spec: RungSpec) -> str | None:
+    """Why the spec's knobs cannot go together (see :meth:`Rung.conflict`); None when they can."""
+    cls = rung_class(spec.kind)
+    return cls.conflict({**{name: knob.default for name, knob in cls.knobs.items()}, **spec.knobs})
+
+
 def build_rung(spec: RungSpec, context: RunContext, meter=None) -> Rung:
     return rung_class(spec.kind)(spec, context, meter)
 
@@ -31,4 +37,5 @@ def build_rung(spec: RungSpec, context: RunContext, meter=None) -> Rung:
 # Importing the kind modules registers them.
 from rightsize.rungs import tfidf, probe, knn, knn_probe, lm, static, distill, finetune, cascade  # noqa: E402,F401
 
-__all__ = ["Knob", "Rung", "RunContext", "RungSpec", "RUNG_KINDS", "register", "rung_class", "build_rung"]
+__all__ = ["Knob", "Rung", "RunContext", "RungSpec", "RUNG_KINDS", "register", "rung_class", "build_rung",
+           "knob_conflict"]

@@ -117,6 +117,12 @@ class Rung(ABC):
         self.k = {name: spec.knobs.get(name, knob.default) for name, knob in self.knobs.items()}
 
     @classmethod
+    def conflict(cls, knobs: dict[str, Any]) -> str | None:
+        """Why these knob values (every knob, defaults filled in) cannot go together; None when they
+        can. A ladder rung with a conflict is bad input; the search space leaves such configs out."""
+        return None
+
+    @classmethod
     def models(cls, spec: RungSpec) -> list[str]:
         """Every model this rung will load (checked before a run starts)."""
         return [spec.model] if cls.needs_model and spec.model else []

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from rightsize.encoder import PRECISIONS, Encoder
+from rightsize.encoder import PRECISIONS, RUNTIMES, Encoder
+from rightsize.onnx_runtime import ONNX_PRECISIONS
 from rightsize.rungs.base import Knob, Rung
 from rightsize.threads import set_threads
 
@@ -19,7 +20,10 @@ ENCODER_KNOBS = {
     # for MPNet, which has no sdpa kernel in transformers 5) — so the default ladder always loads.
     "attn_implementation": Knob(str, None, choices=("sdpa", "eager", "flash_attention_2"), nullable=True,
                                 help="attention kernel (default: the model's own)"),
-    "threads": Knob(int, None, min=1, max=1024, nullable=True, help="CPU threads for torch, FAISS and BLAS"),
+    "threads": Knob(int, None, min=1, max=1024, nullable=True,
+                    help="CPU threads for torch (or onnxruntime), FAISS and BLAS"),
+    "runtime": Knob(str, "torch", choices=RUNTIMES,
+                    help="torch | onnx (the encoder exported to ONNX, run by onnxruntime on the CPU)"),
 }
 
 
@@ -28,6 +32,13 @@ class EncoderRung(Rung):
 
     needs_model = True
     knobs = dict(ENCODER_KNOBS)
+
+    @classmethod
+    def conflict(cls, knobs: dict[str, Any]) -> str | None:
+        if knobs["runtime"] == "onnx" and knobs["precision"] not in ONNX_PRECISIONS:
+            return (f"runtime onnx runs precision {' or '.join(ONNX_PRECISIONS)}, not {knobs['precision']} "
+                    f"(use runtime torch for it)")
+        return None
 
     def load(self) -> None:
         set_threads(self.k["threads"])
@@ -42,7 +53,8 @@ class EncoderRung(Rung):
 
     def facts(self) -> dict:
         return {"embedding_dim": self.encoder.dimension, "max_length": self.encoder.max_length,
-                "attn_implementation": self.encoder.attn_used, "embedding_cache": self.encoder.namespace}
+                "attn_implementation": self.encoder.attn_used, "embedding_cache": self.encoder.namespace,
+                **self.encoder.runtime_facts()}
 
     def close(self) -> None:
         if getattr(self, "encoder", None) is not None:
@@ -63,6 +75,7 @@ def make_encoder(rung: Rung, model: str, knobs: dict) -> Encoder:
         trust_remote_code=rung.context.trust_remote_code,
         allow_pickle=rung.context.allow_pickle,
         threads=knobs["threads"],
+        runtime=knobs["runtime"],
         cache=rung.context.cache,
         meter=rung.meter,
         ledger=rung.ledger,

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from rightsize import metrics as M
 from rightsize.adequacy import comparable, constraint, judge
 from rightsize.evaluate import Step, StopEvaluation, evaluate_rung, measured_alike
-from rightsize.rungs import rung_class
+from rightsize.rungs import knob_conflict, rung_class
 from rightsize.search import _optuna_compat as compat
 from rightsize.search.context import SearchContext
 from rightsize.search.pruner import AdequacyPruner
@@ -66,6 +66,9 @@ class TrialRunner:
                             ("searched", searched), ("metric", ctx.metric)):
             trial.set_user_attr(name, value)
         outcome = TrialOutcome(trial.number, spec.name, searched, "", ctx.metric, key=key)
+        conflict = knob_conflict(spec)  # a sampler's pick the space itself leaves out (onnx with bf16)
+        if conflict:
+            return self._skip(trial, outcome, conflict)
         other = claimed(trial.study, trial.number, key)
         if other is not None:
             return self._duplicate(trial, other, outcome)
