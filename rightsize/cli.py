@@ -9,13 +9,15 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from rightsize import terminal
 from rightsize.errors import RightsizeError
-from rightsize.tables import ESTIMATE_NOTE
+from rightsize.records import Record
+from rightsize.tables import ESTIMATE_NOTE, SHOWN_STATUS
 
 log = logging.getLogger("rightsize")
 
@@ -174,7 +176,7 @@ def evaluate(task, rungs, split, ladder_path, limit, train_limit, out_dir, meter
     for record in run_evaluation(request, on_start=None if (quiet or as_json) else _announce):
         records.append(record)
         if as_json:
-            click.echo(json.dumps(record, ensure_ascii=False))
+            click.echo(json.dumps(record.to_dict(), ensure_ascii=False))
     if not as_json and records:
         click.echo(terminal.evaluation_text(records, request.resolved_out_dir() / "runs.jsonl"))
 
@@ -420,7 +422,7 @@ def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_
 
 
 def _evaluate_for_check(task, current, ladder_path, limit, train_limit, out_dir, meter, device,
-                        quiet) -> tuple[list[dict], list[dict]]:
+                        quiet) -> tuple[list[Record], list[dict]]:
     """Evaluate the ladder and the current config on the task; return exactly the records of this
     check, and the run folder's plans."""
     from rightsize.check import normalized_config
@@ -443,7 +445,7 @@ def _evaluate_for_check(task, current, ladder_path, limit, train_limit, out_dir,
     if current.spec is not None and not in_ladder:  # evaluated on its own, into the same run folder
         records += list(run_evaluation(request, on_start=announce, specs=[current.spec]))
     plans = RunLog(request.resolved_out_dir(), create=False).plans()
-    return [{k: v for k, v in r.items() if k != "_shown_status"} for r in records], plans
+    return [replace(r, extra={k: v for k, v in r.extra.items() if k != SHOWN_STATUS}) for r in records], plans
 
 
 # ---------------------------------------------------------------- cache

@@ -27,8 +27,8 @@ import math
 import re
 import struct
 from pathlib import Path
-from typing import Any, Mapping
 
+from rightsize.records import Record
 from rightsize.rungs import RungSpec, rung_class
 
 SAFETY = 0.8
@@ -45,9 +45,9 @@ class CostModel:
     def __init__(self) -> None:
         self._rates: dict[tuple, float] = {}  # run settings -> least J/query per compute weight
 
-    def observe(self, spec: RungSpec, record: Mapping[str, Any]) -> None:
+    def observe(self, spec: RungSpec, record: Record) -> None:
         """Learn from a finished evaluation (ok or pruned: both measured their inference cost)."""
-        jpq = record.get("joules_per_query")
+        jpq = record.joules_per_query
         weights = compute_weights_of(spec)
         if not isinstance(jpq, (int, float)) or jpq <= 0 or not weights:
             return

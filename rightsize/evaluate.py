@@ -22,7 +22,7 @@ import numpy as np
 
 from rightsize import metrics as M
 from rightsize.energy import Meter
-from rightsize.results import SCHEMA
+from rightsize.records import Record
 from rightsize.rungs import RunContext, RungSpec, build_rung
 from rightsize.tasks import Split, TaskData
 from rightsize.threads import restore_threads
@@ -95,7 +95,7 @@ def evaluate_rung(
     *,
     steps: Sequence[float] = (1.0,),
     on_step: Callable[[Step], None] | None = None,
-) -> dict[str, Any]:
+) -> Record:
     """Run ``spec`` through load → fit(train) → infer(split) and return its record.
 
     With ``on_step``, inference runs on nested, growing seeded fractions of the split (``steps``,
@@ -107,31 +107,30 @@ def evaluate_rung(
         raise ValueError(f"task {data.task.name} has no {plan.split} split")
     train_texts, train_labels = subsample(data.train, plan.train_limit, context.seed)
     texts, labels = subsample(split, plan.limit, context.seed)
-    record: dict[str, Any] = {
-        "schema": SCHEMA,
-        "key": evaluation_key(task_identity(data), spec, plan, context),
-        "run_id": run_id,
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "task": data.task.name,
-        "task_file": str(data.task.path.resolve()),
-        "metric": data.task.metric,
-        "target": {"min": data.task.target.min, "within": data.task.target.within},
-        "rung": spec.name,
-        "config": spec.config(),
-        "split": plan.split,
-        "limit": plan.limit,
-        "train_limit": plan.train_limit,
-        "n_train": len(train_texts),
-        "n_examples": len(texts),
-        "device": context.device,
-        "seed": context.seed,
-        "energy_source": meter.source,
-        "seconds": {},
-        "joules": {},
-        "energy_parts": {},
-        "seconds_spent": {},
-        "joules_spent": {},
-    }
+    record = Record(
+        key=evaluation_key(task_identity(data), spec, plan, context),
+        run_id=run_id,
+        time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        task=data.task.name,
+        task_file=str(data.task.path.resolve()),
+        metric=data.task.metric,
+        target={"min": data.task.target.min, "within": data.task.target.within},
+        rung=spec.name,
+        config=spec.config(),
+        split=plan.split,
+        limit=plan.limit,
+        train_limit=plan.train_limit,
+        n_train=len(train_texts),
+        n_examples=len(texts),
+        device=context.device,
+        seed=context.seed,
+        energy_source=meter.source,
+        seconds={},
+        joules={},
+        energy_parts={},
+        seconds_spent={},
+        joules_spent={},
+    )
     rung = build_rung(spec, context, meter)
     phase = "load"
     try:
@@ -149,22 +148,23 @@ def evaluate_rung(
                 kept, predicted, stop = _staged_infer(meter, record, rung, texts, labels, data.labels, steps,
                                                       on_step, context.seed)
                 labels = [labels[i] for i in kept]
-        record.update(_scores(data, labels, predicted, context.seed))
-        record["n_params"] = int(rung.n_params())
-        record["facts"] = rung.facts()
-        record["joules_per_query"] = record["joules"]["infer"] / max(len(labels), 1)
-        record["joules_per_query_spent"] = record["joules_spent"]["infer"] / max(len(labels), 1)
-        record["status"] = "ok"
+        _score(record, data, labels, predicted, context.seed)
+        record.n_params = int(rung.n_params())
+        record.facts = rung.facts()
+        record.joules_per_query = record.joules["infer"] / max(len(labels), 1)
+        record.joules_per_query_spent = record.joules_spent["infer"] / max(len(labels), 1)
+        record.status = "ok"
         if stop is not None:
-            record.update(status="pruned", n_examples=len(labels),
-                          pruned={"after": len(labels), "of": len(texts), "reason": str(stop)})
+            record.status, record.n_examples = "pruned", len(labels)
+            record.pruned = {"after": len(labels), "of": len(texts), "reason": str(stop)}
     except Exception as exc:  # noqa: BLE001 — any failure of a rung is recorded, the run goes on
         try:
             meter.end(phase)
         except ValueError:
             pass
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        record.update(status="failed", error=f"{exc.__class__.__name__}: {message}"[:500], failed_phase=phase)
+        record.status, record.failed_phase = "failed", phase
+        record.error = f"{exc.__class__.__name__}: {message}"[:500]
         log.debug("rung %s failed in %s:\n%s", spec.name, phase, traceback.format_exc())
     finally:
         ledger = rung.ledger
@@ -180,17 +180,17 @@ def evaluate_rung(
             gc.collect()
             gc.freeze()
         restore_threads()
-    record["joules_total"] = sum(record["joules"].values())
-    record["seconds_total"] = sum(record["seconds"].values())
-    record["joules_total_spent"] = sum(record["joules_spent"].values())
-    record["seconds_total_spent"] = sum(record["seconds_spent"].values())
-    record["cache"] = {"hits": ledger.hits, "misses": ledger.misses, "charged_joules": ledger.charged_joules,
+    record.joules_total = sum(record.joules.values())
+    record.seconds_total = sum(record.seconds.values())
+    record.joules_total_spent = sum(record.joules_spent.values())
+    record.seconds_total_spent = sum(record.seconds_spent.values())
+    record.cache = {"hits": ledger.hits, "misses": ledger.misses, "charged_joules": ledger.charged_joules,
                        "encode_joules_spent": ledger.encode_joules}
     return record
 
 
 @contextmanager
-def _charged(rung, record: dict[str, Any], phase: str) -> Iterator[None]:
+def _charged(rung, record: Record, phase: str) -> Iterator[None]:
     """Energy accounting rule: a phase's ``joules``/``seconds`` are what the configuration costs,
     the measured spend plus the stored cost of work a cache served; ``*_spent`` is the spend alone.
     Comparisons and the search read ``joules``, so a cache never makes a configuration look cheaper.
@@ -199,28 +199,28 @@ def _charged(rung, record: dict[str, Any], phase: str) -> Iterator[None]:
     try:
         yield
     finally:
-        if phase in record["joules"]:  # a phase that failed inside its window recorded nothing
+        if phase in record.joules:  # a phase that failed inside its window recorded nothing
             served = rung.ledger.since(before)
-            record["joules_spent"][phase] = record["joules"][phase]
-            record["seconds_spent"][phase] = record["seconds"][phase]
-            record["joules"][phase] += served.charged_joules
-            record["seconds"][phase] += served.charged_seconds
+            record.joules_spent[phase] = record.joules[phase]
+            record.seconds_spent[phase] = record.seconds[phase]
+            record.joules[phase] += served.charged_joules
+            record.seconds[phase] += served.charged_seconds
 
 
-def _measured(meter: Meter, record: dict[str, Any], phase: str, work):
+def _measured(meter: Meter, record: Record, phase: str, work):
     meter.begin(phase)
     result = work()
     m = meter.end(phase)
     # A staged inference measures its phase in several windows: they add up.
-    record["seconds"][phase] = record["seconds"].get(phase, 0.0) + m.seconds
-    record["joules"][phase] = record["joules"].get(phase, 0.0) + m.joules
-    parts = record["energy_parts"].setdefault(phase, {})
+    record.seconds[phase] = record.seconds.get(phase, 0.0) + m.seconds
+    record.joules[phase] = record.joules.get(phase, 0.0) + m.joules
+    parts = record.energy_parts.setdefault(phase, {})
     for part, joules in m.parts.items():
         parts[part] = parts.get(part, 0.0) + joules
     return result
 
 
-def _staged_infer(meter: Meter, record: dict[str, Any], rung, texts: Sequence[str], labels: Sequence[str],
+def _staged_infer(meter: Meter, record: Record, rung, texts: Sequence[str], labels: Sequence[str],
                   names: Sequence[str], steps: Sequence[float], on_step: Callable[[Step], None],
                   seed: int) -> tuple[list[int], list[str], StopEvaluation | None]:
     """Predict nested seeded subsets of growing size (each text once); ``on_step`` may stop early.
@@ -252,7 +252,7 @@ def _staged_infer(meter: Meter, record: dict[str, Any], rung, texts: Sequence[st
     return list(range(n)), predicted, None
 
 
-def _scores(data: TaskData, labels: Sequence[str], predicted: Sequence[str], seed: int) -> dict[str, Any]:
+def _score(record: Record, data: TaskData, labels: Sequence[str], predicted: Sequence[str], seed: int) -> None:
     names = list(data.labels)
     index = {name: i for i, name in enumerate(names)}
     y_true = np.array([index[label] for label in labels], dtype=np.int64)
@@ -264,14 +264,9 @@ def _scores(data: TaskData, labels: Sequence[str], predicted: Sequence[str], see
     for metric in M.METRICS:
         out_metrics[metric] = M.score(metric, y_true, y_pred, n_classes)
         ci[metric] = list(M.confidence_interval(metric, y_true, y_pred, n_classes, seed=seed))
-    return {
-        "metrics": out_metrics,
-        "ci": ci,
-        "label_names": names,
-        # Per-example labels make paired comparisons and intervals possible from runs.jsonl alone.
-        "references": y_true.tolist(),
-        "predictions": y_pred.tolist(),
-    }
+    record.metrics, record.ci, record.label_names = out_metrics, ci, names
+    # Per-example labels make paired comparisons and intervals possible from runs.jsonl alone.
+    record.references, record.predictions = y_true.tolist(), y_pred.tolist()
 
 
 def new_run_id() -> str:

@@ -20,6 +20,7 @@ from rightsize.errors import RightsizeError
 from rightsize.evaluate import new_run_id
 from rightsize.ladder import Ladder, load_ladder
 from rightsize.models import check_weights_format, resolve_model
+from rightsize.records import Record
 from rightsize.results import RunLog
 from rightsize.rungs import RunContext, RungSpec, rung_class
 from rightsize.tasks import TaskData, TaskSpec, load_data, load_task
@@ -98,7 +99,7 @@ class _RunLog(RunLog):
     def add_environment(self, env: dict) -> None:
         self._environments.append(env)
 
-    def append(self, record: dict) -> None:
+    def append(self, record: Record) -> None:
         for env in self._environments:
             self.write_environment(env)
         self._environments.clear()

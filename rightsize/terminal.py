@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from rightsize.records import Record
 from rightsize.tables import ESTIMATE_NOTE, human_count, human_grams, human_joules, records_table, render
 
 
@@ -13,9 +14,9 @@ def progress_line(index: int, total: int, spec, cached: bool) -> str:
     return f"[{index}/{total}] {spec.name}{note}"
 
 
-def evaluation_text(records: Sequence[dict], runs_file: Path) -> str:
-    lines = [records_table(records, records[0]["metric"]), f"\nrecords: {runs_file}"]
-    if any("estimate" in r.get("energy_source", "") for r in records):
+def evaluation_text(records: Sequence[Record], runs_file: Path) -> str:
+    lines = [records_table(records, records[0].metric), f"\nrecords: {runs_file}"]
+    if any(r.estimated for r in records):
         lines.append(ESTIMATE_NOTE)
     return "\n".join(lines)
 

@@ -83,15 +83,15 @@ def test_a_gpu_meter_puts_gpu_and_host_energy_in_the_record(monkeypatch, nvml, d
     meter = make_meter("auto", device="cuda", powercap_root=str(tmp_path / "no-rapl"))
     assert meter.source == "nvml+estimate"
     record = evaluate_rung(data, load_ladder(tiny_ladder)["tiny-probe"], meter, RunContext(), EvalPlan())
-    assert record["status"] == "ok", record.get("error")
-    assert record["energy_source"] == "nvml+estimate"
+    assert record.status == "ok", record.error
+    assert record.energy_source == "nvml+estimate"
     for phase in ("load", "fit", "infer"):
-        parts = record["energy_parts"][phase]
+        parts = record.energy_parts[phase]
         assert set(parts) == {"gpu:0", "cpu-estimate"}
         # The fake GPU counter adds 250 mJ per read: a window (two reads) is 0.25 J.
         assert parts["gpu:0"] == pytest.approx(0.25)
-        assert record["joules_spent"][phase] == pytest.approx(sum(parts.values()))
-    assert record["joules_per_query"] == pytest.approx(record["joules"]["infer"] / record["n_examples"])
+        assert record.joules_spent[phase] == pytest.approx(sum(parts.values()))
+    assert record.joules_per_query == pytest.approx(record.joules["infer"] / record.n_examples)
     # GPU work is waited for at both edges of every window (each phase, and the encoder's own).
     assert len(cuda.synced) >= 6 and set(cuda.synced) == {0}
     meter.close()
@@ -228,6 +228,6 @@ def test_evaluate_on_cuda_records_gpu_energy(tiny_task, tiny_ladder, tmp_path):
                                       "tiny-probe", "--device", "cuda", "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
     (record,) = RunLog(out, create=False).records()
-    assert record["status"] == "ok" and record["device"] == "cuda"
-    assert record["energy_source"].startswith("nvml")
-    assert all("gpu:0" in parts for parts in record["energy_parts"].values())
+    assert record.status == "ok" and record.device == "cuda"
+    assert record.energy_source.startswith("nvml")
+    assert all("gpu:0" in parts for parts in record.energy_parts.values())
