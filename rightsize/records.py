@@ -3,8 +3,9 @@
 :class:`Record` is the one definition of its fields; :func:`rightsize.evaluate.evaluate_rung` makes
 it, :class:`rightsize.results.RunLog` writes and reads it, and everything downstream reads its
 attributes. ``schema`` names the version of the layout; :meth:`Record.from_dict` reads every version
-this code knows, and keeps keys it does not know in ``extra``, so a record read and written again
-loses nothing and is byte for byte the same line.
+this code knows and keeps the keys it does not know in ``extra`` (written after the known ones), so a
+record read and written again loses nothing, and one that rightsize wrote is the same line, byte for
+byte: every version wrote its fields in the order of :class:`Record`'s.
 """
 
 from __future__ import annotations
@@ -107,9 +108,9 @@ class Record:
     def spent_joules(self) -> float:
         """What the evaluation really spent: less than its cost (``joules_total``) when the embedding
         cache served part of it; the cost itself for records written before the cache existed."""
-        if isinstance(self.joules_total_spent, (int, float)):
+        if self.joules_total_spent is not None:
             return float(self.joules_total_spent)
-        if isinstance(self.joules_spent, dict) and self.joules_spent:
+        if self.joules_spent:
             return float(sum(self.joules_spent.values()))
         return float(self.joules_total or sum((self.joules or {}).values()))
 
@@ -137,7 +138,7 @@ class Record:
 _FIELDS = tuple(f.name for f in fields(Record) if f.name != "extra")
 
 
-# The JSON type of each field, from its annotation ("dict[str, float] | None" -> dict).
+# The JSON type of each field, from its annotation (a string: "dict[str, float] | None" -> dict).
 _JSON_TYPES = {"str": (str, "string"), "int": (int, "integer"), "float": ((int, float), "number"),
                "dict": (dict, "object"), "list": (list, "array")}
 _TYPES = {f.name: _JSON_TYPES[re.match(r"\w+", f.type).group()] for f in fields(Record) if f.name in _FIELDS}

@@ -81,7 +81,7 @@ class RunLog:
             os.close(fd)
 
     def records(self) -> list[Record]:
-        return [Record.from_dict(obj, f"{self.path}:{number}") for number, obj in _numbered(self.path)]
+        return [Record.from_dict(obj, f"{self.path}:{number}") for number, obj in _json_lines(self.path)]
 
     def completed(self) -> dict[str, Record]:
         """The latest successful record for each evaluation key (what a rerun can skip)."""
@@ -94,10 +94,10 @@ class RunLog:
         _append_line(self.dir / PLAN_FILE, entry)
 
     def plans(self) -> list[dict[str, Any]]:
-        return list(iter_records(self.dir / PLAN_FILE))
+        return [obj for _, obj in _json_lines(self.dir / PLAN_FILE)]
 
     def environments(self) -> list[dict[str, Any]]:
-        return list(iter_records(self.dir / ENVIRONMENT_FILE))
+        return [obj for _, obj in _json_lines(self.dir / ENVIRONMENT_FILE)]
 
 
 def _append_line(path: Path, obj: dict[str, Any]) -> None:
@@ -107,13 +107,9 @@ def _append_line(path: Path, obj: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def iter_records(path: Path) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a JSONL file; an unparseable line (a torn write) is skipped with a warning."""
-    return (obj for _, obj in _numbered(path))
-
-
-def _numbered(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) of each JSON object line of ``path``."""
+def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each JSON object of a JSONL file; an unparseable line (a torn write)
+    is skipped with a warning."""
     if not path.exists():
         return
     with open(path, encoding="utf-8", errors="replace") as f:
