@@ -100,8 +100,9 @@ def ok_records(records: Iterable[Record]) -> list[Record]:
 def _scored(r: Record) -> bool:
     """An ok record with what a comparison reads: its per-example scores and its energy per query."""
     needed = (r.key, r.task, r.config, r.metrics, r.label_names, r.joules, r.joules_per_query, r.predictions)
-    return r.ok and all(v is not None for v in needed) and bool(r.references) and \
-        len(r.references) == len(r.predictions)
+    if not r.ok or any(v is None for v in needed):
+        return False
+    return bool(r.references) and len(r.references) == len(r.predictions)
 
 
 def comparable(records: Iterable[Record], split: str = "validation") -> list[Record]:
