@@ -22,9 +22,9 @@ a model whose weights cannot be read, there is no bound, and the config is evalu
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
 
 from rightsize.model_facts import facts_of
+from rightsize.records import Record
 from rightsize.rungs import RungSpec, rung_class
 
 SAFETY = 0.8
@@ -38,9 +38,9 @@ class CostModel:
     def __init__(self) -> None:
         self._rates: dict[tuple, float] = {}  # run settings -> least J/query per compute weight
 
-    def observe(self, spec: RungSpec, record: Mapping[str, Any]) -> None:
+    def observe(self, spec: RungSpec, record: Record) -> None:
         """Learn from a finished evaluation (ok or pruned: both measured their inference cost)."""
-        jpq = record.get("joules_per_query")
+        jpq = record.joules_per_query
         weights = compute_weights_of(spec)
         if not isinstance(jpq, (int, float)) or jpq <= 0 or not weights:
             return

@@ -22,7 +22,7 @@ import numpy as np
 
 from rightsize import metrics as M
 from rightsize.energy import Meter
-from rightsize.results import SCHEMA
+from rightsize.records import Record
 from rightsize.rungs import RunContext, RungSpec, build_rung
 from rightsize.tasks import Split, TaskData
 from rightsize.threads import restore_threads
@@ -96,7 +96,7 @@ def evaluate_rung(
     *,
     steps: Sequence[float] = (1.0,),
     on_step: Callable[[Step], None] | None = None,
-) -> dict[str, Any]:
+) -> Record:
     """Run ``spec`` through load → fit(train) → infer(split) and return its record.
 
     With ``on_step``, inference runs on nested, growing seeded fractions of the split (``steps``,
@@ -108,39 +108,38 @@ def evaluate_rung(
         raise ValueError(f"task {data.task.name} has no {plan.split} split")
     train_texts, train_labels = subsample(data.train, plan.train_limit, context.seed)
     texts, labels = subsample(split, plan.limit, context.seed)
-    record: dict[str, Any] = {
-        "schema": SCHEMA,
-        "key": evaluation_key(task_identity(data), spec, plan, context),
-        "run_id": run_id,
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "task": data.task.name,
-        "task_file": str(data.task.path.resolve()),
-        "metric": data.task.metric,
-        "target": {"min": data.task.target.min, "within": data.task.target.within},
-        "rung": spec.name,
-        "config": spec.config(),
-        "split": plan.split,
-        "limit": plan.limit,
-        "train_limit": plan.train_limit,
-        "n_train": len(train_texts),
-        "n_examples": len(texts),
-        "device": context.device,
-        "seed": context.seed,
-        "energy_source": meter.source,
-        "energy_basis": meter.basis,
-        "idle_watts": sum(meter.idle_watts.values()) if meter.idle_watts else None,
-        "energy_resolution_s": meter.resolution_s,
-        "seconds": {},
-        "joules": {},
-        "joules_gross": {},
-        "energy_parts": {},
-        "energy_uncertainty": {},
-        "below_resolution": [],
-        "energy_read_errors": [],
-        "infer_repeats": [],
-        "seconds_spent": {},
-        "joules_spent": {},
-    }
+    record = Record(
+        key=evaluation_key(task_identity(data), spec, plan, context),
+        run_id=run_id,
+        time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        task=data.task.name,
+        task_file=str(data.task.path.resolve()),
+        metric=data.task.metric,
+        target={"min": data.task.target.min, "within": data.task.target.within},
+        rung=spec.name,
+        config=spec.config(),
+        split=plan.split,
+        limit=plan.limit,
+        train_limit=plan.train_limit,
+        n_train=len(train_texts),
+        n_examples=len(texts),
+        device=context.device,
+        seed=context.seed,
+        energy_source=meter.source,
+        energy_basis=meter.basis,
+        idle_watts=sum(meter.idle_watts.values()) if meter.idle_watts else None,
+        energy_resolution_s=meter.resolution_s,
+        seconds={},
+        joules={},
+        joules_gross={},
+        energy_parts={},
+        energy_uncertainty={},
+        below_resolution=[],
+        energy_read_errors=[],
+        infer_repeats=[],
+        seconds_spent={},
+        joules_spent={},
+    )
     rung = build_rung(spec, context, meter)
     phase = "load"
     try:
@@ -158,20 +157,21 @@ def evaluate_rung(
                 kept, predicted, stop = _staged_infer(meter, record, rung, texts, labels, data.labels, steps,
                                                       on_step, context.seed)
                 labels = [labels[i] for i in kept]
-        record.update(_scores(data, labels, predicted, context.seed))
-        record["n_params"] = int(rung.n_params())
-        record["facts"] = rung.facts()
-        record["joules_per_query"] = record["joules"]["infer"] / max(len(labels), 1)
-        record["joules_per_query_spent"] = record["joules_spent"]["infer"] / max(len(labels), 1)
-        record["joules_per_query_gross"] = record["joules_gross"]["infer"] / max(len(labels), 1)
-        record["status"] = "ok"
+        _score(record, data, labels, predicted, context.seed)
+        record.n_params = int(rung.n_params())
+        record.facts = rung.facts()
+        record.joules_per_query = record.joules["infer"] / max(len(labels), 1)
+        record.joules_per_query_spent = record.joules_spent["infer"] / max(len(labels), 1)
+        record.joules_per_query_gross = record.joules_gross["infer"] / max(len(labels), 1)
+        record.status = "ok"
         if stop is not None:
-            record.update(status="pruned", n_examples=len(labels),
-                          pruned={"after": len(labels), "of": len(texts), "reason": str(stop)})
+            record.status, record.n_examples = "pruned", len(labels)
+            record.pruned = {"after": len(labels), "of": len(texts), "reason": str(stop)}
     except Exception as exc:  # noqa: BLE001 — any failure of a rung is recorded, the run goes on
         meter.discard(phase)  # not end(): a CUDA error would surface again at its synchronize
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        record.update(status="failed", error=f"{exc.__class__.__name__}: {message}"[:500], failed_phase=phase)
+        record.status, record.failed_phase = "failed", phase
+        record.error = f"{exc.__class__.__name__}: {message}"[:500]
         log.debug("rung %s failed in %s:\n%s", spec.name, phase, traceback.format_exc())
     finally:
         ledger = rung.ledger
@@ -187,17 +187,17 @@ def evaluate_rung(
             gc.collect()
             gc.freeze()
         restore_threads()
-    record["joules_total"] = sum(record["joules"].values())
-    record["seconds_total"] = sum(record["seconds"].values())
-    record["joules_total_spent"] = sum(record["joules_spent"].values())
-    record["seconds_total_spent"] = sum(record["seconds_spent"].values())
-    record["cache"] = {"hits": ledger.hits, "misses": ledger.misses, "charged_joules": ledger.charged_joules,
-                       "encode_joules_spent": ledger.encode_joules}
+    record.joules_total = sum(record.joules.values())
+    record.seconds_total = sum(record.seconds.values())
+    record.joules_total_spent = sum(record.joules_spent.values())
+    record.seconds_total_spent = sum(record.seconds_spent.values())
+    record.cache = {"hits": ledger.hits, "misses": ledger.misses, "charged_joules": ledger.charged_joules,
+                    "encode_joules_spent": ledger.encode_joules}
     return record
 
 
 @contextmanager
-def _charged(rung, record: dict[str, Any], phase: str) -> Iterator[None]:
+def _charged(rung, record: Record, phase: str) -> Iterator[None]:
     """Energy accounting rule: a phase's ``joules``/``seconds`` are what the configuration costs,
     the measured spend plus the stored cost of work a cache served; ``*_spent`` is the spend alone.
     Comparisons and the search read ``joules``, so a cache never makes a configuration look cheaper.
@@ -206,18 +206,18 @@ def _charged(rung, record: dict[str, Any], phase: str) -> Iterator[None]:
     try:
         yield
     finally:
-        if phase in record["joules"]:  # a phase that failed inside its window recorded nothing
+        if phase in record.joules:  # a phase that failed inside its window recorded nothing
             served = rung.ledger.since(before)
-            record["joules_spent"][phase] = record["joules"][phase]
-            record["seconds_spent"][phase] = record["seconds"][phase]
-            record["joules"][phase] += served.charged_joules
-            record["seconds"][phase] += served.charged_seconds
+            record.joules_spent[phase] = record.joules[phase]
+            record.seconds_spent[phase] = record.seconds[phase]
+            record.joules[phase] += served.charged_joules
+            record.seconds[phase] += served.charged_seconds
             # Stored costs are net of idle: gross adds the idle draw over their stored time.
-            idle = record["idle_watts"] or 0.0
-            record["joules_gross"][phase] += served.charged_joules + idle * served.charged_seconds
+            idle = record.idle_watts or 0.0
+            record.joules_gross[phase] += served.charged_joules + idle * served.charged_seconds
 
 
-def _measured(meter: Meter, record: dict[str, Any], phase: str, work, rung=None):
+def _measured(meter: Meter, record: Record, phase: str, work, rung=None):
     """Measure ``work`` in window ``phase`` and add it to the record.
 
     Given the ``rung`` (inference), a first pass shorter than the meter can resolve is repeated
@@ -237,21 +237,21 @@ def _measured(meter: Meter, record: dict[str, Any], phase: str, work, rung=None)
         rung.ledger.keep_one_pass(before, passes)
     m = meter.end(phase).per_pass(passes)
     # A staged inference measures its phase in several windows: they add up.
-    for key, value in (("seconds", m.seconds), ("joules", m.net_joules), ("joules_gross", m.joules),
-                       ("energy_uncertainty", m.uncertainty)):
-        record[key][phase] = record[key].get(phase, 0.0) + value
-    for flag, on in (("below_resolution", m.below_resolution), ("energy_read_errors", m.read_errors)):
-        if on and phase not in record[flag]:
-            record[flag].append(phase)
+    for per_phase, value in ((record.seconds, m.seconds), (record.joules, m.net_joules),
+                             (record.joules_gross, m.joules), (record.energy_uncertainty, m.uncertainty)):
+        per_phase[phase] = per_phase.get(phase, 0.0) + value
+    for flagged, on in ((record.below_resolution, m.below_resolution), (record.energy_read_errors, m.read_errors)):
+        if on and phase not in flagged:
+            flagged.append(phase)
     if rung is not None:
-        record["infer_repeats"].append(passes)
-    parts = record["energy_parts"].setdefault(phase, {})
+        record.infer_repeats.append(passes)
+    parts = record.energy_parts.setdefault(phase, {})
     for part, joules in m.net_parts.items():
         parts[part] = parts.get(part, 0.0) + joules
     return result
 
 
-def _staged_infer(meter: Meter, record: dict[str, Any], rung, texts: Sequence[str], labels: Sequence[str],
+def _staged_infer(meter: Meter, record: Record, rung, texts: Sequence[str], labels: Sequence[str],
                   names: Sequence[str], steps: Sequence[float], on_step: Callable[[Step], None],
                   seed: int) -> tuple[list[int], list[str], StopEvaluation | None]:
     """Predict nested seeded subsets of growing size (each text once); ``on_step`` may stop early.
@@ -283,7 +283,7 @@ def _staged_infer(meter: Meter, record: dict[str, Any], rung, texts: Sequence[st
     return list(range(n)), predicted, None
 
 
-def _scores(data: TaskData, labels: Sequence[str], predicted: Sequence[str], seed: int) -> dict[str, Any]:
+def _score(record: Record, data: TaskData, labels: Sequence[str], predicted: Sequence[str], seed: int) -> None:
     names = list(data.labels)
     index = {name: i for i, name in enumerate(names)}
     y_true = np.array([index[label] for label in labels], dtype=np.int64)
@@ -295,14 +295,9 @@ def _scores(data: TaskData, labels: Sequence[str], predicted: Sequence[str], see
     for metric in M.METRICS:
         out_metrics[metric] = M.score(metric, y_true, y_pred, n_classes)
         ci[metric] = list(M.confidence_interval(metric, y_true, y_pred, n_classes, seed=seed))
-    return {
-        "metrics": out_metrics,
-        "ci": ci,
-        "label_names": names,
-        # Per-example labels make paired comparisons and intervals possible from runs.jsonl alone.
-        "references": y_true.tolist(),
-        "predictions": y_pred.tolist(),
-    }
+    record.metrics, record.ci, record.label_names = out_metrics, ci, names
+    # Per-example labels make paired comparisons and intervals possible from runs.jsonl alone.
+    record.references, record.predictions = y_true.tolist(), y_pred.tolist()
 
 
 def new_run_id() -> str:

@@ -1,6 +1,6 @@
 """The recommendation policy: the smallest adequate config to deploy, its savings and lifetime cost.
 
-Pure functions over records (the dicts of ``runs.jsonl``); no printing and no file I/O (the carbon
+Pure functions over records (:class:`rightsize.records.Record`); no printing and no file I/O (the carbon
 table is read through :mod:`rightsize.carbon`). Adequacy is :func:`rightsize.adequacy.judge`'s.
 Selection uses the **validation** split only: test records are looked up to *report* the held-out
 score of a choice, never to make it. ``largest`` and ``pareto_front`` ignore records that failed.
@@ -17,6 +17,7 @@ from rightsize.adequacy import Target, comparable, judge, ok_records
 from rightsize.coverage import assess_coverage
 from rightsize.errors import RightsizeError
 from rightsize.naming import variant_labels
+from rightsize.records import Record
 from rightsize.rungs import RungSpec, rung_class
 
 SCHEMA = "rightsize.recommendation/1"
@@ -25,13 +26,6 @@ CLOSEST = 3  # configs shown when nothing is adequate
 
 
 # ------------------------------------------------------------------------------------ record helpers
-
-
-def is_estimate(record: Mapping[str, Any]) -> bool:
-    """True when any of the record's energy comes from the CPU-time model, not a hardware counter."""
-    if "estimate" in str(record.get("energy_source", "")).split("+"):
-        return True
-    return any(part.endswith("estimate") for parts in (record.get("energy_parts") or {}).values() for part in parts)
 
 
 def spec_from_config(name: str, config: Mapping[str, Any]) -> RungSpec:
@@ -52,35 +46,35 @@ def spec_from_config(name: str, config: Mapping[str, Any]) -> RungSpec:
 # ------------------------------------------------------------------------------------ orderings
 
 
-def largest(records: Sequence[Mapping[str, Any]]) -> dict:
+def largest(records: Sequence[Record]) -> Record:
     """The largest config evaluated: most parameters (ties: most J/query)."""
     ok = ok_records(records)
     if not ok:
         raise ValueError("largest() needs at least one ok record")
-    return max(ok, key=lambda r: (r.get("n_params") or 0, r["joules_per_query"]))
+    return max(ok, key=lambda r: (r.n_params or 0, r.joules_per_query))
 
 
-def pareto_front(records: Sequence[Mapping[str, Any]], metric: str) -> list[dict]:
+def pareto_front(records: Sequence[Record], metric: str) -> list[Record]:
     """Configs no other config beats on both metric (higher) and J/query (lower); sorted by J/query."""
     ok = ok_records(records)
 
-    def dominated(r: dict) -> bool:
-        m, j = r["metrics"][metric], r["joules_per_query"]
-        return any(o["metrics"][metric] >= m and o["joules_per_query"] <= j
-                   and (o["metrics"][metric] > m or o["joules_per_query"] < j) for o in ok)
+    def dominated(r: Record) -> bool:
+        m, j = r.score(metric), r.joules_per_query
+        return any(o.score(metric) >= m and o.joules_per_query <= j
+                   and (o.score(metric) > m or o.joules_per_query < j) for o in ok)
 
-    return sorted((r for r in ok if not dominated(r)), key=lambda r: (r["joules_per_query"], -r["metrics"][metric]))
+    return sorted((r for r in ok if not dominated(r)), key=lambda r: (r.joules_per_query, -r.score(metric)))
 
 
 # ------------------------------------------------------------------------------------ energy, carbon
 
 
-def lifetime_joules(record: Mapping[str, Any], queries_per_day: float, days: float) -> float:
+def lifetime_joules(record: Record, queries_per_day: float, days: float) -> float:
     """Energy over a deployment: fit once, then ``queries_per_day × days`` queries.
 
     Load is left out: how often a service restarts is not something the records know.
     """
-    return float((record.get("joules") or {}).get("fit", 0.0)) + queries_per_day * days * record["joules_per_query"]
+    return float((record.joules or {}).get("fit", 0.0)) + queries_per_day * days * record.joules_per_query
 
 
 def carbon_grams(joules: float, pue: float, region: str) -> float:
@@ -139,23 +133,23 @@ class NothingCompleted(Exception):
         self.tried = tried
 
 
-def tried_without_result(records: Sequence[Mapping[str, Any]]) -> list[dict]:
+def tried_without_result(records: Sequence[Record]) -> list[dict]:
     """The latest validation record of each config, with why it stopped: ``{label, rung, key,
     config, status, reason}``."""
-    latest: dict[str, Mapping[str, Any]] = {}
+    latest: dict[str, Record] = {}
     for r in records:
-        if r.get("split", "validation") == "validation" and "key" in r:
-            latest[r["key"]] = r
+        if r.split in ("validation", None) and r.key is not None:
+            latest[r.key] = r
     labels = variant_labels(latest.values())
     out = []
     for key, r in latest.items():
-        reason = (r.get("pruned") or {}).get("reason") if r.get("status") == "pruned" else r.get("error")
-        out.append({"label": labels[key], "rung": r.get("rung"), "key": key, "config": r.get("config"),
-                    "status": r.get("status"), "reason": str(reason or "")})
+        reason = r.pruned_reason if r.status == "pruned" else r.error
+        out.append({"label": labels[key], "rung": r.rung, "key": key, "config": r.config,
+                    "status": r.status, "reason": str(reason or "")})
     return out
 
 
-def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metric: str | None = None,
+def recommend(records: Sequence[Record], *, target: Any = None, metric: str | None = None,
               queries_per_day: float = 10_000, days: float = 365, pue: float = 1.2, region: str | None = None,
               resamples: int = 1000, seed: int = 0, level: float = 0.95,
               plans: Sequence[Mapping[str, Any]] = ()) -> Recommendation:
@@ -169,10 +163,10 @@ def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metri
             raise NothingCompleted(tried)
         raise RightsizeError("no successful validation records to choose from: run `rightsize evaluate` first")
     latest = group[-1]
-    metric = metric or latest["metric"]
+    metric = metric or latest.metric
     if metric not in M.METRICS:
         raise RightsizeError(f"metric {metric!r} is not one of {', '.join(M.METRICS)}")
-    target = Target.from_any(target if target is not None else latest.get("target"))
+    target = Target.from_any(target if target is not None else latest.target)
     if queries_per_day < 0 or days < 0:
         raise RightsizeError("--queries-per-day and --days must not be negative")
     grid = carbon.intensity(region) if region else None  # an unknown region fails before any work
@@ -181,41 +175,41 @@ def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metri
 
     judgement = judge(group, target, metric, resamples=resamples, seed=seed, level=level)
     verdicts = judgement.verdicts
-    front = {r["key"] for r in pareto_front(group, metric)}
-    tests = [r for r in records if r.get("status") == "ok" and r.get("split") == "test" and "metrics" in r]
+    front = {r.key for r in pareto_front(group, metric)}
+    tests = [r for r in records if r.ok and r.split == "test" and r.metrics is not None]
 
     def carbon_of(joules: float) -> float | None:
         return carbon_grams(joules, pue, grid.region) if grid else None
 
-    def entry(r: dict) -> dict:
-        v = verdicts[r["key"]]
+    def entry(r: Record) -> dict:
+        v = verdicts[r.key]
         life = lifetime_joules(r, queries_per_day, days)
         return {
-            "rung": r["rung"], "key": r["key"], "config": r["config"], "n_params": r.get("n_params"),
-            "metric": r["metrics"][metric], "ci": (r.get("ci") or {}).get(metric),
-            "joules_per_query": r["joules_per_query"], "joules_fit": (r.get("joules") or {}).get("fit", 0.0),
+            "rung": r.rung, "key": r.key, "config": r.config, "n_params": r.n_params,
+            "metric": r.score(metric), "ci": r.interval(metric),
+            "joules_per_query": r.joules_per_query, "joules_fit": (r.joules or {}).get("fit", 0.0),
             "joules_per_query_uncertainty": energy_quality.jpq_uncertainty(r),
-            "joules_per_query_gross": r.get("joules_per_query_gross", r["joules_per_query"]),
-            "energy_basis": r.get("energy_basis", "gross"), "below_resolution": r.get("below_resolution", []),
-            "energy_source": r.get("energy_source"), "estimated": is_estimate(r),
+            "joules_per_query_gross": r.gross_joules_per_query,
+            "energy_basis": r.basis, "below_resolution": r.below_resolution or [],
+            "energy_source": r.energy_source, "estimated": r.estimated,
             "adequate": v.adequate, "rule": v.rule, "detail": v.detail, "bound": v.bound, "threshold": v.threshold,
-            "pareto": r["key"] in front, "lifetime_joules": life, "lifetime_carbon_g": carbon_of(life),
+            "pareto": r.key in front, "lifetime_joules": life, "lifetime_carbon_g": carbon_of(life),
             "test": _test_summary(r, tests, metric),
         }
 
     labels = variant_labels(group)
-    entries = {r["key"]: {"label": labels[r["key"]], **entry(r)} for r in group}
+    entries = {r.key: {"label": labels[r.key], **entry(r)} for r in group}
     pick = judgement.cheapest_adequate
     covered = assess_coverage(records, latest, plans, target.rule, pick)
-    big = entries[largest(group)["key"]]
-    chosen = entries[pick["key"]] if pick else None
+    big = entries[largest(group).key]
+    chosen = entries[pick.key] if pick else None
     closest = []
     if chosen is None:
         closest = sorted(entries.values(), key=lambda e: e["bound"] - e["threshold"], reverse=True)[:CLOSEST]
-    others = [r for r in records if r.get("split") == "validation" and r.get("key") not in entries]
+    others = [r for r in records if r.split == "validation" and r.key not in entries]
     return Recommendation(
-        task=latest["task"], metric=metric, target=target.to_dict(), rule=target.rule, split="validation",
-        n_examples=len(latest["references"]), chosen=chosen, largest=big, best=entries[judgement.best["key"]],
+        task=latest.task, metric=metric, target=target.to_dict(), rule=target.rule, split="validation",
+        n_examples=len(latest.references), chosen=chosen, largest=big, best=entries[judgement.best.key],
         configs=sorted(entries.values(), key=lambda e: (e["joules_per_query"], e["n_params"] or 0)),
         closest=closest, savings=_savings(chosen, big, carbon_of) if chosen else None,
         given_up=_given_up(chosen, big) if chosen else None,
@@ -227,22 +221,23 @@ def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metri
             "level": level, "resamples": resamples, "seed": seed,
         },
         estimated=any(e["estimated"] for e in entries.values()),
-        excluded={"failed": sum(1 for r in others if r.get("status") != "ok"),
-                  "other_examples": sum(1 for r in others if r.get("status") == "ok")},
+        excluded={"failed": sum(1 for r in others if not r.ok),
+                  "other_examples": sum(1 for r in others if r.ok)},
         coverage=covered.to_dict(),
     )
 
 
-def _test_summary(record: Mapping[str, Any], tests: Sequence[Mapping[str, Any]], metric: str) -> dict | None:
+def _test_summary(record: Record, tests: Sequence[Record], metric: str) -> dict | None:
     """The latest ok test-split record of the same config, fit and sample, if there is one."""
-    same = ("task", "config", "limit", "train_limit", "seed", "device")
-    matches = [t for t in tests if all(t.get(k) == record.get(k) for k in same)]
+    def fit_and_sample(r: Record) -> tuple:
+        return r.task, r.config, r.limit, r.train_limit, r.seed, r.device
+
+    matches = [t for t in tests if fit_and_sample(t) == fit_and_sample(record)]
     if not matches:
         return None
     t = matches[-1]
-    return {"key": t.get("key"), "metric": t["metrics"][metric], "ci": (t.get("ci") or {}).get(metric),
-            "n_examples": t.get("n_examples"), "joules_per_query": t.get("joules_per_query"),
-            "energy_source": t.get("energy_source")}
+    return {"key": t.key, "metric": t.score(metric), "ci": t.interval(metric), "n_examples": t.n_examples,
+            "joules_per_query": t.joules_per_query, "energy_source": t.energy_source}
 
 
 def _savings(chosen: dict, big: dict, carbon_of) -> dict[str, Any]:

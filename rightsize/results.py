@@ -1,4 +1,5 @@
-"""The evidence store: an append-only ``runs.jsonl`` (one JSON object per evaluation).
+"""The evidence store: an append-only ``runs.jsonl`` (one JSON object per evaluation, a
+:class:`rightsize.records.Record`), and the other files of a run folder.
 
 Each record is written with a single ``write`` under an exclusive lock, flushed and fsynced, so a
 crash or Ctrl-C can at worst leave one torn, unfinished line at the end; that fragment is moved
@@ -16,13 +17,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from rightsize.errors import RightsizeError
+from rightsize.records import Record
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "rightsize.record/1"
 RUNS_FILE = "runs.jsonl"
 ENVIRONMENT_FILE = "environment.jsonl"
 PLAN_FILE = "plan.jsonl"  # what each run set out to evaluate, and how a search ended (rightsize.coverage)
+STUDY_FILE = "study.db"  # the search's Optuna study, unless --storage names another database
 
 
 class RunLog:
@@ -65,8 +67,8 @@ class RunLog:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def append(self, record: dict[str, Any]) -> None:
-        line = (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+    def append(self, record: Record) -> None:
+        line = (json.dumps(record.to_dict(), ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -78,12 +80,12 @@ class RunLog:
         finally:
             os.close(fd)
 
-    def records(self) -> list[dict[str, Any]]:
-        return list(iter_records(self.path))
+    def records(self) -> list[Record]:
+        return [Record.from_dict(obj, f"{self.path}:{number}") for number, obj in _json_lines(self.path)]
 
-    def completed(self) -> dict[str, dict[str, Any]]:
+    def completed(self) -> dict[str, Record]:
         """The latest successful record for each evaluation key (what a rerun can skip)."""
-        return {r["key"]: r for r in self.records() if r.get("status") == "ok" and "key" in r}
+        return {r.key: r for r in self.records() if r.ok and r.key is not None}
 
     def write_environment(self, env: dict[str, Any]) -> None:
         _append_line(self.dir / ENVIRONMENT_FILE, env)
@@ -92,10 +94,10 @@ class RunLog:
         _append_line(self.dir / PLAN_FILE, entry)
 
     def plans(self) -> list[dict[str, Any]]:
-        return list(iter_records(self.dir / PLAN_FILE))
+        return [obj for _, obj in _json_lines(self.dir / PLAN_FILE)]
 
     def environments(self) -> list[dict[str, Any]]:
-        return list(iter_records(self.dir / ENVIRONMENT_FILE))
+        return [obj for _, obj in _json_lines(self.dir / ENVIRONMENT_FILE)]
 
 
 def _append_line(path: Path, obj: dict[str, Any]) -> None:
@@ -105,8 +107,9 @@ def _append_line(path: Path, obj: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def iter_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Records of a JSONL file; an unparseable line (a torn write) is skipped with a warning."""
+def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each JSON object of a JSONL file; an unparseable line (a torn write)
+    is skipped with a warning."""
     if not path.exists():
         return
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -120,4 +123,4 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
                 log.warning("%s:%d is not a complete JSON record; skipped", path, number)
                 continue
             if isinstance(obj, dict):
-                yield obj
+                yield number, obj

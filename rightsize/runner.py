@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Sequence
 
 from rightsize.coverage import plan_entry
 from rightsize.evaluate import EvalPlan, evaluate_rung, evaluation_key, task_identity
+from rightsize.records import Record
 from rightsize.rungs import RungSpec
 from rightsize.session import RunOptions, open_run
+from rightsize.tables import SHOWN_STATUS
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +28,9 @@ def run_evaluation(
     request: EvaluationRequest,
     on_start: Callable[[int, int, RungSpec, bool], None] | None = None,
     specs: Sequence[RungSpec] | None = None,
-) -> Iterator[dict]:
-    """Yield one record per rung (already-recorded ones are yielded from the log, not redone).
+) -> Iterator[Record]:
+    """Yield one record per rung (already-recorded ones are yielded from the log, not redone, with
+    ``SHOWN_STATUS`` "recorded earlier" in ``extra``).
 
     ``specs``: evaluate these rungs instead of the request's ladder (check's current config); the
     plan then lists just them.
@@ -45,10 +48,10 @@ def run_evaluation(
             if on_start:
                 on_start(i, len(run.ladder.rungs), spec, previous is not None)
             if previous is not None:
-                yield {**previous, "_shown_status": "recorded earlier"}
+                yield replace(previous, extra={**previous.extra, SHOWN_STATUS: "recorded earlier"})
                 continue
             record = evaluate_rung(run.data, spec, run.meter, run.context, plan, run_id=run.run_id)
             run.run_log.append(record)
-            if record["status"] != "ok":
-                log.warning("rung %s failed: %s", spec.name, record.get("error"))
+            if not record.ok:
+                log.warning("rung %s failed: %s", spec.name, record.error)
             yield record

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 from rightsize.check import CRITERIA, SCHEMA, Current, check, evaluate_for_check, load_current, to_junit, to_markdown
 from rightsize.cli import cli
 from rightsize.errors import RightsizeError
+from rightsize.records import Record
 from rightsize.results import RunLog
 
 FIXTURE = Path(__file__).parent / "fixtures" / "runs"
@@ -20,7 +22,7 @@ MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 @pytest.fixture(scope="module")
-def records() -> list[dict]:
+def records() -> list[Record]:
     return RunLog(FIXTURE, create=False).records()
 
 
@@ -238,7 +240,7 @@ def test_cli_with_a_task_evaluates_first(tiny_task, tiny_ladder, tmp_path):
     assert result.exit_code in (0, 1), result.output
     doc = json.loads(result.stdout)
     assert doc["current"]["rung"] == "tfidf-unigrams" and doc["n_examples"] == 12
-    rungs = [r["rung"] for r in RunLog(out, create=False).records()]
+    rungs = [r.rung for r in RunLog(out, create=False).records()]
     assert rungs == ["tfidf", "tiny-knn", "tiny-probe", "tfidf-unigrams"]
     # The current config runs on its own (rung specs, no ladder file): its plan lists just it.
     plans = RunLog(out, create=False).plans()
@@ -266,8 +268,8 @@ def test_a_current_config_the_ladder_has_under_another_name_is_evaluated_once(ti
                                 limit=12)
     seen = []
     records, plans = evaluate_for_check(request, load_current(str(shipped)), on_start=lambda *a: seen.append(a[2].name))
-    assert [r["rung"] for r in records] == seen == ["tfidf", "tiny-knn", "tiny-probe"] and len(plans) == 1
-    assert all("_shown_status" not in r for r in records)
+    assert [r.rung for r in records] == seen == ["tfidf", "tiny-knn", "tiny-probe"] and len(plans) == 1
+    assert all("_shown_status" not in r.extra for r in records)
     assert check(records, load_current(str(shipped))).current["rung"] == "tfidf"
     with pytest.raises(RightsizeError, match="no such rung"):
         evaluate_for_check(request, Current("nope"))
@@ -292,6 +294,6 @@ def test_cli_task_with_an_unreachable_current_model_evaluates_nothing(tiny_task,
 
 
 def test_a_config_only_evaluated_on_test_is_not_judged(records):
-    test_only = [dict(r, rung="confirmed-only") for r in records if r.get("split") == "test"]
+    test_only = [replace(r, rung="confirmed-only") for r in records if r.split == "test"]
     with pytest.raises(RightsizeError, match="no such rung"):
         check(list(records) + test_only, Current("confirmed-only"))

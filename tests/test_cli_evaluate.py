@@ -21,9 +21,9 @@ def test_evaluate_prints_a_table_and_appends_records(tiny_task, tiny_ladder, tmp
         assert rung in result.output
     assert "J/query" in result.output and "estimate" in result.output
     records = RunLog(out, create=False).records()
-    assert [r["rung"] for r in records] == ["tfidf", "tiny-knn", "tiny-probe"]
+    assert [r.rung for r in records] == ["tfidf", "tiny-knn", "tiny-probe"]
     env = RunLog(out, create=False).environments()
-    assert len(env) == 1 and env[0]["versions"]["torch"] and env[0]["run_id"] == records[0]["run_id"]
+    assert len(env) == 1 and env[0]["versions"]["torch"] and env[0]["run_id"] == records[0].run_id
 
 
 def test_json_output_and_rerun_skips_recorded_configs(tiny_task, tiny_ladder, tmp_path):
@@ -93,7 +93,7 @@ def test_records_survive_a_torn_last_line(tiny_task, tiny_ladder, tmp_path):
     result = run("evaluate", tiny_task, "--ladder", tiny_ladder, "--rungs", "tfidf,tiny-knn", "--out", out, "--quiet")
     assert result.exit_code == 0, result.output
     records = RunLog(out, create=False).records()
-    assert [r["rung"] for r in records] == ["tfidf", "tiny-knn"]
+    assert [r.rung for r in records] == ["tfidf", "tiny-knn"]
     assert "half-writ" in (out / "runs.jsonl.torn").read_text()
 
 

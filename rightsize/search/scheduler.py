@@ -42,7 +42,7 @@ class Scheduler:
     def standing(self, study, trials: list | None = None) -> Standing:
         """The study's records so far: the incumbent, the cost model, the encoders already run."""
         records = study_records(study, trials)
-        done = tuple(sorted(r["key"] for r in records))
+        done = tuple(sorted(r.key for r in records))
         if self._standing_memo is None or self._standing_memo[0] != done:
             self._standing_memo = (done, Standing(records, self.ctx.target, self.ctx.metric))
         return self._standing_memo[1]
@@ -55,12 +55,12 @@ class Scheduler:
         if self.ctx.target.rule == "within" and (key in self.ctx.ladder_keys or standing.encoder_done(spec)):
             return ""  # it may raise the bar: a ladder rung, or an encoder already run (nearly free)
         bound = standing.cost.lower_bound(spec)
-        if bound is None or bound <= incumbent["joules_per_query"]:
+        if bound is None or bound <= incumbent.joules_per_query:
             return ""
         from rightsize.tables import human_joules
 
         return (f"costs at least {human_joules(bound)}/query by the rates measured so far; "
-                f"{incumbent['rung']} is adequate at {human_joules(incumbent['joules_per_query'])}/query")
+                f"{incumbent.rung} is adequate at {human_joules(incumbent.joules_per_query)}/query")
 
     def plan_next(self, study) -> None:
         """Queue what runs next, when nothing is queued: the next ladder rung, preceded by the one-knob
@@ -121,9 +121,9 @@ class Scheduler:
         not taken yet and bounded below ``ceiling``."""
         anchor = standing.incumbent or standing.best
         candidates = []
-        if anchor is not None and anchor["rung"] in self.ctx.space.names:
-            searched = searched_of(trials, anchor["key"])
-            space = self.ctx.space[anchor["rung"]]
+        if anchor is not None and anchor.rung in self.ctx.space.names:
+            searched = searched_of(trials, anchor.key)
+            space = self.ctx.space[anchor.rung]
             for values in space.neighbours(searched) if searched is not None else []:
                 spec = space.spec_for(values)
                 if self.ctx.key_of(spec) in busy:
@@ -185,7 +185,7 @@ class Scheduler:
             if key in evaluated or key in self.ctx.ladder_keys:
                 continue  # ladder rungs are judged as rungs (rightsize.coverage)
             bound = cost.lower_bound(spec) if incumbent is not None else None
-            if bound is not None and bound > incumbent["joules_per_query"]:
+            if bound is not None and bound > incumbent.joules_per_query:
                 continue
             out.append((f"{name} ({knob_text(values)})" if values else name, key))
         return out
