@@ -149,6 +149,9 @@ def constraint(verdict: Adequacy) -> float:
     return min(gap, 0.0) if verdict.adequate else max(gap, 1e-9)
 
 
+ADJUSTMENTS = ("holm", "none")
+
+
 @dataclass(frozen=True)
 class Judgement:
     """Every answer about adequacy for one set of comparable records, from one bootstrap."""
@@ -158,6 +161,16 @@ class Judgement:
     verdicts: dict[str, Adequacy]  # by record key
     best: Record | None  # the highest metric (ties: lower J/query)
     cheapest_adequate: Record | None  # the adequate config with the least J/query (ties: fewer parameters)
+    adjust: str = "none"  # the family-wise correction the verdicts use ("holm" or "none")
+    compared: int = 0  # adequacy tests in the family (the best itself is not tested under `within`)
+    unadjusted: dict[str, Adequacy] | None = None  # with a correction: the verdicts without it
+    cheapest_unadjusted: Record | None = None  # ... and the answer they would give
+
+    @property
+    def correction_changed_answer(self) -> bool:
+        if self.unadjusted is None:
+            return False
+        return getattr(self.cheapest_adequate, "key", None) != getattr(self.cheapest_unadjusted, "key", None)
 
     @property
     def bar(self) -> float | None:
@@ -173,9 +186,13 @@ class Judgement:
 
 
 def judge(records: Sequence[Record], target: Any, metric: str, *, resamples: int = 1000,
-          seed: int = 0, level: float = 0.95) -> Judgement:
+          seed: int = 0, level: float = 0.95, adjust: str = "none") -> Judgement:
     """Judge the ok records (which must share their examples: see :func:`comparable`) against
-    ``target`` (anything :meth:`Target.from_any` takes), with one set of bootstrap resamples."""
+    ``target`` (anything :meth:`Target.from_any` takes), with one set of bootstrap resamples.
+    ``adjust="holm"`` holds the chance that any inadequate config is called adequate to the
+    one-sided ``(1 - level) / 2`` over all the configs compared (Holm-Bonferroni); see docs/adequacy.md."""
+    if adjust not in ADJUSTMENTS:
+        raise RightsizeError(f"--adjust {adjust!r}: choose one of {', '.join(ADJUSTMENTS)}")
     target = Target.from_any(target)
     ok = ok_records(records)
     if not ok:
@@ -221,9 +238,47 @@ def judge(records: Sequence[Record], target: Any, metric: str, *, resamples: int
                 detail=f"paired difference to the best ({top_name}, {metric} {top_value:.4f}) is "
                        f"{r.score(metric) - top_value:+.4f}; its {pct} CI lower bound {lo:+.4f} "
                        f"{'>' if adequate else '<='} -{value:g} over {len(references)} examples")
-    adequate = [r for r in ok if verdicts[r.key].adequate]
-    cheapest = min(adequate, key=lambda r: (r.joules_per_query, r.n_params or 0), default=None)
-    return Judgement(target, metric, verdicts, top, cheapest)
+    def cheapest_of(verdicts: dict[str, Adequacy]) -> Record | None:
+        adequate = [r for r in ok if verdicts[r.key].adequate]
+        return min(adequate, key=lambda r: (r.joules_per_query, r.n_params or 0), default=None)
+
+    tested = {r.key: scores[r.key] - (value if target.rule == "min" else scores[top.key] - value)
+              for r in ok if target.rule == "min" or r.key != top.key}
+    if adjust == "none":
+        return Judgement(target, metric, verdicts, top, cheapest_of(verdicts), "none", len(tested))
+    adjusted = _holm(verdicts, tested, alpha)
+    return Judgement(target, metric, adjusted, top, cheapest_of(adjusted), adjust, len(tested), verdicts,
+                     cheapest_of(verdicts))
+
+
+def _holm(verdicts: dict[str, Adequacy], margins: dict[str, np.ndarray], alpha: float) -> dict[str, Adequacy]:
+    """Holm's step-down correction of the adequacy tests. Each test's p-value is the normal
+    approximation of its bootstrap margin (score minus the bar: adequate when > 0), since 1,000
+    resamples cannot resolve the small levels a large family needs; the k-th smallest p-value is
+    compared with alpha / (m - k + 1), and the first that fails stops every later one."""
+    from statistics import NormalDist
+
+    normal = NormalDist()
+    stats = {}
+    for key, margin in margins.items():
+        mean, sd = float(np.mean(margin)), float(np.std(margin, ddof=1)) if len(margin) > 1 else 0.0
+        p = normal.cdf(-mean / sd) if sd > 0 else (0.0 if mean > 0 else 1.0)
+        stats[key] = (p, mean, sd)
+    m = len(stats)
+    out = dict(verdicts)
+    still = True
+    for k, key in enumerate(sorted(stats, key=lambda key: stats[key][0]), 1):
+        p, mean, sd = stats[key]
+        level = alpha / (m - k + 1)
+        still = still and p <= level
+        v = verdicts[key]
+        bound = round(mean - normal.inv_cdf(1 - level) * sd + v.threshold, 12)
+        out[key] = Adequacy(
+            adequate=still, rule=v.rule, bound=bound, threshold=v.threshold,
+            detail=f"{v.detail}; Holm-adjusted over {m} configs: p = {p:.2g} "
+                   f"{'<=' if p <= level else '>'} {level:.2g} (rank {k})"
+                   + ("" if still or p > level else ", but a config with a smaller p failed first"))
+    return out
 
 
 def _quantile(values: np.ndarray, q: float) -> float:

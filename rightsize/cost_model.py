@@ -60,9 +60,10 @@ class CostModel:
     def estimate(self, spec: RungSpec) -> float:
         """What the search orders configs by, cheapest first: compute weights times the least rate
         measured for the config's settings, else for any settings, else 1 (weights alone, the same
-        implicit rate for every model). A config without a model (TF-IDF) is 0; a model whose
-        weights cannot be read is infinite (last: nothing says it is cheap)."""
-        if not spec.model or not rung_class(spec.kind).needs_model:
+        implicit rate for every model). A config whose inference runs no model (TF-IDF, static
+        embeddings) is 0; a model whose weights cannot be read is infinite (last: nothing says it
+        is cheap)."""
+        if inference_spec(spec) is None:
             return 0.0
         weights = compute_weights_of(spec)
         if not weights:
@@ -81,6 +82,7 @@ class CostModel:
 
 def settings_of(spec: RungSpec) -> tuple:
     """The run settings a config's cost rate depends on (the rung's own defaults filled in)."""
+    spec = inference_spec(spec) or spec
     knobs = rung_class(spec.kind).knobs
     return tuple((k, spec.knobs.get(k, knobs[k].default)) for k in RUN_SETTINGS if k in knobs)
 
@@ -88,10 +90,17 @@ def settings_of(spec: RungSpec) -> tuple:
 def compute_weights_of(spec: RungSpec) -> int | None:
     """Compute weights of the config's model with its ``layers`` knob applied (None: no model, or
     weights this module cannot read)."""
-    if not spec.model or not rung_class(spec.kind).needs_model:
+    spec = inference_spec(spec)
+    if spec is None:
         return None
     layers = spec.knobs.get("layers")
     try:
         return facts_of(spec.model).compute_weights(layers if isinstance(layers, int) else None)
     except Exception:  # noqa: BLE001 — an unreadable model gives no bound; the config is evaluated
         return None
+
+
+def inference_spec(spec: RungSpec) -> RungSpec | None:
+    """The config whose model runs per query (a distilled student's; none for TF-IDF or static
+    embeddings, whose inference looks vectors up): what the rates and bounds are about."""
+    return rung_class(spec.kind).inference_spec(spec)

@@ -17,6 +17,9 @@ search:                             # optional: the space `rightsize search` exp
 
 Every name in ``search`` must be a rung of the ladder or a knob of one of its rungs, and every value
 must be valid for the knob; a knob cannot be both fixed and given a space.
+
+A rung may name other rungs and files (a distillation's teacher and transfer texts): once every rung
+is parsed, each kind resolves what it names (``Rung.link``), so a bad name is one line before any run.
 """
 
 from __future__ import annotations
@@ -79,10 +82,12 @@ def load_ladder(path: str | Path | None = None) -> Ladder:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise RightsizeError(f"ladder file {path} is not valid YAML{where}") from None
-    return parse_ladder(doc, str(path))
+    return parse_ladder(doc, str(path), path.parent)
 
 
-def parse_ladder(doc: Any, where: str) -> Ladder:
+def parse_ladder(doc: Any, where: str, folder: Path | None = None) -> Ladder:
+    """A ladder from its parsed YAML; ``folder`` (default: the working directory) is where paths the
+    rungs name (a distillation's transfer texts) are relative to."""
     if not isinstance(doc, dict):
         raise RightsizeError(f"{where}: a ladder must be a mapping with a 'rungs' list")
     unknown = set(doc) - LADDER_KEYS
@@ -109,12 +114,21 @@ def parse_ladder(doc: Any, where: str) -> Ladder:
     if unknown:
         raise RightsizeError(f"{where}: defaults: no rung of this ladder has a knob {str(unknown[0])!r} "
                              f"(knobs: {', '.join(knobs)})")
+    specs = link_rungs(specs, folder if folder is not None else Path.cwd(), where)
     return Ladder(where, str(doc.get("description") or ""), tuple(specs), parse_search(search, specs, where))
 
 
 def _knob_names(specs: list[RungSpec]) -> list[str]:
     """Every knob some rung of the ladder has, sorted."""
     return sorted({k for s in specs for k in rung_class(s.kind).knobs})
+
+
+def link_rungs(specs: list[RungSpec], folder: Path, where: str) -> list[RungSpec]:
+    """Each rung with what it names resolved (:meth:`Rung.link`): a student's teacher becomes the
+    teacher's full config, so the student's evaluation key changes with it."""
+    by_name = {s.name: s for s in specs}
+    return [rung_class(s.kind).link(s, by_name, folder, f"{where}: rung {i + 1} ({s.name})")
+            for i, s in enumerate(specs)]
 
 
 def parse_search(doc: dict[str, Any], specs: list[RungSpec], where: str) -> dict[str, Any]:

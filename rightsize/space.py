@@ -39,6 +39,7 @@ GRIDS: dict[str, tuple] = {
     "batch_size": (16, 32, 64, 128),
     "max_length": (32, 64, 128, 256),
     "C": (0.1, 1.0, 10.0, 100.0),
+    "pca_dims": (64, 128, 256),  # static embeddings: the PCA's width
     "ngram_max": (1, 2, 3),
     "weight": (0.1, 0.3, 0.5, 0.7),
     "shots": (0, 1, 2, 4, 8),

@@ -462,16 +462,18 @@ def _jsonl_records(p: Path) -> Iterator[tuple[str, dict]]:
         yield where, record
 
 
-def _read_jsonl(p: Path, text_field: str, label_field: str) -> tuple[list[str], list[str]]:
+def _read_jsonl(p: Path, text_field: str, label_field: str | None) -> tuple[list[str], list[str]]:
+    """Texts and labels of a JSONL file (no labels read when ``label_field`` is None)."""
     texts: list[str] = []
     labels: list[str] = []
     for where, record in _jsonl_records(p):
         for field in (text_field, label_field):
-            if field not in record:
+            if field is not None and field not in record:
                 keys = ", ".join(map(str, list(record)[:8])) or "none"
                 raise RightsizeError(f"{where}: missing field {field!r} (record has: {keys})")
         texts.append(_text(record[text_field], where, text_field))
-        labels.append(_label(record[label_field], where, label_field))
+        if label_field is not None:
+            labels.append(_label(record[label_field], where, label_field))
     return texts, labels
 
 
@@ -506,26 +508,29 @@ def _csv_header(p: Path, rows: Iterator[tuple[int, list[str]]]) -> tuple[int, li
     return first[0], [cell.strip() for cell in first[1]]
 
 
-def _read_csv(p: Path, text_field: str, label_field: str) -> tuple[list[str], list[str]]:
+def _read_csv(p: Path, text_field: str, label_field: str | None) -> tuple[list[str], list[str]]:
+    """Texts and labels of a CSV file with a header row (no labels read when ``label_field`` is None)."""
     texts: list[str] = []
     labels: list[str] = []
     rows = _csv_rows(p)
     line, header = _csv_header(p, rows)
-    missing = [f for f in (text_field, label_field) if f not in header]
+    missing = [f for f in (text_field, label_field) if f is not None and f not in header]
     if missing:
         raise RightsizeError(
             f"{p}:{line}: CSV header has no column {missing[0]!r}"
             + (f" (nor {missing[1]!r})" if len(missing) > 1 else "")
             + f"; columns: {', '.join(header)}"
         )
-    text_col, label_col = header.index(text_field), header.index(label_field)
+    text_col = header.index(text_field)
+    label_col = header.index(label_field) if label_field is not None else -1
     for start, row in rows:
         where = f"{p}:{start}"
         for field, col in ((text_field, text_col), (label_field, label_col)):
-            if col >= len(row):
+            if field is not None and col >= len(row):
                 raise RightsizeError(f"{where}: missing field {field!r} (row has {len(row)} of {len(header)} columns)")
         texts.append(_text(row[text_col].replace("\r\n", "\n"), where, text_field))
-        labels.append(_label(row[label_col], where, label_field))
+        if label_field is not None:
+            labels.append(_label(row[label_col], where, label_field))
     return texts, labels
 
 
@@ -540,6 +545,24 @@ def read_columns(p: Path) -> dict[str, list[Any]]:
     records = [record for _, record in _jsonl_records(p)]
     keys = [k for k in (records[0] if records else {}) if all(k in r for r in records)]
     return {k: [r[k] for r in records] for k in keys}
+
+
+def read_texts(path: str | os.PathLike, text_field: str = "text") -> list[str]:
+    """Texts to label (``rightsize predict``): JSONL or CSV (by extension) with a ``text_field``,
+    anything else one text per line; blank lines are skipped."""
+    p = Path(path)
+    fmt = _SUFFIX_FORMATS.get(p.suffix.lower())
+    if p.is_dir():
+        raise RightsizeError(f"{p}: is a folder; give a text, JSONL or CSV file")
+    if fmt == "jsonl":
+        texts, _ = _read_jsonl(p, text_field, None)
+    elif fmt == "csv":
+        texts, _ = _read_csv(p, text_field, None)
+    else:
+        texts = [line.rstrip("\r\n") for _, line in _decoded_lines(p) if line.strip()]
+    if not texts:
+        raise RightsizeError(f"{p}: no texts to label")
+    return texts
 
 
 def _read_folder(p: Path) -> tuple[list[str], list[str]]:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from rightsize.energy.counter import StepFree
+
 # Child processes (the CLI and writers the fault tests start) import this checkout's rightsize, not the
 # copy an editable install of another checkout points at.
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
@@ -28,6 +30,43 @@ def _own_embedding_cache(monkeypatch, tmp_path_factory):
     """Each test gets an empty embedding cache: never the user's, never another test's hits."""
     monkeypatch.setenv("RIGHTSIZE_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
 
+
+class ScriptedCounter(StepFree):
+    """Energy appears only where a test adds it."""
+
+    name = "fake"
+    source = "fake"
+
+    def __init__(self) -> None:
+        self.joules = 0.0
+
+    def read(self) -> dict[str, float]:
+        return {"fake": self.joules}
+
+    def describe(self) -> dict:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def counter(monkeypatch) -> ScriptedCounter:
+    """A counter charged 1 J for each text an encoder actually runs through its model (meter it
+    with ``Meter([counter])``): every joule in a record is then an exact count of texts encoded."""
+    from rightsize.encoder import Encoder
+
+    counter = ScriptedCounter()
+    real_forward = Encoder._forward
+
+    def forward(self, features):
+        counter.joules += float(features["input_ids"].shape[0])
+        return real_forward(self, features)
+
+    monkeypatch.setattr(Encoder, "_forward", forward)
+    return counter
+
+
 WORDS = {
     "sports": "match goal team player score win league coach".split(),
     "money": "bank card loan cash account transfer fee rate".split(),
@@ -36,7 +75,9 @@ WORDS = {
 FILLER = "the a is of and to in it".split()
 
 
-def build_tiny_encoder(folder: Path, layers: int = 2) -> Path:
+def build_tiny_encoder(folder: Path, layers: int = 2, words: bool = True) -> Path:
+    """A 2-layer BERT of hidden size 32 as a sentence-transformers folder. ``words=False`` gives it a
+    tokenizer that knows no word (each reads as [UNK]): an encoder that is at chance on any task."""
     from sentence_transformers import SentenceTransformer
     try:  # sentence-transformers >= 6
         from sentence_transformers.sentence_transformer import modules as st_models
@@ -47,8 +88,9 @@ def build_tiny_encoder(folder: Path, layers: int = 2) -> Path:
     hf = folder / "hf"
     hf.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + FILLER + [w for ws in WORDS.values() for w in ws]
-    (hf / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(hf / "vocab.txt"))
+    known = vocab if words else vocab[:5]
+    # The vocabulary itself, not a file: transformers 5 ignores ``vocab_file`` and would read every word as [UNK].
+    tokenizer = BertTokenizerFast(vocab={word: i for i, word in enumerate(known)})
     import torch
 
     torch.manual_seed(0)
@@ -66,6 +108,12 @@ def build_tiny_encoder(folder: Path, layers: int = 2) -> Path:
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory) -> Path:
     return build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder"))
+
+
+@pytest.fixture(scope="session")
+def blind_encoder(tmp_path_factory) -> Path:
+    """The tiny encoder reading every word as [UNK]: hopeless on any task (what pruning tests need)."""
+    return build_tiny_encoder(tmp_path_factory.mktemp("blind-encoder"), words=False)
 
 
 def make_examples(n_per_class: int, seed: int) -> list[dict]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import zipfile
-from typing import Any
 
 import numpy as np
 import pytest
@@ -25,39 +24,6 @@ from rightsize.tasks import load_data, load_task
 from rightsize.energy.counter import StepFree
 
 TEXTS = ["rain storm cold", "bank card fee", "team goal win", "the sun is warm", "loan rate cash"]
-
-
-class ScriptedCounter(StepFree):
-    """Energy appears only where a test adds it."""
-
-    name = "fake"
-    source = "fake"
-
-    def __init__(self) -> None:
-        self.joules = 0.0
-
-    def read(self) -> dict[str, float]:
-        return {"fake": self.joules}
-
-    def describe(self) -> dict[str, Any]:
-        return {}
-
-    def close(self) -> None:
-        pass
-
-
-@pytest.fixture
-def counter(monkeypatch) -> ScriptedCounter:
-    """A counter charged 1 J for each text an encoder actually runs through its model."""
-    counter = ScriptedCounter()
-    real_forward = Encoder._forward
-
-    def forward(self, features):
-        counter.joules += float(features["input_ids"].shape[0])
-        return real_forward(self, features)
-
-    monkeypatch.setattr(Encoder, "_forward", forward)
-    return counter
 
 
 def encoder(folder, cache, meter, **kw) -> Encoder:

@@ -76,11 +76,11 @@ def test_a_budget_that_ends_before_the_top_rung_gives_an_uncertain_answer_everyw
     assert "**Not certain:** big-knn was not evaluated" in (out / "report.md").read_text()
 
 
-def test_a_search_where_every_trial_was_pruned_says_what_was_tried_and_exits_1(task, tmp_path, tiny_encoder):
+def test_a_search_where_every_trial_was_pruned_says_what_was_tried_and_exits_1(task, tmp_path, blind_encoder):
     ladder = tmp_path / "l.yaml"
-    ladder.write_text(f"rungs:\n  - {{name: knn, kind: knn, model: '{tiny_encoder}'}}\nsearch: {{knobs: []}}\n")
+    ladder.write_text(f"rungs:\n  - {{name: knn, kind: knn, model: '{blind_encoder}'}}\nsearch: {{knobs: []}}\n")
     out = tmp_path / "run"
-    # A random encoder is near chance: its CI upper bound cannot reach 0.99 after 30 examples.
+    # An encoder that reads no word is at chance: its CI upper bound cannot reach 0.99 after 30 examples.
     searched = invoke("search", _task_with(task, "{min: 0.99}"), "--ladder", ladder, "--trials", 3, "--out", out,
                       "--meter", "estimate", "--no-cache")
     assert searched.exit_code == 1, searched.output

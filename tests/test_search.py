@@ -292,10 +292,10 @@ def test_small_rungs_are_tried_first_in_ladder_order(task, tmp_path):
     assert result.stopped.startswith("4 configs evaluated")
 
 
-def test_a_hopeless_config_is_pruned_on_part_of_the_validation_split(task, tmp_path, tiny_encoder):
+def test_a_hopeless_config_is_pruned_on_part_of_the_validation_split(task, tmp_path, blind_encoder):
     ladder = tmp_path / "l.yaml"
     ladder.write_text(f"rungs:\n  - {{name: tfidf, kind: tfidf, max_features: 5000}}\n"
-                      f"  - {{name: random-knn, kind: knn, model: '{tiny_encoder}', k: 1}}\n"
+                      f"  - {{name: random-knn, kind: knn, model: '{blind_encoder}', k: 1}}\n"
                       "search: {knobs: []}\n")  # two configs: the rungs as written
     out = tmp_path / "run"
     outcomes = []
@@ -303,7 +303,7 @@ def test_a_hopeless_config_is_pruned_on_part_of_the_validation_split(task, tmp_p
     assert [o.outcome for o in outcomes] == ["complete", "pruned"]
     tfidf, knn = RunLog(out, create=False).records()
     assert tfidf.status == "ok" and tfidf.metrics["accuracy"] == 1.0
-    # A random 2-layer encoder with one neighbour is near chance: its CI upper bound on the first
+    # An encoder that reads no word, with one neighbour, is at chance: its CI upper bound on the first
     # 25% (30 examples) is far below the best (1.0) minus 0.05, so it never sees the rest.
     assert knn.status == "pruned" and knn.n_examples == 30 < tfidf.n_examples
     assert "95% CI upper bound" in knn.pruned["reason"]

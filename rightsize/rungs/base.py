@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 from rightsize.cache import CacheLedger
 from rightsize.errors import RightsizeError
@@ -91,6 +92,7 @@ class Rung(ABC):
     # predict does the same work on every call (nothing set up or learned on first use), so an
     # inference too short for the meter can be repeated inside its window and divided (evaluate.py).
     repeatable_predict: ClassVar[bool] = True
+    trained: ClassVar[bool] = False  # True where fit() trains model weights (finetune, distill, static)
 
     def __init__(self, spec: RungSpec, context: RunContext, meter: "Meter | None" = None):
         self.spec = spec
@@ -122,9 +124,35 @@ class Rung(ABC):
     def n_params(self) -> int:
         """Parameters counted on the loaded/fitted objects, never declared."""
 
+    def save(self, folder: Path) -> None:
+        """Write the fitted state into ``folder`` (empty, exists): tensors as safetensors, scikit-learn
+        heads with skops or as plain arrays, settings as JSON; never pickle."""
+        raise NotImplementedError(f"kind {self.kind!r} cannot save its fitted state")
+
+    def restore(self, folder: Path) -> None:
+        """After ``load()``, take the fitted state from ``folder`` (written by ``save``) instead of ``fit()``."""
+        raise NotImplementedError(f"kind {self.kind!r} cannot restore a fitted state")
+
+    def training(self) -> dict[str, Any]:
+        """What the fit did, for kinds that train: epochs run, train examples seen, final train loss."""
+        return {}
+
     def facts(self) -> dict[str, Any]:
         """Measured facts worth recording beside the metrics (dimensions, index size, dtype...)."""
         return {}
 
     def close(self) -> None:
         """Release memory (models, indexes) once the rung is done."""
+
+    @classmethod
+    def link(cls, spec: RungSpec, rungs: Mapping[str, RungSpec], folder: Path, where: str) -> RungSpec:
+        """The spec with what it names resolved: other rungs of its ladder (``rungs``, by name) and
+        files relative to the ladder's ``folder``. What it returns is the config evaluated and keyed,
+        so a change in anything it names changes the evaluation key. Most kinds name nothing."""
+        return spec
+
+    @classmethod
+    def inference_spec(cls, spec: RungSpec) -> RungSpec | None:
+        """The config whose model runs a forward pass per query (what the search's cost model bounds),
+        or None where inference runs no model (TF-IDF, table look-ups)."""
+        return spec if cls.needs_model and spec.model else None
