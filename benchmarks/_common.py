@@ -44,21 +44,32 @@ def log(message: str) -> None:
 
 def read_texts(dataset: str, n: int, split: str = "train", data_root: Path = DEFAULT_DATA) -> list[str]:
     """The first ``n`` texts of ``<data_root>/<dataset>/<split>.jsonl`` (repeated if the file is shorter)."""
+    return read_examples(dataset, n, split, data_root)[0]
+
+
+def read_examples(dataset: str, n: int, split: str = "train",
+                  data_root: Path = DEFAULT_DATA) -> tuple[list[str], list[str]]:
+    """The first ``n`` texts and labels of ``<data_root>/<dataset>/<split>.jsonl`` (repeated if the
+    file is shorter)."""
     path = data_root / dataset / f"{split}.jsonl"
     if not path.exists():
         raise SystemExit(f"benchmark data missing: {path} (set RIGHTSIZE_SHARED_DATA)")
     texts: list[str] = []
+    labels: list[str] = []
     with open(path, encoding="utf-8") as f:
         for line in f:
             if line.strip():
-                texts.append(json.loads(line)["text"])
+                row = json.loads(line)
+                texts.append(row["text"])
+                labels.append(str(row.get("label")))
                 if len(texts) == n:
                     break
     if not texts:
         raise SystemExit(f"benchmark data empty: {path}")
     while len(texts) < n:  # only for sizes beyond the file: cycle, and say so in the config
+        labels.extend(labels[: n - len(texts)])
         texts.extend(texts[: n - len(texts)])
-    return texts
+    return texts, labels
 
 
 def machine() -> dict[str, Any]:

@@ -38,6 +38,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "scaling": ("scaling.py", ["--sizes", "1000,10000,50000", *ONE_THREAD], ["--sizes", "200,1000,2000", *ONE_THREAD]),
     "static_vs_probe": ("static_vs_probe.py", ["--train-limit", "2000", "--rounds", "5", *ONE_THREAD],
                         ["--train-limit", "200", "--limit", "100", "--rounds", "1", *ONE_THREAD]),
+    "finetune_throughput": ("finetune_throughput.py", ["--n", "1000", "--epochs", "1", "--rounds", "2", *ONE_THREAD],
+                            ["--n", "64", "--rounds", "1", *ONE_THREAD]),
     # The full comparison (Banking77 and TREC-6, 5 seeds, two targets) takes about 30 minutes here,
     # past the 20-minute budget of `make bench`, which runs its TREC-6 half with 3 seeds at the same
     # sizes; `python benchmarks/search_vs_exhaustive.py` on its own runs the whole of it.

@@ -14,7 +14,7 @@ The rules, with evidence:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -160,7 +160,7 @@ class Judgement:
     metric: str
     verdicts: dict[str, Adequacy]  # by record key
     best: Record | None  # the highest metric (ties: lower J/query)
-    cheapest_adequate: Record | None  # the adequate config with the least J/query (ties: fewer parameters)
+    cheapest_adequate: Record | None  # the adequate config that costs least (J/query, or judge's ``cost``)
     adjust: str = "none"  # the family-wise correction the verdicts use ("holm" or "none")
     compared: int = 0  # adequacy tests in the family (the best itself is not tested under `within`)
     unadjusted: dict[str, Adequacy] | None = None  # with a correction: the verdicts without it
@@ -186,11 +186,13 @@ class Judgement:
 
 
 def judge(records: Sequence[Record], target: Any, metric: str, *, resamples: int = 1000,
-          seed: int = 0, level: float = 0.95, adjust: str = "none") -> Judgement:
+          seed: int = 0, level: float = 0.95, adjust: str = "none",
+          cost: Callable[[Record], float] | None = None) -> Judgement:
     """Judge the ok records (which must share their examples: see :func:`comparable`) against
     ``target`` (anything :meth:`Target.from_any` takes), with one set of bootstrap resamples.
     ``adjust="holm"`` holds the chance that any inadequate config is called adequate to the
-    one-sided ``(1 - level) / 2`` over all the configs compared (Holm-Bonferroni); see docs/adequacy.md."""
+    one-sided ``(1 - level) / 2`` over all the configs compared (Holm-Bonferroni; docs/adequacy.md).
+    ``cost``: what the cheapest adequate config minimizes (default J/query; ties: J/query, then parameters)."""
     if adjust not in ADJUSTMENTS:
         raise RightsizeError(f"--adjust {adjust!r}: choose one of {', '.join(ADJUSTMENTS)}")
     target = Target.from_any(target)
@@ -238,9 +240,11 @@ def judge(records: Sequence[Record], target: Any, metric: str, *, resamples: int
                 detail=f"paired difference to the best ({top_name}, {metric} {top_value:.4f}) is "
                        f"{r.score(metric) - top_value:+.4f}; its {pct} CI lower bound {lo:+.4f} "
                        f"{'>' if adequate else '<='} -{value:g} over {len(references)} examples")
+    cost = cost or (lambda r: r.joules_per_query)
+
     def cheapest_of(verdicts: dict[str, Adequacy]) -> Record | None:
         adequate = [r for r in ok if verdicts[r.key].adequate]
-        return min(adequate, key=lambda r: (r.joules_per_query, r.n_params or 0), default=None)
+        return min(adequate, key=lambda r: (cost(r), r.joules_per_query, r.n_params or 0), default=None)
 
     tested = {r.key: scores[r.key] - (value if target.rule == "min" else scores[top.key] - value)
               for r in ok if target.rule == "min" or r.key != top.key}

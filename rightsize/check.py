@@ -8,7 +8,8 @@ Four criteria, each one JUnit test case:
   so a lucky sample does not pass the gate).
 * ``within-energy-budget`` — J/query of the current config ≤ ``--max-joules-per-query`` (skipped without it).
 * ``not-oversized`` — no adequate config (same target) is cheaper than the current one by more than
-  ``--tolerance`` percent of its J/query (the tolerance absorbs meter noise between near-equal configs).
+  ``--tolerance`` percent of its J/query (the tolerance absorbs meter noise between near-equal configs);
+  with ``--objective lifetime``, of its lifetime energy (fit + queries/day × days × J/query).
 * ``complete-evidence`` — every config that could set the bar was evaluated (:mod:`rightsize.coverage`):
   fails when a ``within`` target's ladder rungs were not all run; skipped for a folder without ``plan.jsonl``.
 
@@ -30,6 +31,7 @@ JSON (``--json``), schema ``rightsize.check/1``::
       "task": str, "split": str, "n_examples": int, "metric": str,
       "target": {"rule": "min" | "within", "value": float, "from": "task" | "--min-metric"},
       "tolerance_pct": float,
+      "objective": {"name": "per-query" | "lifetime", "queries_per_day": float, "days": float},
       "max_joules_per_query": float | null,
       "energy_source": str, "energy_estimated": bool,
       "current": Config,                  # the config under test
@@ -68,6 +70,7 @@ from rightsize.coverage import Coverage, assess_coverage
 from rightsize.energy.estimate import is_estimate
 from rightsize.errors import RightsizeError
 from rightsize.naming import label_of, normalized_config, variant_labels
+from rightsize.recommend import Objective
 from rightsize.records import Record
 from rightsize.rungs import RungSpec
 from rightsize.tables import SHOWN_STATUS, human_joules
@@ -122,6 +125,7 @@ class CheckResult:
     cheapest_adequate: dict[str, Any] | None
     criteria: tuple[Criterion, ...] = field(default_factory=tuple)
     coverage: dict[str, Any] = field(default_factory=dict)  # rightsize.coverage.Coverage.to_dict()
+    objective: dict[str, Any] = field(default_factory=lambda: Objective().to_dict())
 
     @property
     def passed(self) -> bool:
@@ -153,6 +157,7 @@ class CheckResult:
             "task": self.task, "split": self.split, "n_examples": self.n_examples, "metric": self.metric,
             "target": self.target,
             "tolerance_pct": self.tolerance_pct,
+            "objective": self.objective,
             "max_joules_per_query": self.max_joules_per_query,
             "energy_source": self.energy_source,
             "energy_estimated": self.energy_estimated,
@@ -245,15 +250,17 @@ def same_evaluation(records: Sequence[Record], anchor: Record) -> list[Record]:
 
 def check(records: Sequence[Record], current: Current, *, min_metric: float | None = None,
           max_joules_per_query: float | None = None, tolerance_pct: float = 10.0, resamples: int = 1000,
-          seed: int = 0, level: float = 0.95, plans: Sequence[dict[str, Any]] = ()) -> CheckResult:
+          seed: int = 0, level: float = 0.95, plans: Sequence[dict[str, Any]] = (), objective: str = "per-query",
+          queries_per_day: float = 10_000, days: float = 365) -> CheckResult:
     """Judge the current config against the records (and the run's ``plans``, for completeness);
-    pure (no files, no printing)."""
+    ``objective`` is what "cheaper" means for not-oversized (rightsize.recommend.Objective); pure."""
     if not 0 <= tolerance_pct < 100:
         raise RightsizeError(f"--tolerance {tolerance_pct:g}: must be a percentage in [0, 100)")
     if max_joules_per_query is not None and not max_joules_per_query > 0:
         raise RightsizeError(f"--max-joules-per-query {max_joules_per_query:g}: must be positive")
     if min_metric is not None and not 0 <= min_metric <= 1:
         raise RightsizeError(f"--min-metric {min_metric:g}: must be in [0, 1]")
+    goal = Objective(objective, queries_per_day, days)
     if not records:
         raise RightsizeError("no records: evaluate the task first (rightsize evaluate TASK --out RUN_DIR)")
     anchor = find_current(records, current)
@@ -269,7 +276,7 @@ def check(records: Sequence[Record], current: Current, *, min_metric: float | No
     else:  # a failed record has no references: same task, split, --limit and seed pick the same examples
         sample = (anchor.task, anchor.split, anchor.limit, anchor.seed)
         pool = comparable([r for r in records if (r.task, r.split, r.limit, r.seed) == sample])
-    judgement = judge(pool, target, metric, resamples=resamples, seed=seed, level=level)
+    judgement = judge(pool, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules)
     verdicts, cheapest = judgement.verdicts, judgement.cheapest_adequate
     source = anchor.energy_source or "unknown"
     labels = variant_labels([*pool, anchor])
@@ -280,16 +287,16 @@ def check(records: Sequence[Record], current: Current, *, min_metric: float | No
     criteria = [
         _meets_target(anchor, labels, verdicts),
         _within_budget(anchor, labels, max_joules_per_query),
-        _not_oversized(anchor, cheapest, labels, tolerance_pct),
+        _not_oversized(anchor, cheapest, labels, tolerance_pct, goal),
         _complete_evidence(covered),
     ]
-    if alt is not None and cur["joules_per_query"]:
-        alt["saving_pct"] = 100 * (1 - alt["joules_per_query"] / cur["joules_per_query"])
+    if alt is not None and cur["joules_per_query"] and goal.joules(anchor):
+        alt["saving_pct"] = 100 * (1 - goal.joules(cheapest) / goal.joules(anchor))
     return CheckResult(
         task=str(anchor.task), split=str(anchor.split), n_examples=int(anchor.n_examples or 0),
         metric=metric, target=target_info, tolerance_pct=float(tolerance_pct),
         max_joules_per_query=max_joules_per_query, energy_source=source, current=cur, cheapest_adequate=alt,
-        criteria=tuple(criteria), coverage=covered.to_dict(),
+        criteria=tuple(criteria), coverage=covered.to_dict(), objective=goal.to_dict(),
     )
 
 
@@ -335,26 +342,28 @@ def _within_budget(anchor: Record, labels: dict[str, str], budget: float | None)
                      f"{human_joules(budget)}/query", float(jpq), float(budget))
 
 
-def _not_oversized(anchor: Record, cheapest: Record | None, labels: dict[str, str], tolerance_pct: float) -> Criterion:
+def _not_oversized(anchor: Record, cheapest: Record | None, labels: dict[str, str], tolerance_pct: float,
+                   goal: Objective) -> Criterion:
     tol = tolerance_pct / 100
     if cheapest is None:
         return Criterion("not-oversized", "pass", "no evaluated config meets the target, so none is a cheaper "
                          "adequate alternative", None, tol)
     name, other = label_of(anchor, labels), label_of(cheapest, labels)
-    jpq, alt = anchor.joules_per_query, cheapest.joules_per_query
-    if not anchor.ok or not jpq:
-        return Criterion("not-oversized", "fail", f"{other} is adequate at {human_joules(alt)}/query "
+    alt = goal.joules(cheapest)
+    if not anchor.ok or not anchor.joules_per_query or not goal.joules(anchor):
+        return Criterion("not-oversized", "fail", f"{other} is adequate at {goal.amount(alt)} "
                          f"while {name} failed to evaluate", None, tol)
-    saving = 1 - alt / jpq
+    cost = goal.joules(anchor)
+    saving = 1 - alt / cost
     if cheapest.key == anchor.key or saving <= tol:
         detail = ("it is the cheapest adequate config" if cheapest.key == anchor.key else
-                  f"the cheapest adequate config, {other} at {human_joules(alt)}/query, saves "
+                  f"the cheapest adequate config, {other} at {goal.amount(alt)}, saves "
                   f"{100 * saving:.0f}% (tolerance {tolerance_pct:g}%)")
-        return Criterion("not-oversized", "pass", f"{name} at {human_joules(jpq)}/query: {detail}",
+        return Criterion("not-oversized", "pass", f"{name} at {goal.amount(cost)}: {detail}",
                          float(max(saving, 0.0)), tol)
     return Criterion("not-oversized", "fail",
-                     f"{name} costs {human_joules(jpq)}/query; {other} is adequate at "
-                     f"{human_joules(alt)}/query ({100 * saving:.0f}% less, tolerance {tolerance_pct:g}%)",
+                     f"{name} costs {goal.amount(cost)}; {other} is adequate at "
+                     f"{goal.amount(alt)} ({100 * saving:.0f}% less, tolerance {tolerance_pct:g}%)",
                      float(saving), tol)
 
 
@@ -442,6 +451,8 @@ def to_markdown(result: CheckResult) -> str:
     target = _target(result).description(result.metric)
     lines += ["", md.text(f"Target: {target}, from {result.target['from']}. {result.split.capitalize()} split, "
                           f"{result.n_examples} examples; tolerance {result.tolerance_pct:g}%.")]
+    if result.objective.get("name") == "lifetime":
+        lines.append(f"Cheaper means {Objective(**result.objective).describe()}.")
     if result.energy_estimated:
         lines.append(f"Energy source: {md.code(result.energy_source)} — an estimate from CPU time, not a "
                      "measurement; compare configs measured on the same machine.")

@@ -118,18 +118,28 @@ def run_options(ladder_help: str, limit_help: str = "Evaluate at most N validati
     return lambda command: _apply(command, options)
 
 
-def deployment_options(command):
-    """The deployment assumptions of recommend and report: lifetime queries, PUE and the grid for carbon."""
+def objective_options(command):
+    """What recommend, report and check minimize among adequate configs, and the lifetime volume."""
     return _apply(command, (
+        click.option("--objective", type=click.Choice(["per-query", "lifetime"]), default="per-query",
+                     show_default=True, help="Choose the adequate config with the least J/query, or the least "
+                                             "lifetime energy (fit + queries/day x days x J/query: weighs training)."),
         click.option("--queries-per-day", type=click.FloatRange(min=0), default=10_000, show_default=True,
                      help="Expected queries per day, for lifetime energy."),
         click.option("--days", type=click.FloatRange(min=0), default=365, show_default=True,
                      help="Deployment lifetime in days."),
+    ))
+
+
+def deployment_options(command):
+    """The deployment assumptions of recommend and report: the objective and lifetime volume, PUE and the
+    grid for carbon."""
+    return objective_options(_apply(command, (
         click.option("--pue", type=click.FloatRange(min=1.0), default=1.2, show_default=True,
                      help="Power usage effectiveness of the data centre (facility energy / IT energy)."),
         click.option("--region", help="ISO country code of the electricity grid (e.g. de, us, fr), for carbon; "
                                       "without it no carbon figure is given."),
-    ))
+    )))
 
 
 def task_source(task: Path, text_field: str | None, label_field: str | None, save_task: Path | None):
@@ -323,12 +333,15 @@ def models_list():
 @click.option("--no-confirm", is_flag=True, help="Do not evaluate the choice and the largest config on the test split.")
 @safety_options
 @click.pass_context
-def recommend(ctx, run_dir, as_json, queries_per_day, days, pue, region, no_confirm, trust_remote_code, allow_pickle):
+def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, pue, region, no_confirm, trust_remote_code,
+              allow_pickle):
     """Recommend the smallest adequate config of a run (chosen on validation, confirmed on test).
 
     Adequate means: the 95% bootstrap CI lower bound clears target min, or (target within d) the
     config is non-inferior to the best config by d (paired bootstrap). The choice is the adequate
-    config with the least J/query, shown next to the largest config evaluated. Exit codes: 0 an
+    config with the least J/query (--objective lifetime: the least fit + lifetime queries x J/query),
+    shown next to the largest config evaluated, with the break-even volume against each adequate config
+    that costs less to make. Exit codes: 0 an
     adequate config, certain; 1 nothing adequate (or every evaluation pruned or failed); 3 an
     answer that is not certain: rungs that set a `within` target's bar were not evaluated.
 
@@ -340,7 +353,8 @@ def recommend(ctx, run_dir, as_json, queries_per_day, days, pue, region, no_conf
     from rightsize.results import RunLog
 
     run_log = RunLog(run_dir, create=False)
-    options = dict(queries_per_day=queries_per_day, days=days, pue=pue, region=region, plans=run_log.plans())
+    options = dict(queries_per_day=queries_per_day, days=days, pue=pue, region=region, plans=run_log.plans(),
+                   objective=objective)
     try:
         rec = choose(run_log.records(), **options)
     except NothingCompleted as exc:
@@ -382,9 +396,12 @@ def _answer_exit_code(rec) -> int:
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder for the files (default: RUN_DIR).")
 @click.option("--format", "formats", default="png,svg", show_default=True, help="Plot formats, comma-separated (png, svg).")
+@click.option("--x", "x_axis", type=click.Choice(["per-query", "lifetime"]),
+              help="The plot's energy axis: J/query, or lifetime energy (fit + queries/day x days x J/query) "
+                   "[default: as --objective].")
 @deployment_options
 @click.pass_context
-def report(ctx, run_dir, out_dir, formats, queries_per_day, days, pue, region):
+def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, days, pue, region):
     """Write pareto.png/.svg, report.md and a self-contained report.html from a run's runs.jsonl.
 
     The plot shows validation metric against J/query (log axis) for every config with its 95%
@@ -400,7 +417,8 @@ def report(ctx, run_dir, out_dir, formats, queries_per_day, days, pue, region):
     from rightsize.report import build_report, summary_lines
 
     files = build_report(run_dir, out_dir, queries_per_day=queries_per_day, days=days, pue=pue, region=region,
-                         formats=[f.strip() for f in formats.split(",") if f.strip()])
+                         formats=[f.strip() for f in formats.split(",") if f.strip()], objective=objective,
+                         x_axis=x_axis or objective)
     for line in summary_lines(files):
         click.echo(line)
     if files.recommendation is None:
@@ -423,9 +441,11 @@ def report(ctx, run_dir, out_dir, formats, queries_per_day, days, pue, region):
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set).")
 @run_options("Ladder to evaluate (default: the built-in ladder).", task_only=True)
+@objective_options
 @click.pass_context
 def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_json, junit, markdown, text_field,
-          label_field, save_task, allow_overlap, ladder_path, limit, train_limit, out_dir, meter, device):
+          label_field, save_task, allow_overlap, ladder_path, limit, train_limit, out_dir, meter, device, objective,
+          queries_per_day, days):
     """Sizing gate for CI: is the shipped config adequate, within budget, and not oversized?
 
     SOURCE is a run folder (its runs.jsonl is judged as is), or a task file or a data file (JSONL,
@@ -469,7 +489,8 @@ def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_
     else:
         raise RightsizeError(f"{source}: no such run folder or task file (nor data file)")
     result = judge(records, cur, min_metric=min_metric, max_joules_per_query=max_joules_per_query,
-                   tolerance_pct=tolerance, plans=plans)
+                   tolerance_pct=tolerance, plans=plans, objective=objective, queries_per_day=queries_per_day,
+                   days=days)
     write_outputs(result, junit=junit, markdown=markdown, step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
@@ -478,6 +499,77 @@ def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_
         if result.energy_estimated:
             click.echo(ESTIMATE_NOTE, err=True)
     ctx.exit(result.exit_code)
+
+
+    return [{k: v for k, v in r.items() if k != "_shown_status"} for r in records], plans
+
+
+# ---------------------------------------------------------------- export, predict
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("config", required=False)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write (must not exist, or be empty).")
+@click.option("--models", "models_mode", type=click.Choice(["copy", "reference"]), default="copy", show_default=True,
+              help="Copy the files of each model the config loads into the folder, or reference models by id "
+                   "(a smaller folder; the ids must resolve where it is used).")
+def export(run_dir, config, out_dir, models_mode):
+    """Write a self-contained folder that labels texts with a config of a run.
+
+    CONFIG is a rung name, a config as recommend names it (e.g. 'tfidf (C=1)') or a record key; without
+    it, the run's recommendation. The folder holds the fitted state, the config, the label names, the
+    models it loads and a README.txt; `rightsize predict` serves it without the run folder.
+
+    \b
+    Example:
+      rightsize export results/trec6 --out trec6-model
+      rightsize export results/trec6 minilm-probe --out minilm-probe --models reference
+    """
+    from rightsize.export import export_config
+
+    click.echo(terminal.export_text(export_config(run_dir, out_dir, config, models=models_mode)))
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("input_file", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the predictions (JSON lines) to this file instead of stdout.")
+@click.option("--text-field", default="text", show_default=True, help="The texts' field (JSONL) or column (CSV).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Device [default: the one the config was evaluated on where available, else cpu].")
+@safety_options
+def predict(folder, input_file, out_file, text_field, device, trust_remote_code, allow_pickle):
+    """Label the texts of INPUT with an exported config: one JSON line {"index", "label"} per text.
+
+    INPUT is a text file (one text per line), JSONL or CSV (by extension) with a text field. Every file of
+    the export folder is checked against its sha256 first.
+
+    \b
+    Example:
+      rightsize predict trec6-model questions.txt --out predictions.jsonl
+    """
+    from rightsize.export import load_export
+    from rightsize.tasks import read_texts
+
+    texts = read_texts(input_file, text_field)
+    model = load_export(folder, device=device, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    try:
+        labels = model.predict(texts)
+    finally:
+        model.close()
+    lines = "".join(json.dumps({"index": i, "label": label}, ensure_ascii=False) + "\n"
+                    for i, label in enumerate(labels))
+    if out_file is None:
+        click.echo(lines, nl=False)
+        return
+    try:
+        out_file.write_text(lines, encoding="utf-8")
+    except OSError as exc:
+        raise RightsizeError(f"--out {out_file}: cannot write ({exc.strerror or exc})") from None
+    click.echo(f"wrote {len(labels)} predictions to {out_file}", err=True)
 
 
 # ---------------------------------------------------------------- cache

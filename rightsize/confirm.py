@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from rightsize.artifacts import ArtifactStore
 from rightsize.errors import RightsizeError
 from rightsize.evaluate import EvalPlan, evaluate_rung, evaluation_key, task_identity
 from rightsize.recommend import spec_from_config
@@ -74,7 +75,8 @@ def confirm_on_test(run_dir: str | Path, keys: Sequence[str], *, allow_pickle: b
                 on_start(job.spec.name)
             source = str(job.validation.energy_source or "")
             meter = session.meter(source if source in _SINGLE_METERS else "auto", job.context.device)
-            record = evaluate_rung(job.data, job.spec, meter, job.context, job.plan, run_id=session.run_id)
+            record = evaluate_rung(job.data, job.spec, meter, job.context, job.plan, run_id=session.run_id,
+                                   artifacts=ArtifactStore(session.out_dir))
             run_log.append(record)
             if record.ok:
                 out.append(Confirmation(job.spec.name, job.validation.key, "evaluated", "", record))

@@ -219,15 +219,13 @@ class Encoder:
             out = np.empty((n, self.dimension), dtype=np.float32)
         if n == 0:
             return out, np.zeros(0, dtype=np.int32)
-        tokenizer = self.st.tokenizer
-        packed, starts, lengths = self._tokenize(texts)
+        tokens = PackedTokens.of(self.st.tokenizer, texts, self.max_length)
+        lengths = tokens.lengths
         order = np.argsort(-lengths, kind="stable")  # longest first: a too-large batch fails early
-        bar = _progress(n, f"encode {self.model_id.split('/')[-1]}", self.progress)
+        bar = progress_bar(n, f"encode {self.model_id.split('/')[-1]}", self.progress)
         with torch.inference_mode():
             for idx in self._batches(order, lengths):
-                features = {k: [_row(packed[i // TOKENIZE_CHUNK][k], starts[i], lengths[i]) for i in idx]
-                            for k in packed[0]}
-                batch = tokenizer.pad(features, return_tensors="pt")
+                batch = tokens.pad(idx)
                 vectors = self._forward({k: v.to(self.device) for k, v in batch.items()})
                 out[idx if rows is None else rows[idx]] = vectors
                 bar.update(len(idx))
@@ -260,32 +258,6 @@ class Encoder:
             yield order[start:end]
             start = end
 
-    def _tokenize(self, texts: Sequence[str]) -> tuple[list[dict[str, np.ndarray]], np.ndarray, np.ndarray]:
-        """Tokenize every text once, ``TOKENIZE_CHUNK`` texts at a time, into packed id arrays.
-
-        Why packed: the tokenizer's own per-text objects take ~4 KB a text (200 MB for 50k short
-        texts, more than the output matrix); packed, a token costs 1 to 4 bytes, so memory stays
-        flat in n. Each output is kept in the smallest integer type that holds it (see
-        :func:`_compact`), and one with a single value across a chunk (the attention mask before
-        padding, single sentences' token type ids) as that value alone. Returns one dict per chunk
-        (text i is in chunk i // TOKENIZE_CHUNK), each text's start within its chunk, and each
-        text's token count.
-        """
-        n = len(texts)
-        chunks: list[dict[str, np.ndarray]] = []
-        lengths = np.empty(n, dtype=np.int32)
-        starts = np.zeros(n, dtype=np.int32)  # within a chunk: < TOKENIZE_CHUNK x max_length
-        for lo in range(0, n, TOKENIZE_CHUNK):
-            hi = min(n, lo + TOKENIZE_CHUNK)
-            encoded = self.st.tokenizer([texts[i] for i in range(lo, hi)], truncation=True,
-                                        max_length=self.max_length, padding=False)
-            lengths[lo:hi] = [len(ids) for ids in encoded["input_ids"]]
-            np.cumsum(lengths[lo : hi - 1], out=starts[lo + 1 : hi])
-            chunks.append({key: _compact(np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64))
-                           for key, rows in encoded.items()})
-            del encoded
-        return chunks, starts, lengths
-
     def _forward(self, features: dict) -> np.ndarray:
         """One padded batch through the model: normalized float32 vectors."""
         import torch
@@ -299,6 +271,52 @@ class Encoder:
             import torch
 
             torch.cuda.empty_cache()
+
+
+class PackedTokens:
+    """Texts tokenized once (truncated to ``max_length``, not padded), packed, and padded batch by batch.
+
+    Why packed: the tokenizer's own per-text objects take ~4 KB a text (200 MB for 50k short
+    texts, more than an encoder's output matrix); packed, a token costs 1 to 4 bytes, so memory
+    stays flat in n. Texts are tokenized ``TOKENIZE_CHUNK`` at a time; each output is kept in the
+    smallest integer type that holds it (see :func:`_compact`), and one with a single value across
+    a chunk (the attention mask before padding, single sentences' token type ids) as that value
+    alone. ``chunks`` holds one dict per chunk (text i is in chunk i // TOKENIZE_CHUNK), ``starts``
+    each text's start within its chunk and ``lengths`` each text's token count. The encoder's
+    inference and the training loop (rightsize.training) both cut their length-sorted batches here.
+    """
+
+    def __init__(self, tokenizer, chunks: list[dict[str, np.ndarray]], starts: np.ndarray, lengths: np.ndarray):
+        self.tokenizer = tokenizer
+        self.chunks = chunks
+        self.starts = starts
+        self.lengths = lengths
+
+    @classmethod
+    def of(cls, tokenizer, texts: Sequence[str], max_length: int) -> "PackedTokens":
+        n = len(texts)
+        chunks: list[dict[str, np.ndarray]] = []
+        lengths = np.empty(n, dtype=np.int32)
+        starts = np.zeros(n, dtype=np.int32)  # within a chunk: < TOKENIZE_CHUNK x max_length
+        for lo in range(0, n, TOKENIZE_CHUNK):
+            hi = min(n, lo + TOKENIZE_CHUNK)
+            encoded = tokenizer([texts[i] for i in range(lo, hi)], truncation=True, max_length=max_length,
+                                padding=False)
+            lengths[lo:hi] = [len(ids) for ids in encoded["input_ids"]]
+            np.cumsum(lengths[lo : hi - 1], out=starts[lo + 1 : hi])
+            chunks.append({key: _compact(np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64))
+                           for key, rows in encoded.items()})
+            del encoded
+        return cls(tokenizer, chunks, starts, lengths)
+
+    def row(self, key: str, i: int) -> list[int]:
+        """Text ``i``'s values of the tokenizer output ``key``."""
+        return _row(self.chunks[i // TOKENIZE_CHUNK][key], self.starts[i], self.lengths[i])
+
+    def pad(self, idx: Sequence[int]) -> dict:
+        """The texts ``idx`` as one batch of torch tensors, padded to the longest of them."""
+        features = {key: [self.row(key, i) for i in idx] for key in self.chunks[0]}
+        return self.tokenizer.pad(features, return_tensors="pt")
 
 
 def _compact(ids: np.ndarray) -> np.ndarray:
@@ -341,11 +359,15 @@ class _NoBar:
     def update(self, n: int) -> None:
         pass
 
+    def set_postfix(self, **values) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
 
-def _progress(total: int, desc: str, enabled: bool):
+def progress_bar(total: int, desc: str, enabled: bool):
+    """A tqdm bar over ``total`` texts (rate and ETA), or one that shows nothing when not ``enabled``."""
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm

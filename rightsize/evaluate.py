@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from rightsize import metrics as M
+from rightsize.artifacts import Artifact, ArtifactStore, CorruptArtifact
 from rightsize.energy import Meter
 from rightsize.records import Record
 from rightsize.rungs import RunContext, RungSpec, build_rung
@@ -75,8 +76,18 @@ def subsample(split: Split, limit: int | None, seed: int) -> tuple[list[str], li
 
 def evaluation_key(task_id: dict[str, Any], spec: RungSpec, plan: EvalPlan, context: RunContext) -> str:
     """Identity of an evaluation: same key, same work; a rerun skips what is recorded."""
-    ident = {"task": task_id, "config": spec.config(), "split": plan.split, "limit": plan.limit,
-             "train_limit": plan.train_limit, "seed": context.seed, "device": context.device}
+    return _digest({"task": task_id, "config": spec.config(), "split": plan.split, "limit": plan.limit,
+                    "train_limit": plan.train_limit, "seed": context.seed, "device": context.device})
+
+
+def fit_key(task_id: dict[str, Any], spec: RungSpec, plan: EvalPlan, context: RunContext) -> str:
+    """Identity of a fit: what the fitted state depends on, not the split it is scored on, so that a
+    confirmation on test restores what the validation evaluation fitted (the artifact's key)."""
+    return _digest({"task": task_id, "config": spec.config(), "train_limit": plan.train_limit, "seed": context.seed,
+                    "device": context.device})
+
+
+def _digest(ident: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -96,20 +107,25 @@ def evaluate_rung(
     *,
     steps: Sequence[float] = (1.0,),
     on_step: Callable[[Step], None] | None = None,
+    artifacts: ArtifactStore | None = None,
 ) -> Record:
     """Run ``spec`` through load → fit(train) → infer(split) and return its record.
 
     With ``on_step``, inference runs on nested, growing seeded fractions of the split (``steps``,
     e.g. 0.25, 0.5, 1.0) after a single fit, and ``on_step`` sees the scores after each; raising
     :class:`StopEvaluation` ends it there with status ``pruned`` (metrics over the examples seen).
+    With ``artifacts`` (the run folder's store), the fit phase restores the saved state of the same
+    fit instead of fitting, or fits and saves it (:class:`_FitPhase`).
     """
     split = getattr(data, plan.split)
     if split is None:
         raise ValueError(f"task {data.task.name} has no {plan.split} split")
     train_texts, train_labels = subsample(data.train, plan.train_limit, context.seed)
     texts, labels = subsample(split, plan.limit, context.seed)
+    ident = task_identity(data)
     record = Record(
-        key=evaluation_key(task_identity(data), spec, plan, context),
+        key=evaluation_key(ident, spec, plan, context),
+        fit_key=fit_key(ident, spec, plan, context),
         run_id=run_id,
         time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         task=data.task.name,
@@ -146,8 +162,7 @@ def evaluate_rung(
         with _charged(rung, record, "load"):
             _measured(meter, record, "load", rung.load)
         phase = "fit"
-        with _charged(rung, record, "fit"):
-            _measured(meter, record, "fit", lambda: rung.fit(train_texts, train_labels))
+        _FitPhase(rung, record, meter, artifacts, data).run(train_texts, train_labels)
         phase = "infer"
         stop = None
         with _charged(rung, record, "infer"):
@@ -194,6 +209,130 @@ def evaluate_rung(
     record.cache = {"hits": ledger.hits, "misses": ledger.misses, "charged_joules": ledger.charged_joules,
                     "encode_joules_spent": ledger.encode_joules}
     return record
+
+
+class _FitPhase:
+    """The fit phase with the run folder's artifacts.
+
+    * A verified artifact of the same fit: ``restore`` instead of ``fit``; the phase is charged the
+      recorded fit cost (``joules``/``seconds``) and what the restore took is ``*_spent`` — as with
+      the embedding cache, a saved fit makes the tool cheaper, never a config look cheaper.
+    * No artifact: ``fit``, then ``save`` (outside the measured phases; a kind that cannot save has none).
+    * An artifact that a record names but that is gone (a run folder from another machine), or a
+      corrupt one (deleted, logged): fit again with the same seed, save, and predict the recorded
+      validation examples again: the record says whether the new fit reproduced them.
+    """
+
+    def __init__(self, rung, record: Record, meter: Meter, store: ArtifactStore | None, data: TaskData):
+        self.rung, self.record, self.meter, self.store, self.data = rung, record, meter, store, data
+        self.key = record.fit_key
+
+    def run(self, train_texts: Sequence[str], train_labels: Sequence[str]) -> None:
+        problem = None
+        if self.store is not None:
+            artifact, problem = self._find()
+            if artifact is not None:
+                problem = self._restore(artifact)
+                if problem is None:
+                    return
+        with _charged(self.rung, self.record, "fit"):
+            _measured(self.meter, self.record, "fit", lambda: self.rung.fit(train_texts, train_labels))
+        training = self.rung.training()
+        if training:
+            self.record.training = training
+        if self.store is not None:
+            self._save(training)
+            if problem is not None and isinstance(self.record.artifact, dict):
+                self.record.artifact["refit"] = problem
+                self.record.artifact["check"] = self._check()
+
+    def _find(self):
+        """``(verified artifact or None, why an artifact the run expected cannot be used)``."""
+        recorded = self.store.recorded(self.key)
+        try:
+            artifact = self.store.find(self.key, recorded.artifact["sha256"] if recorded else None)
+        except CorruptArtifact as exc:
+            return None, self._discard(str(exc))
+        if artifact is None and recorded is not None:
+            log.warning("the artifact of %s (%s) that %s recorded is missing: fitting it again with seed %s",
+                        self.record.rung, recorded.artifact.get("path"), recorded.run_id or "a run",
+                        self.record.seed)
+            return None, "missing"
+        return artifact, None
+
+    def _discard(self, why: str) -> str:
+        self.store.delete(self.key)
+        log.warning("the artifact of %s in %s is corrupt (%s): deleted; fitting it again", self.record.rung,
+                    self.store.folder(self.key), why)
+        return f"corrupt: {why}"
+
+    def _restore(self, artifact: Artifact) -> str | None:
+        """Restore ``artifact``; on failure, the reason (the artifact is deleted and the phase left unmeasured)."""
+        try:
+            with _charged(self.rung, self.record, "fit"):
+                _measured(self.meter, self.record, "fit", lambda: self.rung.restore(artifact.state))
+        except Exception as exc:  # noqa: BLE001 — an artifact that passed its checksums yet cannot be read
+            try:
+                self.meter.end("fit")
+            except ValueError:
+                pass
+            for phases in (self.record.joules, self.record.seconds, self.record.energy_parts,
+                           self.record.joules_spent, self.record.seconds_spent):
+                phases.pop("fit", None)
+            return self._discard(f"restore failed: {exc.__class__.__name__}: {str(exc).strip()[:200]}")
+        fit = artifact.manifest.get("fit") or {}
+        for per_phase, value in ((self.record.joules, fit.get("joules")), (self.record.seconds, fit.get("seconds"))):
+            if isinstance(value, (int, float)):
+                per_phase["fit"] = float(value)
+        self.record.artifact = {**artifact.reference(self.store.run_dir), "restored": True, "fit": fit}
+        if artifact.manifest.get("training"):
+            self.record.training = artifact.manifest["training"]
+        return None
+
+    def _save(self, training: dict[str, Any]) -> None:
+        r = self.record
+        about = {"fit_key": self.key, "task": r.task, "rung": r.rung, "config": r.config,
+                 "train_limit": r.train_limit, "n_train": r.n_train, "seed": r.seed, "device": r.device,
+                 "label_names": list(self.data.labels), "run_id": r.run_id,
+                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 "fit": {"joules": r.joules["fit"], "seconds": r.seconds["fit"],
+                         "joules_spent": r.joules_spent["fit"], "seconds_spent": r.seconds_spent["fit"],
+                         "energy_source": self.meter.source},
+                 "training": training}
+        try:
+            artifact = self.store.save(self.key, self.rung.save, about)
+        except NotImplementedError:
+            return  # this kind keeps nothing worth saving
+        except Exception as exc:  # noqa: BLE001 — an unwritable artifact costs a refit later, not the record
+            log.warning("could not save the artifact of %s: %s", r.rung, exc)
+            r.artifact = {"path": None, "sha256": None, "error": f"{exc.__class__.__name__}: {exc}"[:300]}
+            return
+        r.artifact = artifact.reference(self.store.run_dir)
+
+    def _check(self) -> dict[str, Any]:
+        """Predict the recorded validation examples again and count the predictions that differ."""
+        prior = self.store.recorded_validation(self.key)
+        if prior is None or not prior.predictions:
+            return {"note": "no recorded validation predictions of this fit to check against"}
+        texts, _ = subsample(self.data.validation, prior.limit, self.record.seed)
+        names = list(prior.label_names or [])
+        recorded = [names[i] if 0 <= i < len(names) else None for i in prior.predictions]
+        if len(recorded) != len(texts):
+            return {"against": prior.key, "note": f"the validation split has changed ({len(texts)} examples, "
+                                                     f"{len(recorded)} recorded): not checked"}
+        self.meter.begin("check")
+        try:
+            predicted = self.rung.predict(texts)
+        finally:
+            m = self.meter.end("check")
+        differing = sum(a != b for a, b in zip(predicted, recorded))
+        check = {"against": prior.key, "examples": len(texts), "differing": differing, "joules": m.joules,
+                 "seconds": m.seconds}
+        if differing:
+            check["note"] = (f"{differing} of {len(texts)} validation predictions differ from the recorded ones: "
+                             "the new fit did not reproduce the recorded one")
+            log.warning("%s fitted again: %s", self.record.rung, check["note"])
+        return check
 
 
 @contextmanager

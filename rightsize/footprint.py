@@ -205,12 +205,7 @@ def load_profile(path: str | Path, tz: tzinfo = timezone.utc) -> IntensityProfil
     """An intensity profile from a file, its format detected: a CSV ``timestamp,g_per_kwh`` series,
     an hour-of-day CSV (``hour,g_per_kwh``, hours 0-23 on the clock of ``tz``), or the JSON of the
     Green Software Foundation carbon-aware-sdk's emissions data (``location, time, rating, duration``)."""
-    path = Path(path)
-    where = f"--intensity-profile {path}"
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RightsizeError(f"{where}: cannot read the file ({exc.__class__.__name__})") from None
+    path, where, text = _read(path, "--intensity-profile")
     if path.suffix.lower() == ".json" or text.lstrip()[:1] in ("[", "{"):
         return _from_gsf(text, where)
     rows, columns = _csv(text, where)
@@ -228,12 +223,7 @@ def load_profile(path: str | Path, tz: tzinfo = timezone.utc) -> IntensityProfil
 
 def load_traffic(path: str | Path, tz: tzinfo = timezone.utc) -> list[float]:
     """A traffic profile: an hour-of-day CSV ``hour,weight`` (relative queries per hour, 0-23)."""
-    path = Path(path)
-    where = f"--traffic-profile {path}"
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RightsizeError(f"{where}: cannot read the file ({exc.__class__.__name__})") from None
+    path, where, text = _read(path, "--traffic-profile")
     rows, columns = _csv(text, where)
     if "hour" not in columns:
         raise RightsizeError(f"{where}: expected an hour-of-day CSV with columns hour,weight")
@@ -242,6 +232,16 @@ def load_traffic(path: str | Path, tz: tzinfo = timezone.utc) -> list[float]:
     if not sum(weights) > 0:
         raise RightsizeError(f"{where}: the weights add up to 0")
     return weights
+
+
+def _read(path: str | Path, option: str) -> tuple[Path, str, str]:
+    """The file an option names, where to say it is, and its text; one line when unreadable."""
+    path = Path(path)
+    where = f"{option} {path}"
+    try:
+        return path, where, path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RightsizeError(f"{where}: cannot read the file ({exc.__class__.__name__})") from None
 
 
 def _csv(text: str, where: str) -> tuple[list[dict[str, str]], list[str]]:

@@ -222,6 +222,11 @@ def parse_rung(entry: Any, defaults: dict[str, Any], where: str) -> RungSpec:
             raise RightsizeError(f"{where}: unknown key {key!r} for kind {kind!r} (allowed: {allowed})")
         knobs[key] = value
     knobs = {k: cls.knobs[k].validate(k, v, where) for k, v in knobs.items()}
+    for key in [k for k in knobs if not cls.knobs[k].applies(knobs, cls.knobs)]:
+        if key in entry:
+            other, wanted = cls.knobs[key].only_if
+            raise RightsizeError(f"{where}: knob {key!r} applies only with {other}: {wanted}")
+        del knobs[key]  # a ladder default that does nothing for this rung
     optional = entry.get("optional", False)
     if not isinstance(optional, bool):
         raise RightsizeError(f"{where}: 'optional' must be true or false, got {optional!r}")

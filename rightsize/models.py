@@ -9,8 +9,10 @@ model's files say about it (depth, compute weights, hash) is :mod:`rightsize.mod
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from rightsize.errors import RightsizeError
 
@@ -87,3 +89,22 @@ def count_parameters(module) -> int:
             seen.add(id(p))
             total += p.numel()
     return total
+
+
+def transformer_folder(root: Path) -> Path:
+    """The folder of a sentence-transformers model's transformer module (named in modules.json),
+    where its config.json and tokenizer live; the root itself for a plain transformers folder."""
+    modules = read_json(root / "modules.json")
+    if isinstance(modules, list):
+        for m in modules:
+            if isinstance(m, dict) and "Transformer" in str(m.get("type", "")):
+                return root / str(m.get("path", ""))
+    return root
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content, or None when it is missing or not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

@@ -42,7 +42,8 @@ FORMATS = ("png", "svg")
 
 @dataclass(frozen=True)
 class Point:
-    """One evaluated config: ``x`` is J/query, ``y`` the metric, ``lo``/``hi`` its interval."""
+    """One evaluated config: ``x`` its energy (J/query, or lifetime joules), ``y`` the metric, ``lo``/``hi``
+    its interval."""
 
     key: str
     name: str
@@ -51,6 +52,7 @@ class Point:
     lo: float
     hi: float
     adequate: bool | None = None  # None: not assessed
+    trained: bool = False  # its fit trains model weights: drawn with its own marker
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class ParetoView:
     caption: str = ""
     split: str = "validation"
     extra_labels: Sequence[str] = field(default_factory=tuple)  # more keys to label if there is room, after the front
+    x_label: str = "energy per query (J/query, log scale) — lower is better"
 
 
 def draw_pareto(view: ParetoView) -> Figure:
@@ -82,11 +85,14 @@ def draw_pareto(view: ParetoView) -> Figure:
     ax = fig.add_axes((0.08, 0.2, 0.62, 0.7))
     ax.set_xscale("log")
 
-    adequate = [p for p in points if p.adequate]
-    other = [p for p in points if not p.adequate]
     assessed = any(p.adequate is not None for p in points)
-    _scatter(ax, other, marker="o", face="white", edge=GREY, label="not adequate" if assessed else "config", z=3)
-    _scatter(ax, adequate, marker="o", face=OKABE_ITO["blue"], edge=OKABE_ITO["blue"], label="adequate", z=4)
+    for trained, marker, tag in ((False, "o", ""), (True, "s", ", trained")):  # a square: its fit trains weights
+        adequate = [p for p in points if p.adequate and p.trained == trained]
+        other = [p for p in points if not p.adequate and p.trained == trained]
+        _scatter(ax, other, marker=marker, face="white", edge=GREY,
+                 label=("not adequate" if assessed else "config") + tag, z=3)
+        _scatter(ax, adequate, marker=marker, face=OKABE_ITO["blue"], edge=OKABE_ITO["blue"], label="adequate" + tag,
+                 z=4)
 
     front = sorted((by_key[k] for k in view.front if k in by_key), key=lambda p: p.x)
     if front:
@@ -111,7 +117,7 @@ def draw_pareto(view: ParetoView) -> Figure:
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if hi / lo < 1e3 else (1.0,)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: human_joules(v)))
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("energy per query (J/query, log scale) — lower is better")
+    ax.set_xlabel(view.x_label)
     ax.set_ylabel(f"{view.metric} on {view.split} — higher is better")
     ax.grid(True, which="major", color="#E5E5E5", lw=0.8, zorder=0)
     ax.set_axisbelow(True)

@@ -9,7 +9,7 @@ score of a choice, never to make it. ``largest`` and ``pareto_front`` ignore rec
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from rightsize import carbon, energy_quality
 from rightsize import metrics as M
@@ -19,6 +19,7 @@ from rightsize.errors import RightsizeError
 from rightsize.naming import variant_labels
 from rightsize.records import Record
 from rightsize.rungs import RungSpec, rung_class
+from rightsize.tables import human_joules
 
 SCHEMA = "rightsize.recommendation/1"
 JOULES_PER_KWH = 3.6e6
@@ -54,16 +55,17 @@ def largest(records: Sequence[Record]) -> Record:
     return max(ok, key=lambda r: (r.n_params or 0, r.joules_per_query))
 
 
-def pareto_front(records: Sequence[Record], metric: str) -> list[Record]:
-    """Configs no other config beats on both metric (higher) and J/query (lower); sorted by J/query."""
+def pareto_front(records: Sequence[Record], metric: str,
+                 cost: Callable[[Record], float] | None = None) -> list[Record]:
+    """Configs no other config beats on both metric (higher) and cost (lower; default J/query); by cost."""
     ok = ok_records(records)
+    cost = cost or (lambda r: r.joules_per_query)
 
     def dominated(r: Record) -> bool:
-        m, j = r.score(metric), r.joules_per_query
-        return any(o.score(metric) >= m and o.joules_per_query <= j
-                   and (o.score(metric) > m or o.joules_per_query < j) for o in ok)
+        m, j = r.score(metric), cost(r)
+        return any(o.score(metric) >= m and cost(o) <= j and (o.score(metric) > m or cost(o) < j) for o in ok)
 
-    return sorted((r for r in ok if not dominated(r)), key=lambda r: (r.joules_per_query, -r.score(metric)))
+    return sorted((r for r in ok if not dominated(r)), key=lambda r: (cost(r), -r.score(metric)))
 
 
 # ------------------------------------------------------------------------------------ energy, carbon
@@ -75,6 +77,91 @@ def lifetime_joules(record: Record, queries_per_day: float, days: float) -> floa
     Load is left out: how often a service restarts is not something the records know.
     """
     return float((record.joules or {}).get("fit", 0.0)) + queries_per_day * days * record.joules_per_query
+
+
+OBJECTIVES = ("per-query", "lifetime")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What the choice among adequate configs minimizes: energy per query (``per-query``), or the
+    energy of a deployment's life (``lifetime``: fit once, then ``queries_per_day × days`` queries),
+    which weighs what a config costs to make, e.g. the training of a fine-tuned model."""
+
+    name: str = "per-query"
+    queries_per_day: float = 10_000
+    days: float = 365
+
+    def __post_init__(self) -> None:
+        if self.name not in OBJECTIVES:
+            raise RightsizeError(f"--objective {self.name!r}: choose from {', '.join(OBJECTIVES)}")
+        if not (self.queries_per_day >= 0 and self.days >= 0):
+            raise RightsizeError("--queries-per-day and --days must not be negative")
+
+    @property
+    def queries(self) -> float:
+        return self.queries_per_day * self.days
+
+    def joules(self, record: Record) -> float:
+        """The objective's value of a record."""
+        if self.name == "lifetime":
+            return lifetime_joules(record, self.queries_per_day, self.days)
+        return float(record.joules_per_query)
+
+    def amount(self, joules: float) -> str:
+        """``12 mJ/query`` or ``4.2 kJ over the lifetime``."""
+        return human_joules(joules) + ("/query" if self.name == "per-query" else " over the lifetime")
+
+    def describe(self) -> str:
+        if self.name == "per-query":
+            return "the least energy per query"
+        return (f"the least lifetime energy (fit + {self.queries:,.0f} queries × J/query: "
+                f"{self.queries_per_day:,g} queries/day for {self.days:,g} days)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "queries_per_day": self.queries_per_day, "days": self.days}
+
+
+def break_even_queries(fit_a: float, jpq_a: float, fit_b: float, jpq_b: float) -> float | None:
+    """The query volume at which configs A and B have used the same energy in total (fit + queries × J/query):
+    past it, the one that costs more to make and less per query has used less. ``None`` when there is no
+    such volume: one of them costs no more to make and no more per query, so it uses less (or the same) at
+    every volume."""
+    if fit_a > fit_b and jpq_a < jpq_b:
+        return (fit_a - fit_b) / (jpq_b - jpq_a)
+    if fit_b > fit_a and jpq_b < jpq_a:
+        return (fit_b - fit_a) / (jpq_a - jpq_b)
+    return None
+
+
+def break_even_against(chosen: Mapping[str, Any], entries: Sequence[Mapping[str, Any]],
+                       queries_per_day: float) -> list[dict[str, Any]]:
+    """The chosen config against each adequate config that costs less to make (less fit energy): the
+    volume after which the chosen has used less energy in total, or ``None`` when the alternative uses
+    less at every volume (it costs no more per query either). Fewest queries first."""
+    out = []
+    for e in entries:
+        if e["key"] == chosen["key"] or not e["adequate"] or e["joules_fit"] >= chosen["joules_fit"]:
+            continue
+        queries = break_even_queries(chosen["joules_fit"], chosen["joules_per_query"], e["joules_fit"],
+                                     e["joules_per_query"])
+        out.append({"label": e["label"], "key": e["key"], "joules_fit": e["joules_fit"],
+                    "joules_per_query": e["joules_per_query"], "break_even_queries": queries,
+                    "break_even_days": queries / queries_per_day if queries is not None and queries_per_day > 0
+                    else None, "alternative_always_less": queries is None})
+    return sorted(out, key=lambda b: (b["break_even_queries"] is None, b["break_even_queries"] or 0.0))
+
+
+def describe_break_even(chosen: Mapping[str, Any], b: Mapping[str, Any], queries_per_day: float) -> str:
+    """One sentence on the chosen config against one entry of :func:`break_even_against`."""
+    made = f"{human_joules(chosen['joules_fit'])} to fit and {human_joules(chosen['joules_per_query'])}/query"
+    other = f"{human_joules(b['joules_fit'])} to fit, {human_joules(b['joules_per_query'])}/query"
+    if b["break_even_queries"] is None:
+        return (f"{b['label']} ({other}) uses less energy than {chosen['label']} ({made}) at any volume: it costs "
+                "less to fit and no more per query")
+    days = f" ({b['break_even_days']:,.1f} days at {queries_per_day:,g} queries/day)" if b["break_even_days"] else ""
+    return (f"{chosen['label']} costs {made}; it beats {b['label']} ({other}) after "
+            f"{b['break_even_queries']:,.0f} queries{days}")
 
 
 def carbon_grams(joules: float, pue: float, region: str) -> float:
@@ -108,6 +195,8 @@ class Recommendation:
     estimated: bool  # some energy comes from the CPU-time estimate, not a meter
     excluded: dict = field(default_factory=dict)  # records not considered, and why
     coverage: dict = field(default_factory=dict)  # rightsize.coverage.Coverage.to_dict()
+    objective: dict = field(default_factory=lambda: Objective().to_dict())  # what the choice minimized
+    break_even: list[dict] = field(default_factory=list)  # the chosen against each cheaper-to-make adequate config
 
     @property
     def adequate(self) -> bool:
@@ -152,9 +241,11 @@ def tried_without_result(records: Sequence[Record]) -> list[dict]:
 def recommend(records: Sequence[Record], *, target: Any = None, metric: str | None = None,
               queries_per_day: float = 10_000, days: float = 365, pue: float = 1.2, region: str | None = None,
               resamples: int = 1000, seed: int = 0, level: float = 0.95,
-              plans: Sequence[Mapping[str, Any]] = ()) -> Recommendation:
-    """The smallest adequate config on validation, next to the largest; test scores when recorded.
-    ``plans`` (the run folder's plan.jsonl) say whether the answer is certain (rightsize.coverage)."""
+              plans: Sequence[Mapping[str, Any]] = (), objective: str = "per-query") -> Recommendation:
+    """The adequate config that minimizes ``objective`` on validation (J/query, or lifetime energy),
+    next to the largest; test scores when recorded; the break-even volume against each adequate config
+    that costs less to make. ``plans`` (the run folder's plan.jsonl) say whether the answer is certain
+    (rightsize.coverage)."""
     records = list(records)
     group = comparable(records)
     if not group:
@@ -167,15 +258,16 @@ def recommend(records: Sequence[Record], *, target: Any = None, metric: str | No
     if metric not in M.METRICS:
         raise RightsizeError(f"metric {metric!r} is not one of {', '.join(M.METRICS)}")
     target = Target.from_any(target if target is not None else latest.target)
-    if queries_per_day < 0 or days < 0:
-        raise RightsizeError("--queries-per-day and --days must not be negative")
+    goal = Objective(objective, queries_per_day, days)
     grid = carbon.intensity(region) if region else None  # an unknown region fails before any work
     if not pue >= 1.0:
         raise RightsizeError(f"--pue {pue!r}: a data centre's PUE is at least 1.0")
 
-    judgement = judge(group, target, metric, resamples=resamples, seed=seed, level=level)
+    judgement = judge(group, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules)
     verdicts = judgement.verdicts
     front = {r.key for r in pareto_front(group, metric)}
+    lifetime_front = {r.key for r in pareto_front(group, metric, cost=lambda r: lifetime_joules(r, queries_per_day,
+                                                                                               days))}
     tests = [r for r in records if r.ok and r.split == "test" and r.metrics is not None]
 
     def carbon_of(joules: float) -> float | None:
@@ -193,7 +285,9 @@ def recommend(records: Sequence[Record], *, target: Any = None, metric: str | No
             "energy_basis": r.basis, "below_resolution": r.below_resolution or [],
             "energy_source": r.energy_source, "estimated": r.estimated,
             "adequate": v.adequate, "rule": v.rule, "detail": v.detail, "bound": v.bound, "threshold": v.threshold,
-            "pareto": r.key in front, "lifetime_joules": life, "lifetime_carbon_g": carbon_of(life),
+            "pareto": r.key in front, "pareto_lifetime": r.key in lifetime_front,
+            "trained": bool(r.training),
+            "lifetime_joules": life, "lifetime_carbon_g": carbon_of(life),
             "test": _test_summary(r, tests, metric),
         }
 
@@ -218,12 +312,14 @@ def recommend(records: Sequence[Record], *, target: Any = None, metric: str | No
             "region": grid.region if grid else None, "grid_g_per_kwh": grid.g_per_kwh if grid else None,
             "grid_year": grid.year if grid else None, "grid_source": carbon.attribution() if grid else None,
             "lifetime": "fit joules + queries_per_day x days x joules_per_query (load not counted)",
+            "objective": goal.name,
             "level": level, "resamples": resamples, "seed": seed,
         },
         estimated=any(e["estimated"] for e in entries.values()),
         excluded={"failed": sum(1 for r in others if not r.ok),
                   "other_examples": sum(1 for r in others if r.ok)},
-        coverage=covered.to_dict(),
+        coverage=covered.to_dict(), objective=goal.to_dict(),
+        break_even=break_even_against(chosen, list(entries.values()), queries_per_day) if chosen else [],
     )
 
 

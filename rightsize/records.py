@@ -5,7 +5,9 @@ it, :class:`rightsize.results.RunLog` writes and reads it, and everything downst
 attributes. ``schema`` names the version of the layout; :meth:`Record.from_dict` reads every version
 this code knows and keeps the keys it does not know in ``extra`` (written after the known ones), so a
 record read and written again loses nothing, and one that rightsize wrote is the same line, byte for
-byte: every version wrote its fields in the order of :class:`Record`'s.
+byte: every version wrote its fields in the order of :class:`Record`'s (but for a trained config's
+fit restored from its artifact, which wrote ``artifact`` before ``training`` until the record was typed:
+it reads the same and is written back with those two in this order).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Record:
 
     schema: str | None = SCHEMA  # None: a line without one, read as the current schema
     key: str | None = None  # identity of the evaluation (rightsize.evaluate.evaluation_key)
+    fit_key: str | None = None  # identity of its fit, the artifact's key (rightsize.evaluate.fit_key)
     run_id: str | None = None
     time: str | None = None
     task: str | None = None
@@ -61,6 +64,8 @@ class Record:
     infer_repeats: list[int] | None = None  # per inference window, the passes it ran to be resolvable
     seconds_spent: dict[str, float] | None = None  # per phase, what this run spent
     joules_spent: dict[str, float] | None = None
+    training: dict[str, Any] | None = None  # what a trained kind's fit did (epochs, losses...), restored or not
+    artifact: dict[str, Any] | None = None  # the fitted state saved or restored (rightsize.artifacts)
     metrics: dict[str, float] | None = None
     ci: dict[str, list[float]] | None = None  # per metric, the 95% bootstrap interval
     label_names: list[str] | None = None
@@ -169,7 +174,8 @@ _TYPES = {f.name: _JSON_TYPES[re.match(r"\w+", f.type).group()] for f in fields(
 
 def _read_v1(data: Mapping[str, Any], where: str) -> Record:
     """``rightsize.record/1``: every field optional (``task_file``, ``target``, the ``*_spent`` fields,
-    ``cache``, ``pruned``, ``failed_phase``, ``facts`` and ``search`` came in over time)."""
+    ``cache``, ``pruned``, ``failed_phase``, ``facts``, ``search``, the GPU-energy fields, ``fit_key``,
+    ``training`` and ``artifact`` came in over time)."""
     known = {name: data[name] for name in _FIELDS if name in data}
     for name, value in known.items():
         kind, word = _TYPES[name]

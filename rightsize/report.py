@@ -43,17 +43,23 @@ class ReportFiles:
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, queries_per_day: float = 10_000,
                  days: float = 365, pue: float = 1.2, region: str | None = None,
-                 formats: Sequence[str] = FORMATS) -> ReportFiles:
-    """Write ``pareto.<fmt>``, ``report.md`` and ``report.html`` into ``out_dir`` (default: the run folder)."""
+                 formats: Sequence[str] = FORMATS, objective: str = "per-query",
+                 x_axis: str = "per-query") -> ReportFiles:
+    """Write ``pareto.<fmt>``, ``report.md`` and ``report.html`` into ``out_dir`` (default: the run folder).
+
+    ``objective``: what the recommendation minimizes; ``x_axis``: the plot's energy, ``per-query`` or ``lifetime``.
+    """
     run = RunLog(run_dir, create=False)
     records = run.records()
     formats = tuple(dict.fromkeys(formats))
+    if x_axis not in policy.OBJECTIVES:
+        raise RightsizeError(f"--x {x_axis!r}: choose from {', '.join(policy.OBJECTIVES)}")
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise RightsizeError(f"--format {','.join(formats)}: choose from {', '.join(FORMATS)}")
     try:
         rec = policy.recommend(records, queries_per_day=queries_per_day, days=days, pue=pue, region=region,
-                               plans=run.plans())
+                               plans=run.plans(), objective=objective)
     except policy.NothingCompleted as exc:
         return _report_tried(run, exc.tried, out_dir)
     group = {r.key: r for r in comparable(records)}
@@ -67,7 +73,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, quer
     study = study if study.exists() else None
     md_path, html_path = out / "report.md", out / "report.html"
     try:
-        plots = save_pareto(pareto_view(rec, _watts(environments)), out, formats)
+        plots = save_pareto(pareto_view(rec, _watts(environments), x_axis), out, formats)
         doc = document(rec, group, failed, environments, study, plot_name=plots[0].name, pruned=pruned)
         md_path.write_text(to_markdown(doc), encoding="utf-8")
         html_path.write_text(to_html(doc, title=f"rightsize report — {rec.task}", plot=plots[0]), encoding="utf-8")
@@ -137,10 +143,14 @@ def _error_text(error: str, limit: int = 160) -> str:
 # ------------------------------------------------------------------------------------ the plot's view
 
 
-def pareto_view(rec: policy.Recommendation, watts_per_core: float | None = None) -> ParetoView:
-    """The plot's content, decided by the policy's recommendation."""
-    points = [Point(key=e["key"], name=e["label"], x=e["joules_per_query"], y=e["metric"],
-                    lo=(e["ci"] or [e["metric"]] * 2)[0], hi=(e["ci"] or [e["metric"]] * 2)[1], adequate=e["adequate"])
+def pareto_view(rec: policy.Recommendation, watts_per_core: float | None = None,
+                x_axis: str = "per-query") -> ParetoView:
+    """The plot's content, decided by the policy's recommendation; ``x_axis`` ``lifetime`` plots each
+    config's lifetime energy (fit + queries × J/query) instead of its J/query."""
+    lifetime = x_axis == "lifetime"
+    points = [Point(key=e["key"], name=e["label"], x=e["lifetime_joules"] if lifetime else e["joules_per_query"],
+                    y=e["metric"], lo=(e["ci"] or [e["metric"]] * 2)[0], hi=(e["ci"] or [e["metric"]] * 2)[1],
+                    adequate=e["adequate"], trained=e.get("trained", False))
               for e in rec.configs]
     target = Target.from_any(rec.target)
     threshold = target.threshold(rec.best["metric"])
@@ -150,25 +160,37 @@ def pareto_view(rec: policy.Recommendation, watts_per_core: float | None = None)
     if rec.coverage.get("certain") is False:
         missing = ", ".join(m["name"] for m in rec.coverage.get("missing") or ())
         label += f"; UNCERTAIN: {missing} not evaluated, the best may be higher"
-    front = [e["key"] for e in rec.configs if e["pareto"]]
+    front = [e["key"] for e in rec.configs if e["pareto_lifetime" if lifetime else "pareto"]]
     # A ladder's handful of configs are all named; a search's hundreds would bury the front in text.
     others = [p.key for p in points if p.key not in front] if len(points) <= LABEL_ALL_UP_TO else []
     return ParetoView(
         points=points, metric=rec.metric, front=front, extra_labels=others,
         recommended=rec.chosen["key"] if rec.chosen else None, largest=rec.largest["key"],
         threshold=threshold, threshold_label=label, split=rec.split,
-        title=f"{rec.task}: {rec.metric} vs energy per query ({len(points)} configs)",
-        caption=plot_caption(rec, watts_per_core),
+        title=f"{rec.task}: {rec.metric} vs {'lifetime energy' if lifetime else 'energy per query'} "
+              f"({len(points)} configs)",
+        caption=plot_caption(rec, watts_per_core, lifetime),
+        x_label=(f"lifetime energy (J, log scale: fit + {_queries(rec)} queries × J/query) — lower is better"
+                 if lifetime else ParetoView.x_label),
     )
 
 
-def plot_caption(rec: policy.Recommendation, watts_per_core: float | None = None) -> str:
+def _queries(rec: policy.Recommendation) -> str:
+    a = rec.assumptions
+    return f"{a['queries_per_day'] * a['days']:,.0f}"
+
+
+def plot_caption(rec: policy.Recommendation, watts_per_core: float | None = None, lifetime: bool = False) -> str:
     source = energy_words(rec, watts_per_core)
     adequacy = f"filled: adequate for {Target.from_any(rec.target).description(rec.metric)}"
     if rec.rule == "within":
         adequacy += ", so the dashed line is only a guide"
-    return (f"Energy: {source}. {rec.split.capitalize()} split, {rec.n_examples} examples; bars: 95% bootstrap "
-            f"intervals; {adequacy}; line: Pareto front (no config is both better and cheaper).")
+    trained = "; squares: trained configs (their fit trains model weights)" if any(
+        e.get("trained") for e in rec.configs) else ""
+    cost = (f"lifetime energy = fit + {_queries(rec)} queries × J/query ({rec.assumptions['queries_per_day']:,g} "
+            f"queries/day for {rec.assumptions['days']:,g} days). " if lifetime else "")
+    return (f"Energy: {source}. {cost}{rec.split.capitalize()} split, {rec.n_examples} examples; bars: 95% bootstrap "
+            f"intervals; {adequacy}{trained}; line: Pareto front (no config is both better and cheaper).")
 
 
 def energy_words(rec: policy.Recommendation, watts_per_core: float | None = None) -> str:
@@ -255,8 +277,8 @@ def _answer(rec: policy.Recommendation) -> list[Block]:
     out: list[Block] = [
         ("p", f"Deploy **{c['label']}** ({_what(c)}, {human_count(c['n_params'])} parameters): {rec.metric} "
               f"{_metric(c)} at **{human_joules(c['joules_per_query'])}/query**."),
-        ("p", f"Why it is adequate ({c['rule']} rule): {c['detail']}. It is the adequate config with the least "
-              "energy per query."),
+        ("p", f"Why it is adequate ({c['rule']} rule): {c['detail']}. It is the adequate config with "
+              f"{policy.Objective(**rec.objective).describe()}."),
     ]
     if c["key"] == big["key"]:
         out.append(("p", "It is also the largest config evaluated: nothing smaller meets the target."))
@@ -342,6 +364,10 @@ def _lifetime(rec: policy.Recommendation) -> list[Block]:
         rows.append(["**saved**", human_joules(s["lifetime_joules_saved"]), f"{s['lifetime_kwh_saved']:.3g}",
                      human_grams(s["lifetime_carbon_g_saved"])])
     blocks.append(("table", ["config", "lifetime energy", "kWh", "carbon (CO2e)"], rows, "lrrr"))
+    if rec.break_even:
+        blocks += [("p", "Against each adequate config that costs less to make, the query volume after which the "
+                         "recommended config has used less energy in total (fit + queries × J/query):"),
+                   ("ul", [policy.describe_break_even(rec.chosen, b, a["queries_per_day"]) for b in rec.break_even])]
     return blocks
 
 

@@ -81,7 +81,7 @@ class RunLog:
             os.close(fd)
 
     def records(self) -> list[Record]:
-        return [Record.from_dict(obj, f"{self.path}:{number}") for number, obj in _json_lines(self.path)]
+        return read_records(self.path)
 
     def completed(self) -> dict[str, Record]:
         """The latest successful record for each evaluation key (what a rerun can skip)."""
@@ -105,6 +105,11 @@ def _append_line(path: Path, obj: dict[str, Any]) -> None:
         f.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def read_records(path: Path) -> list[Record]:
+    """The records of a runs.jsonl file (none while it does not exist)."""
+    return [Record.from_dict(obj, f"{path}:{number}") for number, obj in _json_lines(path)]
 
 
 def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

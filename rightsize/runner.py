@@ -50,7 +50,8 @@ def run_evaluation(
             if previous is not None:
                 yield replace(previous, extra={**previous.extra, SHOWN_STATUS: "recorded earlier"})
                 continue
-            record = evaluate_rung(run.data, spec, run.meter, run.context, plan, run_id=run.run_id)
+            record = evaluate_rung(run.data, spec, run.meter, run.context, plan, run_id=run.run_id,
+                                   artifacts=run.artifacts)
             run.run_log.append(record)
             if not record.ok:
                 log.warning("rung %s failed: %s", spec.name, record.error)

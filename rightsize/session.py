@@ -15,6 +15,7 @@ from typing import Callable, Iterator, Sequence
 
 from rightsize import environment
 from rightsize.assumed import TASK_FILE, AssumedTask
+from rightsize.artifacts import ArtifactStore
 from rightsize.cache import EmbeddingCache
 from rightsize.energy import Meter, make_meter
 from rightsize.errors import RightsizeError
@@ -76,9 +77,12 @@ def resolve_device(device: str) -> str:
 
 
 def check_models(spec: RungSpec, allow_pickle: bool = False) -> None:
-    """Every model the rung will load is reachable and in a safe format (RightsizeError if not)."""
-    for model in rung_class(spec.kind).models(spec):
+    """Every model the rung will load is reachable and in a safe format, and the rung's own checks
+    pass (e.g. LoRA has target modules for the architecture); RightsizeError if not."""
+    cls = rung_class(spec.kind)
+    for model in cls.models(spec):
         checked_folder(model, allow_pickle)
+    cls.preflight(spec)
 
 
 def preflight_models(ladder: Ladder, allow_pickle: bool = False) -> Ladder:
@@ -187,6 +191,7 @@ class TaskRun:
     run_id: str
     planned: tuple[RungSpec, ...] = ()  # the ladder as written (before --rungs), less absent optional rungs
     overlaps: Overlaps = Overlaps(())  # texts its splits share
+    artifacts: ArtifactStore | None = None  # the run folder's fitted states (rightsize.artifacts)
 
 
 @contextlib.contextmanager
@@ -226,4 +231,5 @@ def open_run(options: RunOptions, *, seed: int = 0, rungs: list[str] | None = No
             options.on_assumed(assumed, task.path)
     with Session(options.resolved_out_dir()) as session:
         meter = session.meter(options.meter, device, options.cpu_watts)
-        yield TaskRun(task, data, ladder, context, meter, session.run_log, session.run_id, planned, shared)
+        yield TaskRun(task, data, ladder, context, meter, session.run_log, session.run_id, planned, shared,
+                      ArtifactStore(session.out_dir))

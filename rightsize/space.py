@@ -43,6 +43,10 @@ GRIDS: dict[str, tuple] = {
     "ngram_max": (1, 2, 3),
     "weight": (0.1, 0.3, 0.5, 0.7),
     "shots": (0, 1, 2, 4, 8),
+    # training (finetune): a log grid whose low end suits full fine-tunes and high end LoRA
+    "epochs": (1, 2, 3, 4, 5),
+    "learning_rate": (1e-5, 3e-5, 1e-4, 3e-4),
+    "lora_r": (4, 8, 16),
 }
 CPU_PRECISIONS = ("fp32", "bf16", "int8")
 GPU_PRECISIONS = ("fp32", "bf16", "fp16")
@@ -66,6 +70,9 @@ class RungSpace:
     base: RungSpec
     dims: tuple[Dimension, ...]
     own: dict[str, Any] = field(default_factory=dict)  # the value each searched knob has in ``base``
+    # searched knob -> (searched knob, value) it needs to matter (Knob.only_if); such knobs come
+    # after the knobs they depend on in ``dims``, and hold their own value where they do not matter
+    conditions: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -76,18 +83,45 @@ class RungSpace:
 
     @property
     def size(self) -> int:
+        """The number of distinct configs (a knob that does not matter adds none)."""
+        plain = [d for d in self.dims if d.knob not in self.conditions]
+        deciding = [d for d in plain if any(c[0] == d.knob for c in self.conditions.values())]
         n = 1
-        for d in self.dims:
-            n *= len(d.values)
-        return n
+        for d in plain:
+            if d not in deciding:
+                n *= len(d.values)
+        if not deciding:
+            return n
+        total = 0
+        for combo in itertools.product(*(d.values for d in deciding)):
+            values = {d.knob: v for d, v in zip(deciding, combo)}
+            m = 1
+            for d in self.dims:
+                if d.knob in self.conditions and self.applies(d.knob, values):
+                    m *= len(d.values)
+            total += m
+        return n * total
+
+    def applies(self, knob: str, values: dict[str, Any]) -> bool:
+        """Whether the searched ``knob`` matters given the searched ``values``."""
+        if knob not in self.conditions:
+            return True
+        other, wanted = self.conditions[knob]
+        return _same(values[other], wanted)
+
+    def normal(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` with each knob that does not matter at the rung's own value (one config, one form)."""
+        return {k: v if self.applies(k, values) else self.own[k] for k, v in values.items()}
 
     def spec_for(self, values: dict[str, Any]) -> RungSpec:
         """The RungSpec of this rung with ``values`` for its searched knobs (canonical knobs)."""
         knobs = dict(self.base.knobs)
-        for knob, value in values.items():
+        for knob, value in self.normal(values).items():
             if _same(value, self.own[knob]):
                 continue  # the rung's own value: leave the config as the ladder wrote it
             knobs[knob] = value
+        declared = rung_class(self.base.kind).knobs
+        knobs = {k: v for k, v in knobs.items() if declared[k].applies(knobs, declared)}
         return RungSpec(self.base.name, self.base.kind, self.base.model, knobs)
 
     def default_params(self) -> dict[str, Any]:
@@ -96,7 +130,7 @@ class RungSpace:
 
     def params(self, values: dict[str, Any]) -> dict[str, Any]:
         """Trial parameters (what ``enqueue_trial`` takes) of this rung with ``values``."""
-        return {PARAM_RUNG: self.name, **{self.param(k): v for k, v in values.items()}}
+        return {PARAM_RUNG: self.name, **{self.param(k): v for k, v in values.items() if self.applies(k, values)}}
 
     def neighbours(self, values: dict[str, Any]) -> list[dict[str, Any]]:
         """The configs one knob away from ``values``: the next value up and down of an ordered
@@ -104,6 +138,8 @@ class RungSpace:
         adequate lives, if anywhere: fewer layers, shorter inputs, int8, another head setting."""
         out = []
         for d in self.dims:
+            if not self.applies(d.knob, values):
+                continue
             ordered = _ordered(d.values)
             current = values[d.knob]
             if ordered is None:
@@ -111,13 +147,15 @@ class RungSpace:
             else:
                 i = next(i for i, v in enumerate(ordered) if _same(v, current))
                 steps = [ordered[j] for j in (i - 1, i + 1) if 0 <= j < len(ordered)]
-            out += [{**values, d.knob: v} for v in steps]
+            out += [self.normal({**values, d.knob: v}) for v in steps]
         return out
 
     def configs(self) -> Iterator[tuple[dict[str, Any], RungSpec]]:
-        """Every (searched values, spec) of this rung."""
+        """Every (searched values, spec) of this rung, each config once."""
         for combo in itertools.product(*(d.values for d in self.dims)):
             values = {d.knob: v for d, v in zip(self.dims, combo)}
+            if values != self.normal(values):
+                continue  # a knob that does not matter away from its own value: listed once, at it
             yield values, self.spec_for(values)
 
 
@@ -144,7 +182,10 @@ class SearchSpace:
         """Ask an Optuna trial for a config; returns the spec and the searched knob values."""
         name = trial.suggest_categorical(PARAM_RUNG, [r.name for r in self.rungs])
         rung = self[name]
-        values = {d.knob: trial.suggest_categorical(rung.param(d.knob), list(d.values)) for d in rung.dims}
+        values: dict[str, Any] = {}
+        for d in rung.dims:  # a knob that depends on another comes after it
+            matters = rung.applies(d.knob, values)
+            values[d.knob] = trial.suggest_categorical(rung.param(d.knob), list(d.values)) if matters else rung.own[d.knob]
         return rung.spec_for(values), values
 
     def small_first(self) -> list[dict[str, Any]]:
@@ -161,7 +202,8 @@ class SearchSpace:
         return {
             "device": self.device,
             "size": self.size,
-            "rungs": [{"name": r.name, "config": r.base.config(), "searched": {d.knob: list(d.values) for d in r.dims}}
+            "rungs": [{"name": r.name, "config": r.base.config(), "searched": {d.knob: list(d.values) for d in r.dims},
+                       **({"only_if": {k: list(c) for k, c in r.conditions.items()}} if r.conditions else {})}
                       for r in self.rungs],
         }
 
@@ -181,6 +223,7 @@ def build_space(ladder: Ladder, device: str = "cpu", cores: int | None = None) -
         cls = rung_class(spec.kind)
         knobs = dict(spec.knobs)
         knobs.update({k: v for k, v in fix.items() if k in cls.knobs})
+        knobs = {k: v for k, v in knobs.items() if cls.knobs[k].applies(knobs, cls.knobs)}
         base = RungSpec(spec.name, spec.kind, spec.model, knobs)
         own = {k: knobs.get(k, knob.default) for k, knob in cls.knobs.items()}
         given = spaces.get(spec.name, {})
@@ -203,8 +246,24 @@ def build_space(ladder: Ladder, device: str = "cpu", cores: int | None = None) -
                 values = [own[k]] + values  # the ladder's own value is always in the space
             if len(values) > 1:
                 dims.append(Dimension(k, tuple(values)))
-        out.append(RungSpace(base, tuple(dims), {d.knob: own[d.knob] for d in dims}))
+        out.append(_conditional(base, cls.knobs, dims, own))
     return SearchSpace(tuple(out), device)
+
+
+def _conditional(base: RungSpec, knobs: dict[str, Knob], dims: list[Dimension], own: dict[str, Any]) -> RungSpace:
+    """The rung's space where a knob that matters only at another knob's value (``Knob.only_if``) is
+    searched only then: dropped when that knob is held at another value, after it when it is searched."""
+    searched = {d.knob for d in dims}
+    kept, conditions = [], {}
+    for d in dims:
+        condition = knobs[d.knob].only_if
+        if condition is not None and condition[0] in searched:
+            conditions[d.knob] = condition
+        elif not knobs[d.knob].applies(base.knobs, knobs):
+            continue
+        kept.append(d)
+    kept.sort(key=lambda d: d.knob in conditions)  # stable: the ladder's order otherwise
+    return RungSpace(base, tuple(kept), {d.knob: own[d.knob] for d in kept}, conditions)
 
 
 def _default_values(name: str, knob: Knob, facts: ModelFacts | None, device: str, cores: int) -> list | None:

@@ -72,13 +72,13 @@ def token_vectors(encoder: "Encoder", ids: np.ndarray, prefix: Sequence[int], su
     outputs mean-pooled (float32, one row per id, in the order given)."""
     import torch
 
-    from rightsize.encoder import _progress
+    from rightsize.encoder import progress_bar
 
     model = encoder.st[0].model
     device = next(model.parameters()).device
     width = len(prefix) + 1 + len(suffix)
     out = np.empty((len(ids), model.config.hidden_size), dtype=np.float32)
-    bar = _progress(len(ids), f"distill {encoder.model_id.split('/')[-1]}", progress)
+    bar = progress_bar(len(ids), f"distill {encoder.model_id.split('/')[-1]}", progress)
     with torch.inference_mode():
         for start in range(0, len(ids), DISTILL_BATCH):
             batch = ids[start : start + DISTILL_BATCH]

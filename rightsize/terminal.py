@@ -143,6 +143,7 @@ def recommendation_text(rec, confirmations, no_confirm: bool) -> str:
         lines.append(f"  task {rec.task!r}, target {_target_text(rec)}")
         lines.append(f"  decided by rule '{c['rule']}': {c['detail']}")
         lines += coverage_lines(rec)
+        lines += objective_lines(rec)
     lines += ["", f"configs (validation split, {rec.n_examples} examples, by J/query):"]
     rows = [[e["label"], human_count(e["n_params"]), _score_text(e["metric"], e["ci"]),
              human_joules(e["joules_per_query"]), f"{e['bound']:.4f} vs {e['threshold']:g}",
@@ -167,6 +168,19 @@ def recommendation_text(rec, confirmations, no_confirm: bool) -> str:
     if rec.assumptions["grid_source"]:
         lines.append(rec.assumptions["grid_source"])
     return "\n".join(lines)
+
+
+def objective_lines(rec) -> list[str]:
+    """What the choice minimized, and the break-even volume against each config that costs less to make."""
+    from rightsize.recommend import Objective, describe_break_even
+
+    goal, c = Objective(**rec.objective), rec.chosen
+    lines = [f"  chosen for {goal.describe()}" + (f": {human_joules(c['lifetime_joules'])}"
+                                                  if goal.name == "lifetime" else "")]
+    if rec.break_even:
+        lines.append("  against adequate configs that cost less to make:")
+        lines += [f"    {describe_break_even(c, b, goal.queries_per_day)}" for b in rec.break_even]
+    return lines
 
 
 def _savings_lines(rec) -> list[str]:
@@ -197,6 +211,19 @@ def _savings_lines(rec) -> list[str]:
     if c["key"] == big["key"]:
         lines.append("  (the choice is the largest config evaluated: nothing smaller is adequate, so nothing is saved)")
     return lines
+
+
+# ---------------------------------------------------------------- export
+
+
+def export_text(result) -> str:
+    copied = [m for m, e in result.models.items() if "path" in e]
+    referenced = [m for m, e in result.models.items() if "path" not in e]
+    models = "; ".join(part for part in (f"models copied: {', '.join(copied)}" if copied else "",
+                                         f"models referenced by id: {', '.join(referenced)}" if referenced else "")
+                       if part) or "no model"
+    return (f"exported {result.label} to {result.folder} ({result.bytes / 1024**2:.1f} MiB; {models})\n"
+            f"  label texts with: rightsize predict {result.folder} INPUT")
 
 
 # ---------------------------------------------------------------- search

@@ -82,15 +82,18 @@ def test_compute_writes_each_batch_into_the_given_rows_only(tiny_encoder, small_
 def test_packed_tokens_read_back_as_the_tokenizer_output(tiny_encoder, small_chunks):
     texts = mixed_texts()
     enc = loaded(tiny_encoder)
-    packed, starts, lengths = enc._tokenize(texts)
+    tokens = E.PackedTokens.of(enc.st.tokenizer, texts, enc.max_length)
     want = enc.st.tokenizer(texts, truncation=True, max_length=enc.max_length, padding=False)
-    assert len(packed) == -(-len(texts) // E.TOKENIZE_CHUNK)
+    assert len(tokens.chunks) == -(-len(texts) // E.TOKENIZE_CHUNK)
     for key, rows in want.items():
-        got = [E._row(packed[i // E.TOKENIZE_CHUNK][key], starts[i], lengths[i]) for i in range(len(texts))]
-        assert got == rows, key
+        assert [tokens.row(key, i) for i in range(len(texts))] == rows, key
     # One value per chunk (a mask before padding, single sentences' type ids) costs no memory per token.
-    assert all(chunk["attention_mask"].ndim == 0 for chunk in packed)
-    assert all(chunk["input_ids"].dtype == np.int8 for chunk in packed)  # 40 words fit in int8
+    assert all(chunk["attention_mask"].ndim == 0 for chunk in tokens.chunks)
+    assert all(chunk["input_ids"].dtype == np.int8 for chunk in tokens.chunks)  # 40 words fit in int8
+    # A batch is padded to its longest text, and its mask says which tokens are real.
+    batch = tokens.pad([0, 26])
+    assert batch["input_ids"].shape == (2, max(tokens.lengths[[0, 26]]))
+    assert batch["attention_mask"].sum(dim=1).tolist() == tokens.lengths[[0, 26]].tolist()
 
 
 def test_compact_keeps_values_and_picks_the_smallest_type():

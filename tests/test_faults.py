@@ -21,13 +21,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import rightsize
 from rightsize.cli import cli
 from rightsize.results import RunLog
 from rightsize.rungs import RUNG_KINDS, register
 from rightsize.rungs.base import Rung
 
 LAUNCHER = textwrap.dedent('''
-    """The rightsize CLI with one extra rung kind whose fit sleeps (only while SLEEPY_MARKER is set)."""
+    """The rightsize CLI with two extra rung kinds: ``sleepy``, whose fit sleeps, and ``slow-save``, whose
+    save sleeps (only while SLEEPY_MARKER is set)."""
     import os, signal, sys, time
     from pathlib import Path
 
@@ -60,6 +62,24 @@ LAUNCHER = textwrap.dedent('''
             return 1
 
 
+    @register
+    class SlowSave(Sleepy):
+        kind = "slow-save"
+
+        def fit(self, texts, labels):
+            self.label = sorted(set(labels))[0]
+
+        def save(self, folder):
+            (folder / "label.json").write_text('"' + self.label + '"')
+            marker = os.environ.get("SLEEPY_MARKER")
+            if marker:
+                Path(marker).write_text(str(os.getpid()))
+                time.sleep(120)
+
+        def restore(self, folder):
+            self.label = (folder / "label.json").read_text().strip('"')
+
+
     from rightsize.cli import main
 
     sys.argv[0] = "rightsize"
@@ -77,6 +97,9 @@ def launcher(tmp_path) -> Path:
 def start(launcher: Path, args: list, marker: Path | None, tmp_path: Path) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RIGHTSIZE_CACHE_DIR": str(tmp_path / "cache"),
            "PYTHONUNBUFFERED": "1"}
+    # The checkout under test, not whichever copy of rightsize the environment has installed.
+    checkout = str(Path(rightsize.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (checkout, env.get("PYTHONPATH")) if p)
     env.pop("SLEEPY_MARKER", None)
     if marker is not None:
         env["SLEEPY_MARKER"] = str(marker)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from rightsize.cache import EmbeddingCache, text_keys
-from rightsize.encoder import Encoder
+from rightsize.encoder import Encoder, PackedTokens
 from rightsize.energy import make_meter
 from rightsize.evaluate import EvalPlan, evaluate_rung
 from rightsize.ladder import load_ladder
@@ -163,7 +163,7 @@ def test_the_cache_stores_a_cost_only_when_resolved_else_the_encode_rate(monkeyp
     enc = Encoder(str(tiny_encoder), device="cpu", cache=cache, meter=meter)
     enc.load()
     short = ["rain storm cold", "bank card fee"]  # ~10 tokens: 0.1 s, one step
-    tokens_of = lambda texts: enc._tokenize(texts)[2].astype(float)  # noqa: E731
+    tokens_of = lambda texts: PackedTokens.of(enc.st.tokenizer, texts, enc.max_length).lengths.astype(float)  # noqa: E731
 
     enc.encode(short)
     assert cache.shards() == [] and enc.ledger.stored == 0  # unresolved, no rate yet: not kept
@@ -216,7 +216,7 @@ def test_inference_that_filled_the_cache_is_flagged_a_cached_one_is_repeated(mon
     charged = warm.joules["infer"] - warm.joules_spent["infer"]
     enc = Encoder(knn.model, max_length=knn.knobs.get("max_length"))
     enc.load()
-    tokens = enc._tokenize(list(data.validation.texts))[2].sum()
+    tokens = PackedTokens.of(enc.st.tokenizer, list(data.validation.texts), enc.max_length).lengths.sum()
     rate = context.cache.encode_rate(cold.facts["embedding_cache"])
     assert charged == pytest.approx(rate * tokens)
 

@@ -9,22 +9,24 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from rightsize.artifacts import ArtifactStore
 from rightsize.cli import cli
 from rightsize.energy import make_meter
 from rightsize.errors import RightsizeError
-from rightsize.evaluate import StopEvaluation, evaluate_rung
+from rightsize.evaluate import EvalPlan, StopEvaluation, evaluate_rung
 from rightsize.ladder import load_ladder
 from rightsize.records import SCHEMA, Record
 from rightsize.results import RunLog
 from rightsize.rungs import RUNG_KINDS, RunContext, RungSpec, register
 from rightsize.tasks import load_data, load_task
+from test_artifacts import Trained
 from test_evaluate import _Exploding
 
 FIXTURE = Path(__file__).parent / "fixtures" / "runs"
 
 # The layout of runs.jsonl as evaluate_rung has always written it (a contract with every file written so far);
 # the GPU-energy fields came in where they stand, idle_watts written as null when there is no idle baseline.
-BEFORE_SCORES = ["schema", "key", "run_id", "time", "task", "task_file", "metric", "target", "rung", "config",
+BEFORE_SCORES = ["schema", "key", "fit_key", "run_id", "time", "task", "task_file", "metric", "target", "rung", "config",
                  "split", "limit", "train_limit", "n_train", "n_examples", "device", "seed", "energy_source",
                  "energy_basis", "idle_watts", "energy_resolution_s", "seconds", "joules", "joules_gross",
                  "energy_parts", "energy_uncertainty", "below_resolution", "energy_read_errors", "infer_repeats",
@@ -75,6 +77,15 @@ def test_ok_failed_and_pruned_records_keep_their_layout(data, tiny_ladder):
     assert (ok.ok, pruned.ok, failed.ok) == (True, False, False)
 
 
+def test_a_fit_that_trained_names_what_it_did_and_its_artifact_after_the_energy(data, tmp_path):
+    store, spec = ArtifactStore(tmp_path / "run"), RungSpec("trained", Trained.kind)
+    for split in ("validation", "test"):  # fitted and saved, then restored
+        record = evaluate_rung(data, spec, make_meter("estimate"), RunContext(), EvalPlan(split=split),
+                               artifacts=store)
+        assert list(_round_trip(record)) == BEFORE_SCORES + ["training", "artifact"] + SCORES + ["status"] + TOTALS
+    assert record.artifact["restored"] is True and record.training == {"epochs": 2, "examples": 90}
+
+
 def test_an_early_record_loads_without_the_keys_added_later():
     # As the first version wrote it: no task_file, target, *_spent, cache, facts, pruned, failed_phase or search.
     early = {"schema": SCHEMA, "key": "k", "run_id": "r", "time": "t", "task": "t", "metric": "accuracy",
@@ -97,9 +108,9 @@ def test_an_early_record_loads_without_the_keys_added_later():
 
 def test_keys_this_version_does_not_know_are_kept():
     line = {"schema": SCHEMA, "key": "k", "limit": None, "train_limit": None, "status": "ok",
-            "artifact": {"path": "artifacts/k.skops"}, "_shown_status": "recorded earlier"}
+            "lineage": {"parent": "k0"}, "_shown_status": "recorded earlier"}
     record = Record.from_dict(line)
-    assert record.extra == {"artifact": {"path": "artifacts/k.skops"}, "_shown_status": "recorded earlier"}
+    assert record.extra == {"lineage": {"parent": "k0"}, "_shown_status": "recorded earlier"}
     assert json.dumps(record.to_dict()) == json.dumps(line)
 
 

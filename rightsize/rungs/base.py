@@ -31,6 +31,17 @@ class Knob:
     max: float | None = None
     nullable: bool = False
     help: str = ""
+    # (other knob, value): this knob matters only when the other one has that value (LoRA's rank
+    # only with method: lora). The search varies it only then, so no two configs differ in a knob
+    # that does nothing; a ladder that sets it where it does nothing is told so.
+    only_if: tuple[str, Any] | None = None
+
+    def applies(self, values: Mapping[str, Any], knobs: Mapping[str, "Knob"]) -> bool:
+        """Whether this knob matters for a rung whose knobs are ``values`` (missing ones at their default)."""
+        if self.only_if is None:
+            return True
+        other, wanted = self.only_if
+        return values.get(other, knobs[other].default) == wanted
 
     def validate(self, name: str, value: Any, where: str) -> Any:
         if value is None:
@@ -107,6 +118,11 @@ class Rung(ABC):
     def models(cls, spec: RungSpec) -> list[str]:
         """Every model this rung will load (checked before a run starts)."""
         return [spec.model] if cls.needs_model and spec.model else []
+
+    @classmethod
+    def preflight(cls, spec: RungSpec) -> None:
+        """Checks a run makes before any evaluation starts, once the rung's models are known to be
+        there (RightsizeError naming the problem): what would otherwise fail every evaluation."""
 
     @abstractmethod
     def load(self) -> None:

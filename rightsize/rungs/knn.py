@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -10,6 +11,7 @@ from rightsize.retrieval import INDEX_KINDS, build_index, index_bytes, neighbour
 from rightsize.rungs import register
 from rightsize.rungs.base import Knob
 from rightsize.rungs.encoder_rung import EncoderRung
+from rightsize.rungs.state import load_neighbours, save_neighbours
 
 
 @register
@@ -26,6 +28,12 @@ class KnnRung(EncoderRung):
         self.classes = np.array(sorted(set(labels)))
         self.train_label_ids = np.searchsorted(self.classes, np.asarray(labels))
         self.index = build_index(self.embed(texts), self.k["index"], seed=self.context.seed)
+
+    def save(self, folder: Path) -> None:
+        save_neighbours(folder, self.index, self.classes, self.train_label_ids)
+
+    def restore(self, folder: Path) -> None:
+        self.index, self.classes, self.train_label_ids = load_neighbours(folder)
 
     def neighbour_scores(self, vectors: np.ndarray) -> np.ndarray:
         sims, ids = search(self.index, vectors, self.k["k"])

@@ -7,6 +7,7 @@ examples the linear head underfits; the train embeddings are computed once and s
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -15,6 +16,7 @@ from rightsize.retrieval import INDEX_KINDS, build_index, index_bytes, neighbour
 from rightsize.rungs import register
 from rightsize.rungs.base import Knob
 from rightsize.rungs.encoder_rung import EncoderRung
+from rightsize.rungs.state import load_linear_head, load_neighbours, save_linear_head, save_neighbours
 
 
 def interpolate(probe: np.ndarray, knn: np.ndarray, weight: float) -> np.ndarray:
@@ -47,6 +49,16 @@ class KnnProbeRung(EncoderRung):
         # predict_proba's columns follow classes_; the vote follows self.classes: they must agree.
         assert list(self.classifier.classes_) == list(self.classes)
         self.index = build_index(vectors, self.k["index"], seed=self.context.seed)
+
+    def save(self, folder: Path) -> None:
+        save_linear_head(folder, self.classifier)
+        save_neighbours(folder, self.index, self.classes, self.train_label_ids)
+
+    def restore(self, folder: Path) -> None:
+        self.classifier = load_linear_head(folder)
+        self.index, self.classes, self.train_label_ids = load_neighbours(folder)
+        if list(self.classifier.classes_) != list(self.classes):
+            raise ValueError("the probe's classes and the neighbour vote's differ")
 
     def distribution(self, vectors: np.ndarray) -> np.ndarray:
         probe = self.classifier.predict_proba(vectors)

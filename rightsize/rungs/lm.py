@@ -28,6 +28,7 @@ from rightsize.retrieval import INDEX_KINDS, build_index, index_bytes, search
 from rightsize.rungs import register
 from rightsize.rungs.base import Knob, Rung, RungSpec
 from rightsize.rungs.encoder_rung import ENCODER_KNOBS, make_encoder
+from rightsize.rungs.state import load_index, read_arrays, read_json, save_index, write_arrays, write_json
 from rightsize.threads import set_threads
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,19 @@ class LmRung(Rung):
     # ------------------------------------------------------------------ fit / predict
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> None:
-        self.classes = sorted(set(labels))
+        self._prepare_prompts(sorted(set(labels)))
+        self.train_texts, self.train_labels = list(texts), list(labels)
+        if self.retriever is not None:
+            self.index = build_index(self.retriever.encode(self.train_texts), self.k["index"], seed=self.context.seed)
+        # Contextual calibration (Zhao et al. 2021): some label words are likely after any text
+        # (a two-token abbreviation whose second token is predictable); their prior is removed.
+        self.baseline = np.zeros(len(self.classes))
+        if self.k["calibrate"]:
+            self.baseline = self._scores([self._ids(self._fill("N/A"))])[0]
+
+    def _prepare_prompts(self, classes: list[str]) -> None:
+        """The prompt's shared head and per-text part, and each label's tokens to score."""
+        self.classes = classes
         words = [verbalize(c, self.k["label_words"]) for c in self.classes]
         self.words = dict(zip(self.classes, words))
         self.head, self.query = split_template(self.k["template"])
@@ -159,15 +172,30 @@ class LmRung(Rung):
         empty = [c for c, ids in zip(self.classes, self.option_ids) if not ids]
         if empty:
             raise RightsizeError(f"label {empty[0]!r} has no tokens to score")
-        self.train_texts, self.train_labels = list(texts), list(labels)
-        if self.retriever is not None:
-            self.index = build_index(self.retriever.encode(self.train_texts), self.k["index"], seed=self.context.seed)
         self._prompt_tokens: list[int] = []
-        # Contextual calibration (Zhao et al. 2021): some label words are likely after any text
-        # (a two-token abbreviation whose second token is predictable); their prior is removed.
-        self.baseline = np.zeros(len(self.classes))
-        if self.k["calibrate"]:
-            self.baseline = self._scores([self._ids(self._fill("N/A"))])[0]
+
+    def save(self, folder: Path) -> None:
+        # The shots are train examples quoted in prompts, so the train split is part of the fitted state.
+        write_json(folder, "lm", {"classes": self.classes, "train_texts": self.train_texts,
+                                  "train_labels": self.train_labels})
+        write_arrays(folder, "calibration", {"baseline": self.baseline})
+        if self.retriever is not None:
+            save_index(folder, self.index)
+
+    def restore(self, folder: Path) -> None:
+        state = read_json(folder, "lm")
+        classes, texts, labels = state["classes"], state["train_texts"], state["train_labels"]
+        if len(texts) != len(labels) or not set(labels) <= set(classes):
+            raise ValueError("lm: train texts and labels do not match its classes")
+        self._prepare_prompts([str(c) for c in classes])
+        self.train_texts, self.train_labels = [str(t) for t in texts], [str(x) for x in labels]
+        self.baseline = read_arrays(folder, "calibration")["baseline"]
+        if self.baseline.shape != (len(self.classes),):
+            raise ValueError(f"lm: calibration has {self.baseline.shape} scores for {len(self.classes)} labels")
+        if self.retriever is not None:
+            self.index = load_index(folder)
+            if self.index.ntotal != len(self.train_texts):
+                raise ValueError("lm: the retrieval index does not match the train texts")
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         prompts = [self._prompt(text, shots) for text, shots in zip(texts, self._shots(texts))]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 from rightsize.rungs import register
 from rightsize.rungs.base import Knob, Rung
+from rightsize.rungs.state import load_linear_head, read_arrays, read_json, save_linear_head, write_arrays, write_json
 from rightsize.threads import set_threads
 
 
@@ -34,6 +36,22 @@ class TfidfRung(Rung):
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [str(p) for p in self.classifier.predict(self.vectorizer.transform(texts))]
+
+    def save(self, folder: Path) -> None:
+        # The vocabulary as a list of terms in column order; the idf weights and the head as arrays.
+        terms = sorted(self.vectorizer.vocabulary_, key=self.vectorizer.vocabulary_.__getitem__)
+        write_json(folder, "vocabulary", terms)
+        write_arrays(folder, "idf", {"idf": self.vectorizer.idf_})
+        save_linear_head(folder, self.classifier)
+
+    def restore(self, folder: Path) -> None:
+        terms = read_json(folder, "vocabulary")
+        idf = read_arrays(folder, "idf")["idf"]
+        if not isinstance(terms, list) or len(terms) != len(idf) or len(set(terms)) != len(terms):
+            raise ValueError("vocabulary and idf weights do not match")
+        self.vectorizer.vocabulary_ = {str(t): i for i, t in enumerate(terms)}
+        self.vectorizer.idf_ = idf
+        self.classifier = load_linear_head(folder)
 
     def n_params(self) -> int:
         # Learned numbers: the idf weights and the classifier's coefficients and intercepts.

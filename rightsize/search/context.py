@@ -23,6 +23,7 @@ class SearchContext:
         self.run_context = run.context  # evaluations use seed 0, as `rightsize evaluate` (see run_search)
         self.ident = task_identity(data)
         self.run_id = run.run_id
+        self.artifacts = run.artifacts
         self.worker = worker_id()
         self.ladder = [(r, self.key_of(r.base)) for r in space.rungs]  # the ladder's rungs, with their keys
         self.ladder_keys = {key for _, key in self.ladder}

@@ -81,7 +81,7 @@ class TrialRunner:
         else:
             on_step = self._reporter(trial) if ctx.smallest else None
             record = evaluate_rung(ctx.data, spec, self.ledger.meter, ctx.run_context, ctx.plan, run_id=ctx.run_id,
-                                   steps=ctx.steps, on_step=on_step)
+                                   steps=ctx.steps, on_step=on_step, artifacts=ctx.artifacts)
             record.search = {"study": trial.study.study_name, "trial": trial.number, "searched": searched}
             ctx.run_log.append(record)
             outcome.joules = record.spent_joules
