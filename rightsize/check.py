@@ -38,6 +38,7 @@ JSON (``--json``), schema ``rightsize.check/1``::
       "cheapest_adequate": Config | null, # the policy's smallest adequate config, if any
       "certain": bool | null,             # false: configs that set the bar were not evaluated
       "coverage": {...},                  # rightsize.coverage.Coverage: missing, remaining, notes
+      "footprint": {...},                 # rightsize.footprint.assess: facility, regions, shifts, serving
       "criteria": [{"name": "meets-target" | "within-energy-budget" | "not-oversized" | "complete-evidence",
                     "status": "pass" | "fail" | "skipped",
                     "message": str,       # one sentence with the numbers
@@ -64,13 +65,14 @@ from xml.etree import ElementTree as ET
 
 import yaml
 
+from rightsize import footprint
 from rightsize import markdown as md
 from rightsize.adequacy import Target, comparable, judge
 from rightsize.coverage import Coverage, assess_coverage
 from rightsize.energy.estimate import is_estimate
 from rightsize.errors import RightsizeError
 from rightsize.naming import label_of, normalized_config, variant_labels
-from rightsize.recommend import Objective
+from rightsize.recommend import Objective, lifetime_joules
 from rightsize.records import Record
 from rightsize.rungs import RungSpec
 from rightsize.tables import SHOWN_STATUS, human_joules
@@ -126,6 +128,7 @@ class CheckResult:
     criteria: tuple[Criterion, ...] = field(default_factory=tuple)
     coverage: dict[str, Any] = field(default_factory=dict)  # rightsize.coverage.Coverage.to_dict()
     objective: dict[str, Any] = field(default_factory=lambda: Objective().to_dict())
+    footprint: dict[str, Any] = field(default_factory=dict)  # rightsize.footprint.assess of current and cheapest
 
     @property
     def passed(self) -> bool:
@@ -166,6 +169,7 @@ class CheckResult:
             "criteria": [c.to_dict() for c in self.criteria],
             "certain": self.coverage.get("certain"),
             "coverage": self.coverage,
+            "footprint": self.footprint,
         }
 
 
@@ -251,7 +255,8 @@ def same_evaluation(records: Sequence[Record], anchor: Record) -> list[Record]:
 def check(records: Sequence[Record], current: Current, *, min_metric: float | None = None,
           max_joules_per_query: float | None = None, tolerance_pct: float = 10.0, resamples: int = 1000,
           seed: int = 0, level: float = 0.95, plans: Sequence[dict[str, Any]] = (), objective: str = "per-query",
-          queries_per_day: float = 10_000, days: float = 365) -> CheckResult:
+          queries_per_day: float = 10_000, days: float = 365,
+          where: footprint.WhereAndWhen = footprint.WhereAndWhen()) -> CheckResult:
     """Judge the current config against the records (and the run's ``plans``, for completeness);
     ``objective`` is what "cheaper" means for not-oversized (rightsize.recommend.Objective); pure."""
     if not 0 <= tolerance_pct < 100:
@@ -297,7 +302,20 @@ def check(records: Sequence[Record], current: Current, *, min_metric: float | No
         metric=metric, target=target_info, tolerance_pct=float(tolerance_pct),
         max_joules_per_query=max_joules_per_query, energy_source=source, current=cur, cheapest_adequate=alt,
         criteria=tuple(criteria), coverage=covered.to_dict(), objective=goal.to_dict(),
+        footprint=_footprint(records, anchor, cheapest, labels, goal, where),
     )
+
+
+def _footprint(records: Sequence[Record], anchor: Record, cheapest: Record | None, labels: dict[str, str],
+               goal: Objective, where: footprint.WhereAndWhen) -> dict[str, Any]:
+    """rightsize.footprint.assess of the current config and the cheapest adequate one (ok records only)."""
+    shown = {role: r for role, r in (("current", anchor), ("cheapest adequate", cheapest)) if r is not None and r.ok}
+    configs = {}
+    for role, r in shown.items():
+        life = lifetime_joules(r, goal.queries_per_day, goal.days)
+        configs[role] = {"lifetime_joules": life, "serving_joules": life - (r.joules or {}).get("fit", 0.0)}
+    names = {r.key: label_of(r, labels) for r in shown.values()}
+    return footprint.assess(where, configs, footprint.one_time_jobs(records, names))
 
 
 def _config_summary(record: Record, labels: dict[str, str], metric: str, verdicts: dict[str, Any]) -> dict[str, Any]:

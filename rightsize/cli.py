@@ -131,12 +131,43 @@ def objective_options(command):
     ))
 
 
+def footprint_options(command):
+    """Where and when energy is drawn (rightsize.footprint), for recommend, report and check: the
+    command receives them parsed as one ``where`` (a footprint.WhereAndWhen)."""
+    from functools import wraps
+
+    @wraps(command)
+    def parsed(*args, pue, heat_reuse, regions, intensity_profile, tz, window, traffic_profile, **kwargs):
+        from rightsize.footprint import WhereAndWhen
+
+        where = WhereAndWhen.from_options(pue, heat_reuse, regions, intensity_profile, tz, window, traffic_profile)
+        return command(*args, where=where, **kwargs)
+
+    path = click.Path(dir_okay=False, path_type=Path)
+    return _apply(parsed, (
+        click.option("--pue", type=float, default=1.2, show_default=True,
+                     help="Power usage effectiveness of the data centre (facility energy / IT energy, >= 1)."),
+        click.option("--heat-reuse", type=float, default=0.0, show_default=True,
+                     help="Fraction of the facility's energy reused as heat, in [0, 1): reports reusable heat "
+                          "and ERE next to the IT energy."),
+        click.option("--regions", help="Compare the lifetime carbon of the recommended and the largest config "
+                                       "across grids: ISO country codes, comma-separated (de,fr,pl), or 'all'."),
+        click.option("--intensity-profile", type=path,
+                     help="Grid intensity over time: CSV timestamp,g_per_kwh; hour-of-day CSV hour,g_per_kwh; "
+                          "or the carbon-aware-sdk's emissions JSON. Weighs serving carbon by the hours."),
+        click.option("--tz", help="IANA time zone of an hour-of-day profile's hours and of the hour-of-day "
+                                  "chart (default UTC)."),
+        click.option("--window", help="START/END (ISO 8601 with offsets): the cleanest start within it of each "
+                                      "one-time job measured (fits, the search), against starting at START."),
+        click.option("--traffic-profile", type=path,
+                     help="Hour-of-day CSV hour,weight of queries, to weigh serving carbon (default flat)."),
+    ))
+
+
 def deployment_options(command):
-    """The deployment assumptions of recommend and report: the objective and lifetime volume, PUE and the
-    grid for carbon."""
-    return objective_options(_apply(command, (
-        click.option("--pue", type=click.FloatRange(min=1.0), default=1.2, show_default=True,
-                     help="Power usage effectiveness of the data centre (facility energy / IT energy)."),
+    """The deployment assumptions of recommend and report: the objective and lifetime volume, the grid
+    for carbon, and where and when energy is drawn."""
+    return objective_options(_apply(footprint_options(command), (
         click.option("--region", help="ISO country code of the electricity grid (e.g. de, us, fr), for carbon; "
                                       "without it no carbon figure is given."),
     )))
@@ -333,7 +364,7 @@ def models_list():
 @click.option("--no-confirm", is_flag=True, help="Do not evaluate the choice and the largest config on the test split.")
 @safety_options
 @click.pass_context
-def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, pue, region, no_confirm, trust_remote_code,
+def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, where, region, no_confirm, trust_remote_code,
               allow_pickle):
     """Recommend the smallest adequate config of a run (chosen on validation, confirmed on test).
 
@@ -353,7 +384,7 @@ def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, pue, regi
     from rightsize.results import RunLog
 
     run_log = RunLog(run_dir, create=False)
-    options = dict(queries_per_day=queries_per_day, days=days, pue=pue, region=region, plans=run_log.plans(),
+    options = dict(queries_per_day=queries_per_day, days=days, where=where, region=region, plans=run_log.plans(),
                    objective=objective)
     try:
         rec = choose(run_log.records(), **options)
@@ -401,7 +432,7 @@ def _answer_exit_code(rec) -> int:
                    "[default: as --objective].")
 @deployment_options
 @click.pass_context
-def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, days, pue, region):
+def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, days, where, region):
     """Write pareto.png/.svg, report.md and a self-contained report.html from a run's runs.jsonl.
 
     The plot shows validation metric against J/query (log axis) for every config with its 95%
@@ -416,7 +447,7 @@ def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, d
     """
     from rightsize.report import build_report, summary_lines
 
-    files = build_report(run_dir, out_dir, queries_per_day=queries_per_day, days=days, pue=pue, region=region,
+    files = build_report(run_dir, out_dir, queries_per_day=queries_per_day, days=days, where=where, region=region,
                          formats=[f.strip() for f in formats.split(",") if f.strip()], objective=objective,
                          x_axis=x_axis or objective)
     for line in summary_lines(files):
@@ -442,10 +473,11 @@ def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, d
               help="Write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY when set).")
 @run_options("Ladder to evaluate (default: the built-in ladder).", task_only=True)
 @objective_options
+@footprint_options
 @click.pass_context
 def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_json, junit, markdown, text_field,
           label_field, save_task, allow_overlap, ladder_path, limit, train_limit, out_dir, meter, device, objective,
-          queries_per_day, days):
+          queries_per_day, days, where):
     """Sizing gate for CI: is the shipped config adequate, within budget, and not oversized?
 
     SOURCE is a run folder (its runs.jsonl is judged as is), or a task file or a data file (JSONL,
@@ -462,6 +494,7 @@ def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_
     """
     from rightsize.assumed import is_class_folder, is_data_path
     from rightsize.check import check as judge, evaluate_for_check, load_current, write_outputs
+    from rightsize.footprint import WhereAndWhen
     from rightsize.results import RunLog
     from rightsize.runner import EvaluationRequest
 
@@ -490,12 +523,15 @@ def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_
         raise RightsizeError(f"{source}: no such run folder or task file (nor data file)")
     result = judge(records, cur, min_metric=min_metric, max_joules_per_query=max_joules_per_query,
                    tolerance_pct=tolerance, plans=plans, objective=objective, queries_per_day=queries_per_day,
-                   days=days)
+                   days=days, where=where)
     write_outputs(result, junit=junit, markdown=markdown, step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
         click.echo(result.summary())
+        if where != WhereAndWhen():
+            click.echo("\n".join(terminal.footprint_text(result.footprint)
+                                 + terminal.attributions(None, result.footprint)))
         if result.energy_estimated:
             click.echo(ESTIMATE_NOTE, err=True)
     ctx.exit(result.exit_code)

@@ -1,4 +1,6 @@
-"""The accuracy–energy Pareto plot: every config as a point with its interval, J/query on a log axis.
+"""The report's charts: the accuracy–energy Pareto plot (every config as a point with its interval,
+J/query on a log axis), and where and when energy is drawn (lifetime carbon by region; the grid's
+hour-of-day intensity with the window and chosen starts).
 
 Readability rules: Okabe–Ito colours plus distinct marker shapes (so colour is never the only cue);
 labels on the configs a reader acts on (the recommended, the largest, the front) and on the others
@@ -137,10 +139,15 @@ def draw_pareto(view: ParetoView) -> Figure:
 def save_pareto(view: ParetoView, out_dir: str | Path, formats: Sequence[str] = FORMATS,
                 stem: str = "pareto") -> list[Path]:
     """Draw and write ``<stem>.<fmt>`` for each format; returns the paths written."""
+    return save_figure(draw_pareto(view), out_dir, formats, stem)
+
+
+def save_figure(fig: Figure, out_dir: str | Path, formats: Sequence[str], stem: str) -> list[Path]:
+    """Write ``<stem>.<fmt>`` of a drawn figure for each format, then close it; the paths written."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
+        plt.close(fig)
         raise ValueError(f"unknown plot format {unknown[0]!r} (choose from {', '.join(FORMATS)})")
-    fig = draw_pareto(view)
     out = Path(out_dir)
     paths = []
     try:
@@ -153,6 +160,77 @@ def save_pareto(view: ParetoView, out_dir: str | Path, formats: Sequence[str] = 
     finally:
         plt.close(fig)
     return paths
+
+
+# ------------------------------------------------------------------------------------ where and when
+
+
+@dataclass(frozen=True)
+class RegionBars:
+    """Lifetime carbon of each role (recommended, largest) in each region, regions in order."""
+
+    regions: Sequence[str]
+    grams: dict[str, Sequence[float]]  # role -> one value per region
+    title: str = ""
+    caption: str = ""
+
+
+def draw_regions(view: RegionBars) -> Figure:
+    """Grouped horizontal bars: one group per region, one bar per role, gCO2e on the x axis."""
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, max(3.0, 1.2 + 0.45 * len(view.regions) * len(view.grams))))
+    colours, hatches = (OKABE_ITO["blue"], OKABE_ITO["orange"], OKABE_ITO["green"]), ("", "//", "..")
+    height = 0.8 / max(len(view.grams), 1)
+    y = np.arange(len(view.regions))
+    for i, (role, values) in enumerate(view.grams.items()):
+        ax.barh(y + i * height, values, height, label=role, color=colours[i % 3], hatch=hatches[i % 3],
+                edgecolor="white")
+    ax.set_yticks(y + height * (len(view.grams) - 1) / 2, [r.upper() for r in view.regions])
+    ax.invert_yaxis()
+    ax.set_xlabel("lifetime carbon (gCO2e) — lower is better")
+    ax.set_title(view.title, fontsize=11, loc="left")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
+    ax.grid(axis="x", color="#e5e5e5")
+    if view.caption:
+        fig.text(0.01, 0.005, textwrap.fill(view.caption, 150), fontsize=7.5, va="bottom", ha="left", color="#333333")
+    fig.tight_layout(rect=(0, 0.08 if view.caption else 0, 1, 1))
+    return fig
+
+
+@dataclass(frozen=True)
+class HourlyView:
+    """Mean grid intensity for each hour of the day, with a window and chosen starts marked."""
+
+    hourly: Sequence[float]  # 24 values
+    clock: str  # the time zone the hours are read on
+    window: tuple[float, float] | None = None  # (start hour, end hour) on that clock, end may exceed 24
+    starts: dict[str, float] = field(default_factory=dict)  # job -> chosen start hour on that clock
+    title: str = ""
+    caption: str = ""
+
+
+def draw_hourly(view: HourlyView) -> Figure:
+    """A step line of the 24 hourly intensities; the window shaded, each chosen start a dashed line."""
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 4.5))
+    hours = np.arange(25)
+    ax.step(hours, [*view.hourly, view.hourly[-1]], where="post", color=OKABE_ITO["black"], label="grid intensity")
+    if view.window:
+        start, end = view.window
+        for a, b in ((start, min(end, 24.0)), (0.0, end - 24.0)) if end > 24 else ((start, end),):
+            ax.axvspan(a, b, color=OKABE_ITO["sky"], alpha=0.25, label="window" if a == start else None)
+    styles = ("--", ":", "-.")
+    for i, (job, hour) in enumerate(view.starts.items()):
+        ax.axvline(hour, color=OKABE_ITO["vermillion"], linestyle=styles[i % 3], label=f"best start: {job}")
+    ax.set_xlim(0, 24)
+    ax.set_xticks(range(0, 25, 3))
+    ax.set_xlabel(f"hour of day ({view.clock})")
+    ax.set_ylabel("gCO2e/kWh")
+    ax.set_ylim(bottom=0)
+    ax.set_title(view.title, fontsize=11, loc="left")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
+    if view.caption:
+        fig.text(0.01, 0.005, textwrap.fill(view.caption, 150), fontsize=7.5, va="bottom", ha="left", color="#333333")
+    fig.tight_layout(rect=(0, 0.08 if view.caption else 0, 1, 1))
+    return fig
 
 
 # ------------------------------------------------------------------------------------ drawing parts

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from rightsize import carbon, energy_quality
+from rightsize import carbon, energy_quality, footprint
 from rightsize import metrics as M
 from rightsize.adequacy import Target, comparable, judge, ok_records
 from rightsize.coverage import assess_coverage
@@ -22,7 +22,6 @@ from rightsize.rungs import RungSpec, rung_class
 from rightsize.tables import human_joules
 
 SCHEMA = "rightsize.recommendation/1"
-JOULES_PER_KWH = 3.6e6
 CLOSEST = 3  # configs shown when nothing is adequate
 
 
@@ -72,11 +71,9 @@ def pareto_front(records: Sequence[Record], metric: str,
 
 
 def lifetime_joules(record: Record, queries_per_day: float, days: float) -> float:
-    """Energy over a deployment: fit once, then ``queries_per_day × days`` queries.
-
-    Load is left out: how often a service restarts is not something the records know.
-    """
-    return float((record.joules or {}).get("fit", 0.0)) + queries_per_day * days * record.joules_per_query
+    """A record's energy over a deployment (rightsize.footprint.lifetime_joules)."""
+    return footprint.lifetime_joules((record.joules or {}).get("fit", 0.0), record.joules_per_query,
+                                     queries_per_day, days)
 
 
 OBJECTIVES = ("per-query", "lifetime")
@@ -164,13 +161,6 @@ def describe_break_even(chosen: Mapping[str, Any], b: Mapping[str, Any], queries
             f"{b['break_even_queries']:,.0f} queries{days}")
 
 
-def carbon_grams(joules: float, pue: float, region: str) -> float:
-    """gCO2e of ``joules`` drawn by the IT load: kWh × PUE × grid intensity of ``region``."""
-    if not pue >= 1.0:
-        raise RightsizeError(f"--pue {pue!r}: a data centre's PUE is at least 1.0")
-    return joules / JOULES_PER_KWH * pue * carbon.intensity(region).g_per_kwh
-
-
 # ------------------------------------------------------------------------------------ recommendation
 
 
@@ -197,6 +187,7 @@ class Recommendation:
     coverage: dict = field(default_factory=dict)  # rightsize.coverage.Coverage.to_dict()
     objective: dict = field(default_factory=lambda: Objective().to_dict())  # what the choice minimized
     break_even: list[dict] = field(default_factory=list)  # the chosen against each cheaper-to-make adequate config
+    footprint: dict = field(default_factory=dict)  # rightsize.footprint.assess: facility, regions, shifts, serving
 
     @property
     def adequate(self) -> bool:
@@ -239,12 +230,12 @@ def tried_without_result(records: Sequence[Record]) -> list[dict]:
 
 
 def recommend(records: Sequence[Record], *, target: Any = None, metric: str | None = None,
-              queries_per_day: float = 10_000, days: float = 365, pue: float = 1.2, region: str | None = None,
-              resamples: int = 1000, seed: int = 0, level: float = 0.95,
+              queries_per_day: float = 10_000, days: float = 365, region: str | None = None,
+              where: footprint.WhereAndWhen = footprint.WhereAndWhen(), resamples: int = 1000, seed: int = 0, level: float = 0.95,
               plans: Sequence[Mapping[str, Any]] = (), objective: str = "per-query") -> Recommendation:
     """The adequate config that minimizes ``objective`` on validation (J/query, or lifetime energy),
     next to the largest; test scores when recorded; the break-even volume against each adequate config
-    that costs less to make. ``plans`` (the run folder's plan.jsonl) say whether the answer is certain
+    that costs less to make; where and when their energy is drawn (``where``). ``plans`` (the run folder's plan.jsonl) say whether the answer is certain
     (rightsize.coverage)."""
     records = list(records)
     group = comparable(records)
@@ -260,8 +251,7 @@ def recommend(records: Sequence[Record], *, target: Any = None, metric: str | No
     target = Target.from_any(target if target is not None else latest.target)
     goal = Objective(objective, queries_per_day, days)
     grid = carbon.intensity(region) if region else None  # an unknown region fails before any work
-    if not pue >= 1.0:
-        raise RightsizeError(f"--pue {pue!r}: a data centre's PUE is at least 1.0")
+    facility = where.facility
 
     judgement = judge(group, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules)
     verdicts = judgement.verdicts
@@ -271,7 +261,7 @@ def recommend(records: Sequence[Record], *, target: Any = None, metric: str | No
     tests = [r for r in records if r.ok and r.split == "test" and r.metrics is not None]
 
     def carbon_of(joules: float) -> float | None:
-        return carbon_grams(joules, pue, grid.region) if grid else None
+        return facility.grams(joules, grid.g_per_kwh) if grid else None
 
     def entry(r: Record) -> dict:
         v = verdicts[r.key]
@@ -308,7 +298,7 @@ def recommend(records: Sequence[Record], *, target: Any = None, metric: str | No
         closest=closest, savings=_savings(chosen, big, carbon_of) if chosen else None,
         given_up=_given_up(chosen, big) if chosen else None,
         assumptions={
-            "queries_per_day": queries_per_day, "days": days, "pue": pue,
+            "queries_per_day": queries_per_day, "days": days, **facility.assumptions(),
             "region": grid.region if grid else None, "grid_g_per_kwh": grid.g_per_kwh if grid else None,
             "grid_year": grid.year if grid else None, "grid_source": carbon.attribution() if grid else None,
             "lifetime": "fit joules + queries_per_day x days x joules_per_query (load not counted)",
@@ -320,7 +310,18 @@ def recommend(records: Sequence[Record], *, target: Any = None, metric: str | No
                   "other_examples": sum(1 for r in others if r.ok)},
         coverage=covered.to_dict(), objective=goal.to_dict(),
         break_even=break_even_against(chosen, list(entries.values()), queries_per_day) if chosen else [],
+        footprint=_footprint(records, chosen, big, where),
     )
+
+
+def _footprint(records: Sequence[Record], chosen: dict | None, big: dict,
+               where: footprint.WhereAndWhen) -> dict[str, Any]:
+    """rightsize.footprint.assess of the recommended and the largest config, and the run's one-time jobs."""
+    shown = {"recommended": chosen, "largest": big} if chosen else {"largest": big}
+    configs = {role: {"lifetime_joules": e["lifetime_joules"],
+                      "serving_joules": e["lifetime_joules"] - e["joules_fit"]} for role, e in shown.items()}
+    labels = {e["key"]: e["label"] for e in shown.values()}
+    return footprint.assess(where, configs, footprint.one_time_jobs(records, labels))
 
 
 def _test_summary(record: Record, tests: Sequence[Record], metric: str) -> dict | None:
@@ -343,7 +344,7 @@ def _savings(chosen: dict, big: dict, carbon_of) -> dict[str, Any]:
         "joules_per_query_saved": saved,
         "percent_saved": 100.0 * saved / big["joules_per_query"] if big["joules_per_query"] > 0 else None,
         "lifetime_joules_saved": life_saved,
-        "lifetime_kwh_saved": life_saved / JOULES_PER_KWH,
+        "lifetime_kwh_saved": life_saved / footprint.JOULES_PER_KWH,
         "lifetime_carbon_g_saved": carbon_of(life_saved),
     }
 

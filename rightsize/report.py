@@ -14,6 +14,7 @@ import html
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Sequence
 
 from rightsize import energy_quality
@@ -21,7 +22,8 @@ from rightsize import markdown as md
 from rightsize import recommend as policy
 from rightsize.adequacy import Target, comparable
 from rightsize.errors import RightsizeError
-from rightsize.plots import FORMATS, ParetoView, Point, save_pareto
+from rightsize.footprint import JOULES_PER_KWH, WhereAndWhen, footprint_lines
+from rightsize.plots import FORMATS, HourlyView, ParetoView, Point, RegionBars, draw_hourly, draw_regions, save_figure, save_pareto
 from rightsize.records import Record
 from rightsize.results import STUDY_FILE, RunLog
 from rightsize.tables import ESTIMATE_NOTE, human_count, human_grams, human_joules
@@ -42,7 +44,7 @@ class ReportFiles:
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, queries_per_day: float = 10_000,
-                 days: float = 365, pue: float = 1.2, region: str | None = None,
+                 days: float = 365, region: str | None = None, where: WhereAndWhen = WhereAndWhen(),
                  formats: Sequence[str] = FORMATS, objective: str = "per-query",
                  x_axis: str = "per-query") -> ReportFiles:
     """Write ``pareto.<fmt>``, ``report.md`` and ``report.html`` into ``out_dir`` (default: the run folder).
@@ -58,7 +60,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, quer
     if bad or not formats:
         raise RightsizeError(f"--format {','.join(formats)}: choose from {', '.join(FORMATS)}")
     try:
-        rec = policy.recommend(records, queries_per_day=queries_per_day, days=days, pue=pue, region=region,
+        rec = policy.recommend(records, queries_per_day=queries_per_day, days=days, region=region, where=where,
                                plans=run.plans(), objective=objective)
     except policy.NothingCompleted as exc:
         return _report_tried(run, exc.tried, out_dir)
@@ -74,9 +76,16 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, quer
     md_path, html_path = out / "report.md", out / "report.html"
     try:
         plots = save_pareto(pareto_view(rec, _watts(environments), x_axis), out, formats)
-        doc = document(rec, group, failed, environments, study, plot_name=plots[0].name, pruned=pruned)
+        charts = {}
+        if rec.footprint["regions"]:
+            charts["regions"] = save_figure(draw_regions(region_bars(rec)), out, formats, "regions")
+        if "hourly" in rec.footprint:
+            charts["hours"] = save_figure(draw_hourly(hourly_view(rec, where)), out, formats, "hours")
+        doc = document(rec, group, failed, environments, study, plot_name=plots[0].name, pruned=pruned,
+                       charts={name: paths[0].name for name, paths in charts.items()})
+        plots += [p for paths in charts.values() for p in paths]
         md_path.write_text(to_markdown(doc), encoding="utf-8")
-        html_path.write_text(to_html(doc, title=f"rightsize report — {rec.task}", plot=plots[0]), encoding="utf-8")
+        html_path.write_text(to_html(doc, title=f"rightsize report — {rec.task}", plots=plots), encoding="utf-8")
     except OSError as exc:
         raise RightsizeError(f"--out {out}: cannot write the report ({exc.strerror or exc})") from None
     except ValueError as exc:  # nothing plottable, e.g. every J/query is 0
@@ -100,7 +109,7 @@ def _report_tried(run: RunLog, tried: list[dict], out_dir: str | Path | None) ->
     md_path, html_path = out / "report.md", out / "report.html"
     try:
         md_path.write_text(to_markdown(doc), encoding="utf-8")
-        html_path.write_text(to_html(doc, title=f"rightsize report — {task}", plot=None), encoding="utf-8")
+        html_path.write_text(to_html(doc, title=f"rightsize report — {task}", plots=[]), encoding="utf-8")
     except OSError as exc:
         raise RightsizeError(f"--out {out}: cannot write the report ({exc.strerror or exc})") from None
     study = run.dir / STUDY_FILE
@@ -216,7 +225,7 @@ Block = tuple
 
 
 def document(rec: policy.Recommendation, group: dict[str, Record], failed: list[Record], environments: list[dict],
-             study: Path | None, plot_name: str, pruned: int = 0) -> list[Block]:
+             study: Path | None, plot_name: str, pruned: int = 0, charts: dict[str, str] | None = None) -> list[Block]:
     target = Target.from_any(rec.target).description(rec.metric)
     watts = _watts(environments)
     doc: list[Block] = [
@@ -241,6 +250,7 @@ def document(rec: policy.Recommendation, group: dict[str, Record], failed: list[
                          "split or task) are not compared here")
         doc += [("p", "Not in the table:"), ("ul", notes)]
     doc += _lifetime(rec)
+    doc += _where_and_when(rec, charts or {})
     doc += [("h2", "Environment"), ("ul", _environment(environments))]
     if study is not None:
         doc += [("h2", "Search study"),
@@ -357,7 +367,7 @@ def _lifetime(rec: policy.Recommendation) -> list[Block]:
     if not rec.chosen or rec.largest["key"] != rec.chosen["key"]:
         shown.append(("largest", rec.largest))
     for role, e in shown:
-        rows.append([f"{role}: `{e['rung']}`", human_joules(e["lifetime_joules"]), f"{e['lifetime_joules'] / 3.6e6:.3g}",
+        rows.append([f"{role}: `{e['rung']}`", human_joules(e["lifetime_joules"]), f"{e['lifetime_joules'] / JOULES_PER_KWH:.3g}",
                      human_grams(e["lifetime_carbon_g"])])
     if rec.savings and rec.chosen and rec.chosen["key"] != rec.largest["key"]:
         s = rec.savings
@@ -369,6 +379,49 @@ def _lifetime(rec: policy.Recommendation) -> list[Block]:
                          "recommended config has used less energy in total (fit + queries × J/query):"),
                    ("ul", [policy.describe_break_even(rec.chosen, b, a["queries_per_day"]) for b in rec.break_even])]
     return blocks
+
+
+def _where_and_when(rec: policy.Recommendation, charts: dict[str, str]) -> list[Block]:
+    """The facility, the regions and the hours (rightsize.footprint), with their charts."""
+    fp = rec.footprint
+    blocks: list[Block] = [("h2", "Where and when"), ("ul", footprint_lines(fp))]
+    if "regions" in charts:
+        blocks.append(("plot", "lifetime carbon of the recommended and the largest config in each region", charts["regions"]))
+    if "hours" in charts:
+        blocks.append(("plot", "grid intensity by hour of day, with the window and each job's best start", charts["hours"]))
+    if fp["attribution"]:
+        blocks.append(("p", "Sources: " + "; ".join(fp["attribution"])))
+    return blocks
+
+
+def region_bars(rec: policy.Recommendation) -> RegionBars:
+    """The region chart's content: each region's lifetime carbon of each role, cleanest grid first."""
+    rows, a = rec.footprint["regions"], rec.footprint["assumptions"]
+    roles = list(rows[0]["lifetime_carbon"])
+    return RegionBars(regions=[r["region"] for r in rows],
+                      grams={role: [r["lifetime_carbon"][role]["value"] for r in rows] for role in roles},
+                      title=f"{rec.task}: lifetime carbon by grid region",
+                      caption=(f"Lifetime = fit + {_queries(rec)} queries × J/query; facility energy (PUE {a['pue']:g}) "
+                               f"× each country's annual grid intensity. {rec.footprint['attribution'][0]}"))
+
+
+def hourly_view(rec: policy.Recommendation, where: WhereAndWhen) -> HourlyView:
+    """The hour-of-day chart's content: the profile's hourly means on ``where.tz``, the window and starts."""
+    fp = rec.footprint
+
+    def hour(t: datetime) -> float:
+        local = t.astimezone(where.tz)
+        return local.hour + local.minute / 60
+
+    window = None
+    if where.window:
+        start, end = where.window
+        window = (hour(start), hour(start) + min((end - start) / timedelta(hours=1), 24.0))
+    starts = {s["job"]: hour(datetime.fromisoformat(s["best_start"])) for s in fp["shifts"]}
+    return HourlyView(hourly=fp["hourly"]["value"], clock=str(where.tz), window=window, starts=starts,
+                      title=f"{rec.task}: grid intensity by hour of day",
+                      caption=f"Profile: {fp['hourly']['assumptions']['source'].split(' ', 1)[-1]}. Shaded: --window; dashed: the "
+                              "start of each one-time job that emits least within it.")
 
 
 def _environment(environments: list[dict]) -> list[str]:
@@ -462,8 +515,9 @@ def _inline(text: str) -> str:
     return _CODE.sub(r"<code>\1</code>", _BOLD.sub(r"<strong>\1</strong>", escaped))
 
 
-def to_html(doc: list[Block], *, title: str, plot: Path | None) -> str:
-    """A standalone page: inline CSS and the plot embedded (PNG as base64, SVG inline); no links out."""
+def to_html(doc: list[Block], *, title: str, plots: Sequence[Path]) -> str:
+    """A standalone page: inline CSS and the plots embedded (PNG as base64, SVG inline); no links out."""
+    by_name = {p.name: p for p in plots}
     body = []
     for block in doc:
         kind = block[0]
@@ -476,7 +530,7 @@ def to_html(doc: list[Block], *, title: str, plot: Path | None) -> str:
         elif kind == "code":
             body.append(f"<pre><code>{html.escape(block[1])}</code></pre>")
         elif kind == "plot":
-            body.append(f"<figure>{_embedded(plot, block[1])}</figure>")
+            body.append(f"<figure>{_embedded(by_name[block[2]], block[1])}</figure>")
         elif kind == "table":
             _, headers, rows, align = block
             cls = lambda i: ' class="r"' if align[i] == "r" else ""  # noqa: E731

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rightsize import energy_quality
+from rightsize.footprint import JOULES_PER_KWH, footprint_lines
 from rightsize.records import Record
 from rightsize.tables import ESTIMATE_NOTE, human_count, human_grams, human_joules, records_table, render
 
@@ -157,6 +158,7 @@ def recommendation_text(rec, confirmations, no_confirm: bool) -> str:
         lines.append(f"  not considered: {excluded} (validation records)")
     if rec.chosen is not None:
         lines += [""] + _savings_lines(rec)
+    lines += footprint_text(rec.footprint)
     lines.append("")
     if no_confirm:
         lines.append("test split: not evaluated (--no-confirm); the scores above are validation only")
@@ -165,9 +167,18 @@ def recommendation_text(rec, confirmations, no_confirm: bool) -> str:
         lines.append(f"test split: {done}")
     if rec.estimated:
         lines.append(ESTIMATE_NOTE)
-    if rec.assumptions["grid_source"]:
-        lines.append(rec.assumptions["grid_source"])
+    lines += attributions(rec.assumptions["grid_source"], rec.footprint)
     return "\n".join(lines)
+
+
+def footprint_text(fp: dict) -> list[str]:
+    """Where and when the energy is drawn (rightsize.footprint), under its heading."""
+    return ["", "where and when (facility, regions, hours):"] + [f"  {line}" for line in footprint_lines(fp)]
+
+
+def attributions(grid_source: str | None, fp: dict) -> list[str]:
+    """The sources to credit next to carbon figures, each once."""
+    return list(dict.fromkeys(([grid_source] if grid_source else []) + list(fp.get("attribution") or ())))
 
 
 def objective_lines(rec) -> list[str]:
@@ -198,7 +209,7 @@ def _savings_lines(rec) -> list[str]:
     pct = f" ({s['percent_saved']:.1f}%)" if s["percent_saved"] is not None else ""
     lines.append(f"  J/query    {human_joules(c['joules_per_query'])} vs {human_joules(big['joules_per_query'])}: "
                  f"saves {human_joules(s['joules_per_query_saved'])} per query{pct}")
-    kwh = 3.6e6
+    kwh = JOULES_PER_KWH
     lines.append(f"  lifetime   {c['lifetime_joules'] / kwh:.4g} kWh vs {big['lifetime_joules'] / kwh:.4g} kWh: "
                  f"saves {s['lifetime_kwh_saved']:.4g} kWh ({a['queries_per_day']:,g} queries/day x {a['days']:,g} days, "
                  f"plus fit)")

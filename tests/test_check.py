@@ -154,7 +154,8 @@ def test_json_schema(records):
     assert doc["schema"] == SCHEMA == "rightsize.check/1"
     assert set(doc) == {"schema", "verdict", "exit_code", "summary", "task", "split", "n_examples", "metric",
                         "target", "tolerance_pct", "max_joules_per_query", "energy_source", "energy_estimated",
-                        "current", "cheapest_adequate", "criteria", "certain", "coverage", "objective"}
+                        "current", "cheapest_adequate", "criteria", "certain", "coverage", "objective",
+                        "footprint"}
     assert doc["objective"] == {"name": "per-query", "queries_per_day": 10_000, "days": 365}
     assert doc["verdict"] == "fail" and doc["exit_code"] == 1 and doc["energy_estimated"] is True
     assert [c["name"] for c in doc["criteria"]] == list(CRITERIA)

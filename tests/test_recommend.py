@@ -7,6 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from rightsize import carbon
+from rightsize import footprint as F
 from rightsize import metrics as M
 from rightsize import recommend as R
 from rightsize.cli import cli
@@ -87,18 +88,12 @@ def test_lifetime_joules_is_fit_plus_queries():
     assert R.lifetime_joules(r, 1000, 10) == pytest.approx(100.0 + 1000 * 10 * 0.002)
 
 
-def test_carbon_arithmetic(monkeypatch):
-    monkeypatch.setattr(carbon, "intensity", lambda region: carbon.GridIntensity(region, 400.0, 2025))
-    # 3.6e6 J = 1 kWh; x PUE 1.5 x 400 g/kWh = 600 g
-    assert R.carbon_grams(3.6e6, 1.5, "zz") == pytest.approx(600.0)
-
-
 def test_carbon_reads_the_shipped_table():
     from importlib import resources
 
     table = json.loads((resources.files("rightsize") / "data" / "grid-intensity-by-country.json").read_text())
     de = next(row for row in table["countries"] if row["name"] == "de")
-    assert R.carbon_grams(3.6e6, 1.0, "DE") == pytest.approx(de["co2g_kwh"])
+    assert F.Facility(1.0).grams(3.6e6, carbon.intensity("DE").g_per_kwh) == pytest.approx(de["co2g_kwh"])
     assert carbon.intensity("uk").region == "gb"
     assert "CC BY 4.0" in carbon.attribution() and "Ember" in carbon.attribution()
     assert "Our World in Data" in (resources.files("rightsize") / "data" / "CARBON_SOURCE.md").read_text()
@@ -106,7 +101,7 @@ def test_carbon_reads_the_shipped_table():
 
 def test_unknown_region_is_named():
     with pytest.raises(RightsizeError, match=r"'atlantis'.*e\.g\. de, us, fr"):
-        R.carbon_grams(1.0, 1.2, "atlantis")
+        carbon.intensity("atlantis")
 
 
 # ------------------------------------------------------------------------------------ recommend()
@@ -117,7 +112,8 @@ def test_recommend_savings_against_the_largest(monkeypatch):
     y = refs(100)
     small = record("small", flipped(y, 1), y, jpq=0.001, fit=10.0, n_params=10)
     big = record("big", y, y, jpq=0.004, fit=1000.0, n_params=1000)
-    rec = R.recommend([big, small], target={"within": 0.05}, queries_per_day=1000, days=100, pue=1.5, region="zz")
+    rec = R.recommend([big, small], target={"within": 0.05}, queries_per_day=1000, days=100, region="zz",
+                     where=F.WhereAndWhen(F.Facility(1.5)))
     assert rec.chosen["rung"] == "small" and rec.largest["rung"] == "big" and rec.rule == "within"
     s = rec.savings
     # small: 10 + 1000*100*0.001 = 110 J; big: 1000 + 1000*100*0.004 = 1400 J

@@ -32,7 +32,7 @@ def png_size(path: Path) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    return build_report(FIXTURE, out, region="de", queries_per_day=10_000, days=365, pue=1.2)
+    return build_report(FIXTURE, out, region="de", queries_per_day=10_000, days=365)
 
 
 # ------------------------------------------------------------------------------------------ the plot
