@@ -1,12 +1,17 @@
 """Search vs exhaustive: what `rightsize search` spends to find the smallest adequate config, against
 evaluating every config of the same space, and how often both recommend the same config.
 
-Two spaces (ladders below, each with its ``search:`` block), ``--spaces``:
+Three spaces (ladders below, each with its ``search:`` block), ``--spaces``:
 
 * ``heads``: TF-IDF (C, n-grams), MiniLM-L6 kNN (k, depth 3/6) and probe (C, depth), mpnet-base kNN
   and probe (k / C) at full depth: 19 configs, mostly head knobs on 3 encoder configurations;
 * ``depth``: TF-IDF (C), MiniLM-L6 kNN and probe at 2/4/6 layers, mpnet-base kNN and probe at
-  2/4/6/8/10/12 layers: 20 configs, 18 of them on 9 encoder configurations.
+  2/4/6/8/10/12 layers: 20 configs, 18 of them on 9 encoder configurations;
+* ``trained``: TF-IDF, the MiniLM-L6 probe, MiniLM-L6 cut to 3 layers and fine-tuned with LoRA and
+  in full for 1 or 2 epochs, static MiniLM embeddings at PCA 64/128, and the mpnet-base probe: 9
+  configs, 4 of them trained (the search prunes a fine-tune between epochs, docs/search.md). Its
+  exhaustive run is slow on a small CPU: each static config distils the vocabulary through MiniLM
+  in its fit (310 s for one at --train-limit 400 on 2 shared, heavily loaded cores).
 
 With the embedding cache, configs that share an encoder configuration share its encoding, so an
 exhaustive run costs about one encode per encoder configuration, and the search has to evaluate
@@ -88,6 +93,22 @@ rungs:
   - {{name: mpnet-knn, kind: knn, model: {MPNET}, attn_implementation: eager}}
   - {{name: mpnet-probe, kind: probe, model: {MPNET}, attn_implementation: eager}}
 """
+TRAINED = f"""\
+defaults: {{max_length: 128}}
+rungs:
+  - {{name: tfidf, kind: tfidf}}
+  - {{name: minilm-probe, kind: probe, model: {C.MINILM}}}
+  - {{name: minilm-static, kind: static, model: {C.MINILM}, pca_dims: 128}}
+  - {{name: minilm-l3-lora, kind: finetune, model: {C.MINILM}, layers: 3, method: lora, epochs: 2}}
+  - {{name: minilm-l3-finetune, kind: finetune, model: {C.MINILM}, layers: 3, epochs: 2}}
+  - {{name: mpnet-probe, kind: probe, model: {MPNET}, attn_implementation: eager}}
+search:
+  knobs: []
+  space:
+    minilm-static: {{pca_dims: [64, 128]}}
+    minilm-l3-lora: {{epochs: [1, 2]}}
+    minilm-l3-finetune: {{epochs: [1, 2]}}
+"""
 LADDERS = {
     "heads": RUNGS + """\
 search:
@@ -109,13 +130,14 @@ search:
     mpnet-knn: {layers: [2, 4, 6, 8, 10, 12]}
     mpnet-probe: {layers: [2, 4, 6, 8, 10, 12]}
 """,
+    "trained": TRAINED,
 }
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tasks", default="banking77,trec6")
-    p.add_argument("--spaces", default="heads", help="comma-separated: heads, depth")
+    p.add_argument("--spaces", default="heads", help="comma-separated: heads, depth, trained")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--trials", type=int, default=10)
     p.add_argument("--targets", default="task,min",

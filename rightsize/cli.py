@@ -357,15 +357,22 @@ def models_list():
 # ---------------------------------------------------------------- recommend
 
 
+MEASURE_LARGEST = click.option(
+    "--measure-largest", is_flag=True,
+    help="Evaluate the ladder's largest rung on the test split when the run never measured it, so the saving "
+         "against it is measured rather than the cost model's estimate.")
+
+
 @cli.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the recommendation as JSON.")
 @deployment_options
 @click.option("--no-confirm", is_flag=True, help="Do not evaluate the choice and the largest config on the test split.")
+@MEASURE_LARGEST
 @safety_options
 @click.pass_context
-def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, where, region, no_confirm, trust_remote_code,
-              allow_pickle):
+def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, where, region, no_confirm, measure_largest,
+              trust_remote_code, allow_pickle):
     """Recommend the smallest adequate config of a run (chosen on validation, confirmed on test).
 
     Adequate means: the 95% bootstrap CI lower bound clears target min, or (target within d) the
@@ -394,12 +401,18 @@ def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, where, re
                    if as_json else terminal.tried_text(exc.tried))
         ctx.exit(EXIT_NOT_ADEQUATE)
     confirmations = None
+    announce = None if as_json else (lambda name: click.echo(f"evaluating {name} on the test split", err=True))
     if rec.adequate and not no_confirm:
         from rightsize.confirm import confirm_on_test
 
-        announce = None if as_json else (lambda name: click.echo(f"evaluating {name} on the test split", err=True))
         confirmations = confirm_on_test(run_dir, [rec.chosen["key"], rec.largest["key"]], allow_pickle=allow_pickle,
                                         trust_remote_code=trust_remote_code, on_start=announce)
+        rec = choose(run_log.records(), **options)
+    if measure_largest and rec.adequate:
+        from rightsize.confirm import measure_largest as measure
+
+        confirmations = (confirmations or []) + measure(run_dir, rec, allow_pickle=allow_pickle,
+                                                        trust_remote_code=trust_remote_code, on_start=announce)
         rec = choose(run_log.records(), **options)
     if as_json:
         confirmed = None if confirmations is None else [
@@ -431,8 +444,11 @@ def _answer_exit_code(rec) -> int:
               help="The plot's energy axis: J/query, or lifetime energy (fit + queries/day x days x J/query) "
                    "[default: as --objective].")
 @deployment_options
+@MEASURE_LARGEST
+@safety_options
 @click.pass_context
-def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, days, where, region):
+def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, days, where, region, measure_largest,
+           trust_remote_code, allow_pickle):
     """Write pareto.png/.svg, report.md and a self-contained report.html from a run's runs.jsonl.
 
     The plot shows validation metric against J/query (log axis) for every config with its 95%
@@ -447,6 +463,19 @@ def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, d
     """
     from rightsize.report import build_report, summary_lines
 
+    if measure_largest:
+        from rightsize.confirm import measure_largest as measure
+        from rightsize.recommend import NothingCompleted, recommend as choose
+        from rightsize.results import RunLog
+
+        run_log = RunLog(run_dir, create=False)
+        try:
+            rec = choose(run_log.records(), plans=run_log.plans(), objective=objective)
+        except NothingCompleted:
+            rec = None
+        if rec is not None and rec.adequate:
+            measure(run_dir, rec, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
+                    on_start=lambda name: click.echo(f"evaluating {name} on the test split", err=True))
     files = build_report(run_dir, out_dir, queries_per_day=queries_per_day, days=days, where=where, region=region,
                          formats=[f.strip() for f in formats.split(",") if f.strip()], objective=objective,
                          x_axis=x_axis or objective)
@@ -664,15 +693,22 @@ def cache_clear(cache_dir):
                                 "(default: sqlite:///<out>/study.db).")
 @click.option("--study", "study_name", help="Study name; processes with the same name and storage share the work "
                                             "(default: derived from the task, space and options).")
-@click.option("--objective", type=click.Choice(["smallest", "pareto"]), default="smallest", show_default=True,
-              help="smallest: least J/query subject to adequacy; pareto: NSGA-II on metric vs J/query.")
+@click.option("--objective", type=click.Choice(["smallest", "lifetime", "pareto"]), default="smallest",
+              show_default=True, help="smallest: least J/query subject to adequacy; lifetime: least fit + "
+                                      "queries/day x days x J/query subject to adequacy; pareto: NSGA-II on "
+                                      "metric vs J/query.")
+@click.option("--queries-per-day", type=click.FloatRange(min=0), default=10_000, show_default=True,
+              help="Expected queries per day, for --objective lifetime.")
+@click.option("--days", type=click.FloatRange(min=0), default=365, show_default=True,
+              help="Deployment lifetime in days, for --objective lifetime.")
 @run_options("Ladder YAML; its `search:` block shapes the space (default: the built-in ladder).",
              seed_help="Seed of the sampler (evaluations use seed 0, as evaluate).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--quiet", is_flag=True, help="No per-trial lines.")
 @model_options
 @click.pass_context
-def search(ctx, task, trials, timeout, budget_joules, storage, study_name, objective, text_field, label_field,
+def search(ctx, task, trials, timeout, budget_joules, storage, study_name, objective, queries_per_day, days,
+           text_field, label_field,
            save_task, allow_overlap, ladder_path, limit, train_limit, out_dir, meter, cpu_watts, device, seed, as_json,
            quiet, trust_remote_code, allow_pickle, cache_dir, no_cache):
     """Search the ladder's space (rung x knobs) with Optuna for the smallest adequate config.
@@ -697,7 +733,8 @@ def search(ctx, task, trials, timeout, budget_joules, storage, study_name, objec
     request = SearchRequest(
         task=task_source(task, text_field, label_field, save_task), allow_overlap=allow_overlap, save_task=save_task,
         on_assumed=show_assumed, ladder=ladder_path, trials=trials, timeout=timeout, budget_joules=budget_joules,
-        storage=storage, study=study_name, out_dir=out_dir, seed=seed, objective=objective, limit=limit,
+        storage=storage, study=study_name, out_dir=out_dir, seed=seed, objective=objective,
+        queries_per_day=queries_per_day, days=days, limit=limit,
         train_limit=train_limit, meter=meter, cpu_watts=cpu_watts, device=device, trust_remote_code=trust_remote_code,
         allow_pickle=allow_pickle, cache_dir=cache_dir, no_cache=no_cache,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from rightsize.artifacts import ArtifactStore
 from rightsize.errors import RightsizeError
@@ -36,6 +36,9 @@ class Confirmation:
     record: Record | None  # the test record, when there is one
 
 
+_RUN_FIELDS = ("task_file", "device", "seed", "limit", "train_limit", "energy_source")
+
+
 @dataclass
 class _Job:
     validation: Record
@@ -47,13 +50,22 @@ class _Job:
 
 
 def confirm_on_test(run_dir: str | Path, keys: Sequence[str], *, allow_pickle: bool = False,
-                    trust_remote_code: bool = False,
-                    on_start: Callable[[str], None] | None = None) -> list[Confirmation]:
-    """Evaluate the validation records ``keys`` of ``run_dir`` on the test split (once each)."""
+                    trust_remote_code: bool = False, on_start: Callable[[str], None] | None = None,
+                    planned: Sequence[Mapping[str, Any]] = ()) -> list[Confirmation]:
+    """Evaluate the validation records ``keys`` of ``run_dir`` on the test split (once each), and the
+    ``planned`` rungs (``{name, key, config}`` of plan.jsonl) never evaluated on validation, on the
+    task, sample and device of the run's latest ok validation record."""
     with Session(run_dir, create=False) as session:
         run_log = session.run_log
         records = run_log.records()
         by_key = {r.key: r for r in records if r.split == "validation" and r.ok and r.key is not None}
+        keys = list(keys)
+        for rung in planned:
+            if rung["key"] not in by_key and by_key:
+                anchor = list(by_key.values())[-1]
+                by_key[rung["key"]] = Record(**{k: getattr(anchor, k) for k in _RUN_FIELDS}, rung=rung["name"],
+                                             config=rung["config"], key=rung["key"])
+            keys.append(rung["key"])
         done = run_log.completed()
         tasks: dict[str, TaskData] = {}
         jobs, out = [], []
@@ -84,6 +96,15 @@ def confirm_on_test(run_dir: str | Path, keys: Sequence[str], *, allow_pickle: b
                 out.append(Confirmation(job.spec.name, job.validation.key, "failed", record.error or "", record))
     order = {k: i for i, k in enumerate(keys)}
     return sorted(out, key=lambda c: order[c.key])
+
+
+def measure_largest(run_dir: str | Path, rec, **options: Any) -> list[Confirmation]:
+    """Evaluate the ladder's largest rung (``rec.top``, rightsize.top) on test when no record measures it."""
+    top = rec.top
+    if not top or top["measured"]:
+        return []
+    return confirm_on_test(run_dir, [], planned=[{"name": top["rung"], "key": top["key"], "config": top["config"]}],
+                           **options)
 
 
 def _job(validation: Record, tasks: dict[str, TaskData], allow_pickle: bool,

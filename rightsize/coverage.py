@@ -67,7 +67,7 @@ def search_end_entry(start: Mapping[str, Any], *, stopped: str, remaining: Seque
             "remaining": [{"name": n, "key": k} for n, k in listed]}
 
 
-def _matches(entry: Mapping[str, Any], anchor: Record) -> bool:
+def plan_matches(entry: Mapping[str, Any], anchor: Record) -> bool:
     # Same task, split and sample of examples (the seed only picks the sample when a limit is set).
     if entry.get("schema") != PLAN_SCHEMA:
         return False
@@ -81,20 +81,12 @@ def assess_coverage(records: Sequence[Record], anchor: Record, plans: Sequence[M
     from rightsize.cost_model import CostModel
     from rightsize.recommend import spec_from_config
 
-    entries = [p for p in plans if _matches(p, anchor)]
+    entries = [p for p in plans if plan_matches(p, anchor)]
     if not entries:
         return Coverage(None, None, note="the run folder does not record which configs were planned "
                                          "(written before rightsize recorded plan.jsonl): completeness unknown")
-    status: dict[str, str] = {}
-    cost = CostModel()
-    for r in records:
-        if r.key is not None:
-            status[r.key] = str(r.status)
-        if r.status in ("ok", "pruned") and r.config is not None:
-            try:
-                cost.observe(spec_from_config(str(r.rung), r.config), r)
-            except RightsizeError:
-                pass  # a record of a kind or knob this version does not know: no rate from it
+    status = {r.key: str(r.status or "ok") for r in records if r.key is not None}
+    cost = CostModel.from_records(records)
     evaluated = {k for k, s in status.items() if s in ("ok", "pruned")}
     answer_jpq = answer.joules_per_query if answer else None
 

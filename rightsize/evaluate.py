@@ -108,6 +108,7 @@ def evaluate_rung(
     steps: Sequence[float] = (1.0,),
     on_step: Callable[[Step], None] | None = None,
     artifacts: ArtifactStore | None = None,
+    on_epoch: Callable[[int, Step], None] | None = None,
 ) -> Record:
     """Run ``spec`` through load → fit(train) → infer(split) and return its record.
 
@@ -116,6 +117,10 @@ def evaluate_rung(
     :class:`StopEvaluation` ends it there with status ``pruned`` (metrics over the examples seen).
     With ``artifacts`` (the run folder's store), the fit phase restores the saved state of the same
     fit instead of fitting, or fits and saves it (:class:`_FitPhase`).
+    With ``on_epoch`` (used with ``on_step``), a rung that trains in epochs predicts the first part
+    of the staged inference after each epoch, inside its fit phase, and ``on_epoch(epoch, step)``
+    sees the scores; raising :class:`StopEvaluation` ends training there with status ``pruned``
+    (:class:`_EpochWatch`; the fit is not saved as an artifact, it is not the config's fit).
     """
     split = getattr(data, plan.split)
     if split is None:
@@ -162,11 +167,19 @@ def evaluate_rung(
         with _charged(rung, record, "load"):
             _measured(meter, record, "load", rung.load)
         phase = "fit"
-        _FitPhase(rung, record, meter, artifacts, data).run(train_texts, train_labels)
+        watch = None
+        if on_epoch is not None and hasattr(rung, "on_epoch"):
+            watch = _EpochWatch(on_epoch, texts, labels, data.labels, steps, context.seed)
+            rung.on_epoch = watch
+        _FitPhase(rung, record, meter, artifacts, data, watch).run(train_texts, train_labels)
         phase = "infer"
         stop = None
         with _charged(rung, record, "infer"):
-            if on_step is None:
+            if watch is not None and watch.stop is not None:
+                record.joules["infer"] = record.seconds["infer"] = 0.0  # pruned in fit: none run
+                record.joules_gross["infer"] = 0.0
+                stop, labels, predicted = watch.stop, watch.labels, watch.predicted
+            elif on_step is None:
                 predicted = _measured(meter, record, "infer", lambda: rung.predict(texts), rung)
             else:
                 kept, predicted, stop = _staged_infer(meter, record, rung, texts, labels, data.labels, steps,
@@ -182,6 +195,10 @@ def evaluate_rung(
         if stop is not None:
             record.status, record.n_examples = "pruned", len(labels)
             record.pruned = {"after": len(labels), "of": len(texts), "reason": str(stop)}
+            if watch is not None and watch.stop is not None:
+                record.pruned["epoch"] = watch.epoch
+                record.joules_per_query = record.joules_per_query_spent = None  # no inference ran
+                record.joules_per_query_gross = None
     except Exception as exc:  # noqa: BLE001 — any failure of a rung is recorded, the run goes on
         meter.discard(phase)  # not end(): a CUDA error would surface again at its synchronize
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -223,9 +240,11 @@ class _FitPhase:
       validation examples again: the record says whether the new fit reproduced them.
     """
 
-    def __init__(self, rung, record: Record, meter: Meter, store: ArtifactStore | None, data: TaskData):
+    def __init__(self, rung, record: Record, meter: Meter, store: ArtifactStore | None, data: TaskData,
+                 watch: _EpochWatch | None = None):
         self.rung, self.record, self.meter, self.store, self.data = rung, record, meter, store, data
         self.key = record.fit_key
+        self.watch = watch
 
     def run(self, train_texts: Sequence[str], train_labels: Sequence[str]) -> None:
         problem = None
@@ -240,7 +259,7 @@ class _FitPhase:
         training = self.rung.training()
         if training:
             self.record.training = training
-        if self.store is not None:
+        if self.store is not None and (self.watch is None or self.watch.stop is None):
             self._save(training)
             if problem is not None and isinstance(self.record.artifact, dict):
                 self.record.artifact["refit"] = problem
@@ -398,8 +417,7 @@ def _staged_infer(meter: Meter, record: Record, rung, texts: Sequence[str], labe
     Returns the indices evaluated (in split order), their predictions, and the stop, if any.
     """
     n = len(texts)
-    order = np.random.default_rng(seed).permutation(n)
-    sizes = sorted({min(n, max(1, math.ceil(f * n))) for f in steps if f > 0} | {n})
+    order, sizes = _stages(n, steps, seed)
     index = {name: i for i, name in enumerate(names)}
     y_true = np.array([index[label] for label in labels], dtype=np.int64)
     y_pred = np.full(n, -1, dtype=np.int64)
@@ -420,6 +438,43 @@ def _staged_infer(meter: Meter, record: Record, rung, texts: Sequence[str], labe
         except StopEvaluation as stop:
             return seen.tolist(), [predicted[j] for j in seen], stop
     return list(range(n)), predicted, None
+
+
+def _stages(n: int, steps: Sequence[float], seed: int) -> tuple[np.ndarray, list[int]]:
+    """The seeded order of a split's ``n`` examples and the growing sizes a staged inference scores."""
+    order = np.random.default_rng(seed).permutation(n)
+    return order, sorted({min(n, max(1, math.ceil(f * n))) for f in steps if f > 0} | {n})
+
+
+class _EpochWatch:
+    """The ``on_epoch`` hook a trained rung calls after each epoch: predict the first part of the
+    staged inference (the same seeded examples, so the check and the first stage agree), pass the
+    scores on, and, when the callback raises :class:`StopEvaluation`, end training
+    (:class:`~rightsize.training.StopTraining`) and keep what the record of a pruned fit needs."""
+
+    def __init__(self, on_epoch: Callable[[int, Step], None], texts: Sequence[str], labels: Sequence[str],
+                 names: Sequence[str], steps: Sequence[float], seed: int):
+        order, sizes = _stages(len(texts), steps, seed)
+        self.part = np.sort(order[:sizes[0]])
+        self.texts = [texts[j] for j in self.part]
+        self.labels = [labels[j] for j in self.part]
+        self.index = {name: i for i, name in enumerate(names)}
+        self.on_epoch, self.total, self.n_classes = on_epoch, len(texts), len(names)
+        self.stop: StopEvaluation | None = None
+        self.epoch: int | None = None
+        self.predicted: list[str] = []
+
+    def __call__(self, epoch: int, predict: Callable[[Sequence[str]], list[str]]) -> None:
+        from rightsize.training import StopTraining
+
+        predicted = predict(self.texts)
+        y_true = np.array([self.index[label] for label in self.labels], dtype=np.int64)
+        y_pred = np.array([self.index.get(p, -1) for p in predicted], dtype=np.int64)
+        try:
+            self.on_epoch(epoch, Step(0, len(self.part), self.total, y_true, y_pred, self.n_classes))
+        except StopEvaluation as stop:
+            self.stop, self.epoch, self.predicted = stop, epoch, predicted
+            raise StopTraining(f"pruned after epoch {epoch}: {stop}") from stop
 
 
 def _score(record: Record, data: TaskData, labels: Sequence[str], predicted: Sequence[str], seed: int) -> None:

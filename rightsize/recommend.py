@@ -20,6 +20,7 @@ from rightsize.naming import variant_labels
 from rightsize.records import Record
 from rightsize.rungs import RungSpec, rung_class
 from rightsize.tables import human_joules
+from rightsize.top import against_top
 
 SCHEMA = "rightsize.recommendation/1"
 CLOSEST = 3  # configs shown when nothing is adequate
@@ -188,6 +189,8 @@ class Recommendation:
     objective: dict = field(default_factory=lambda: Objective().to_dict())  # what the choice minimized
     break_even: list[dict] = field(default_factory=list)  # the chosen against each cheaper-to-make adequate config
     footprint: dict = field(default_factory=dict)  # rightsize.footprint.assess: facility, regions, shifts, serving
+    # the chosen against the ladder's top rung, evaluated or not: rightsize.top.against_top()
+    top: dict | None = None
 
     @property
     def adequate(self) -> bool:
@@ -311,6 +314,7 @@ def recommend(records: Sequence[Record], *, target: Any = None, metric: str | No
         coverage=covered.to_dict(), objective=goal.to_dict(),
         break_even=break_even_against(chosen, list(entries.values()), queries_per_day) if chosen else [],
         footprint=_footprint(records, chosen, big, where),
+        top=against_top(records, plans, latest, chosen),
     )
 
 

@@ -21,16 +21,21 @@ from rightsize.energy.meter import GROSS
 from rightsize.errors import RightsizeError
 
 SCHEMA = "rightsize.record/1"
-_ALWAYS_WRITTEN = ("limit", "train_limit")  # None means "no limit": written as null, never left out
-_WRITTEN_WITH = {"idle_watts": "energy_basis"}  # None means "no baseline": written as null beside its basis
+# Fields whose None is written as null, in a record that has the fields named beside them: "no limit";
+# "no idle baseline"; "scored, but no inference ran" (a fine-tune the search pruned between epochs).
+_NULL_WRITTEN: dict[str, tuple[str, ...]] = {
+    "limit": (), "train_limit": (), "idle_watts": ("energy_basis",), "joules_per_query": ("metrics",),
+    "joules_per_query_spent": ("metrics", "joules_spent"), "joules_per_query_gross": ("metrics", "joules_gross"),
+}
 
 
 @dataclass(slots=True)
 class Record:
     """One evaluation. Fields are in the order they are written; a field that is None is left out of
-    the JSON (a record of a failed config has no scores), except ``limit`` and ``train_limit``, and
-    ``idle_watts`` in a record with an ``energy_basis``. Records from before GPU energy have none of
-    the ``energy_*``, ``*_gross``, ``idle_watts``, ``below_resolution`` and ``infer_repeats`` fields."""
+    the JSON (a record of a failed config has no scores), except where ``_NULL_WRITTEN`` says: ``limit``
+    and ``train_limit``, ``idle_watts`` beside an ``energy_basis``, the J/query figures beside scores.
+    Records from before GPU energy have none of the ``energy_*``, ``*_gross``, ``idle_watts``,
+    ``below_resolution`` and ``infer_repeats`` fields."""
 
     schema: str | None = SCHEMA  # None: a line without one, read as the current schema
     key: str | None = None  # identity of the evaluation (rightsize.evaluate.evaluation_key)
@@ -103,8 +108,9 @@ class Record:
         """The JSON object written to runs.jsonl."""
         out = {}
         for name in _FIELDS:
-            value, beside = getattr(self, name), _WRITTEN_WITH.get(name)
-            if value is not None or name in _ALWAYS_WRITTEN or (beside and getattr(self, beside) is not None):
+            value = getattr(self, name)
+            if value is not None or (name in _NULL_WRITTEN
+                                     and all(getattr(self, other) is not None for other in _NULL_WRITTEN[name])):
                 out[name] = value
         out.update(self.extra)
         return out

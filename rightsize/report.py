@@ -300,10 +300,28 @@ def _answer(rec: policy.Recommendation) -> list[Block]:
                          f"**{pct:.0f}% less energy per query**, and {_given_up_words(g, rec.metric)}."
                     if pct is not None else
                     f"The largest config, {big['label']}, has no positive J/query to compare against."))
+    out += _against_top(rec)
     if c.get("test"):
         t = c["test"]
         out.append(("p", f"Held-out test split ({t['n_examples']} examples): {rec.metric} {_metric(t)}."))
     return out
+
+
+def _against_top(rec: policy.Recommendation) -> list[Block]:
+    """The ladder's largest rung, measured or estimated: its own paragraph, the estimate said so."""
+    top, jpq = rec.top, rec.chosen["joules_per_query"]
+    if not top or (not top["measured"] and not top["estimate"]):
+        return []
+    head = f"Against the ladder's largest rung, `{top['rung']}` ({human_count(top['compute_weights'])} compute weights)"
+    figure = top["measured"] or top["estimate"]
+    pct = figure["percent_saved"]
+    saved = f"**{pct:.0f}% less energy per query**" if pct is not None else "no positive J/query to compare against"
+    if top["measured"]:
+        return [("p", f"{head}, measured on {figure['split']} at {human_joules(figure['joules_per_query'])}/query: "
+                      f"{saved}.")]
+    return [("p", f"{head}, not evaluated: an **estimate**, not a measurement, of about "
+                  f"{human_joules(figure['joules_per_query'])}/query ({figure['basis']}): {saved}. "
+                  f"`rightsize report --measure-largest` measures it on test.")]
 
 
 def _given_up_words(given_up: dict, metric: str) -> str:

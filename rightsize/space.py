@@ -47,6 +47,7 @@ GRIDS: dict[str, tuple] = {
     "epochs": (1, 2, 3, 4, 5),
     "learning_rate": (1e-5, 3e-5, 1e-4, 3e-4),
     "lora_r": (4, 8, 16),
+    "threshold": (0.5, 0.7, 0.8, 0.9, 0.95),  # a cascade's confidence to answer at (every stage but the last)
 }
 CPU_PRECISIONS = ("fp32", "bf16", "int8")
 GPU_PRECISIONS = ("fp32", "bf16", "fp16")

@@ -221,7 +221,32 @@ def _savings_lines(rec) -> list[str]:
         lines.append(f"  carbon     not computed: pass --region CC (e.g. de, us, fr) for the grid intensity (PUE {a['pue']:g})")
     if c["key"] == big["key"]:
         lines.append("  (the choice is the largest config evaluated: nothing smaller is adequate, so nothing is saved)")
-    return lines
+    return lines + top_lines(rec)
+
+
+def top_lines(rec) -> list[str]:
+    """The choice against the ladder's top rung: a measured line, or an estimate's line, never one mixing both."""
+    top = rec.top
+    if not top or not rec.chosen:
+        return []
+    jpq = rec.chosen["joules_per_query"]
+    head = (f"against the ladder's largest rung, {_quoted(str(top['rung']))} "
+            f"({human_count(top['compute_weights'])} compute weights):")
+    if top["measured"]:
+        m = top["measured"]
+        return [head, f"  J/query    {human_joules(jpq)} vs {human_joules(m['joules_per_query'])} measured on "
+                      f"{m['split']}: {_saved_words(jpq, m)}"]
+    if top["estimate"]:
+        e = top["estimate"]
+        return [head, f"  J/query    ESTIMATE (not measured): {human_joules(jpq)} vs about "
+                      f"{human_joules(e['joules_per_query'])}: {_saved_words(jpq, e)}",
+                f"             from {e['basis']}; --measure-largest measures it on test"]
+    return [head, "  not evaluated, and nothing measured in this run to estimate it from"]
+
+
+def _saved_words(jpq: float, top: dict) -> str:
+    pct = f" ({top['percent_saved']:.1f}%)" if top["percent_saved"] is not None else ""
+    return f"saves {human_joules(top['joules_per_query'] - jpq)} per query{pct}"
 
 
 # ---------------------------------------------------------------- export

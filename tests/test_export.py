@@ -16,7 +16,7 @@ from rightsize.tasks import load_data, load_task
 from test_lm import build_tiny_lm
 
 KINDS = ["tfidf", "probe", "knn", "knn-probe", "lm-zero-shot", "lm-few-shot", "finetune", "finetune-lora", "static",
-         "distill"]
+         "distill", "cascade"]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,8 @@ def evaluated(tmp_path_factory, tiny_encoder):
         f"  - {{name: finetune-lora, kind: finetune, model: '{tiny_encoder}', method: lora, epochs: 1, batch_size: 8,"
         " threads: 1}\n"
         f"  - {{name: static, kind: static, model: '{tiny_encoder}', pca_dims: 8}}\n"
-        "  - {name: distill, kind: distill, teacher: probe, student: tfidf}\n")
+        "  - {name: distill, kind: distill, teacher: probe, student: tfidf}\n"
+        "  - {name: cascade, kind: cascade, stages: [tfidf, knn-probe], threshold: 0.999}\n")
     out = root / "run"
     result = CliRunner().invoke(cli, ["evaluate", str(task), "--ladder", str(ladder), "--out", str(out), "--meter",
                                       "estimate", "--quiet"])

@@ -106,6 +106,17 @@ def test_an_early_record_loads_without_the_keys_added_later():
     assert Record.from_dict(no_schema).to_dict() == no_schema
 
 
+def test_a_record_scored_without_inference_writes_its_per_query_figures_as_null():
+    # A fine-tune the search pruned between epochs: scores from the epoch's check, no inference run.
+    pruned = Record(joules={"infer": 0.0}, joules_gross={"infer": 0.0}, joules_spent={"infer": 0.0},
+                    metrics={"accuracy": 0.3}, status="pruned")
+    written = _round_trip(pruned)
+    assert [written[k] for k in ("joules_per_query", "joules_per_query_spent", "joules_per_query_gross")] == [None] * 3
+    # Without the per-phase energy a figure is made from (an early record), it is not written at all.
+    early = Record(joules={"infer": 1.0}, metrics={"accuracy": 0.3}, joules_per_query=0.5, status="ok")
+    assert "joules_per_query_spent" not in early.to_dict() and "joules_per_query_gross" not in early.to_dict()
+
+
 def test_keys_this_version_does_not_know_are_kept():
     line = {"schema": SCHEMA, "key": "k", "limit": None, "train_limit": None, "status": "ok",
             "lineage": {"parent": "k0"}, "_shown_status": "recorded earlier"}

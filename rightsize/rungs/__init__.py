@@ -29,6 +29,6 @@ def build_rung(spec: RungSpec, context: RunContext, meter=None) -> Rung:
 
 
 # Importing the kind modules registers them.
-from rightsize.rungs import tfidf, probe, knn, knn_probe, lm, static, distill, finetune  # noqa: E402,F401
+from rightsize.rungs import tfidf, probe, knn, knn_probe, lm, static, distill, finetune, cascade  # noqa: E402,F401
 
 __all__ = ["Knob", "Rung", "RunContext", "RungSpec", "RUNG_KINDS", "register", "rung_class", "build_rung"]

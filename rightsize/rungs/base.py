@@ -16,6 +16,8 @@ from rightsize.cache import CacheLedger
 from rightsize.errors import RightsizeError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from rightsize.cache import EmbeddingCache
     from rightsize.energy import Meter
 
@@ -135,6 +137,15 @@ class Rung(ABC):
     @abstractmethod
     def predict(self, texts: Sequence[str]) -> list[str]:
         """Label each text (the ``infer`` phase)."""
+
+    def predict_proba(self, texts: Sequence[str]) -> tuple[list[str], "np.ndarray"]:
+        """The class names and, per text, a probability for each (rows sum to 1): what a cascade
+        reads its confidence from. Kinds that give no class probabilities (LMs) leave it out."""
+        raise NotImplementedError(f"kind {self.kind!r} gives no class probabilities")
+
+    @classmethod
+    def gives_probabilities(cls) -> bool:
+        return cls.predict_proba is not Rung.predict_proba
 
     @abstractmethod
     def n_params(self) -> int:

@@ -208,6 +208,9 @@ class DistillRung(Rung):
     def predict(self, texts: Sequence[str]) -> list[str]:
         return self.student.predict(texts)
 
+    def predict_proba(self, texts: Sequence[str]):
+        return self.student.predict_proba(texts)
+
     def n_params(self) -> int:
         return self.student.n_params()
 

@@ -172,12 +172,21 @@ class FinetuneRung(Rung):
         """LoRA: fold the adapters into the weights they adapt (inference then costs the plain encoder's)."""
         self.model.backbone = self.model.backbone.merge_and_unload()
 
-    def predict(self, texts: Sequence[str]) -> list[str]:
+    def _logits(self, texts: Sequence[str]) -> np.ndarray:
         if self.model is None:
             raise RuntimeError("FinetuneRung.predict called before fit() or restore()")
         tokens = PackedTokens.of(self.encoder.st.tokenizer, texts, self.encoder.max_length)
-        logits = predict_logits(self.model, tokens, self.k["batch_size"], self.k["precision"], self.context.device)
-        return [self.classes[i] for i in logits.argmax(axis=1)] if len(texts) else []
+        return predict_logits(self.model, tokens, self.k["batch_size"], self.k["precision"], self.context.device)
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        return [self.classes[i] for i in self._logits(texts).argmax(axis=1)] if len(texts) else []
+
+    def predict_proba(self, texts: Sequence[str]):
+        from rightsize.calibration import softmax
+
+        if not len(texts):
+            return list(self.classes), np.zeros((0, len(self.classes)))
+        return list(self.classes), softmax(self._logits(texts).astype(np.float64))
 
     # ------------------------------------------------------------------ facts
 

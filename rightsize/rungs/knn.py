@@ -43,6 +43,10 @@ class KnnRung(EncoderRung):
         scores = self.neighbour_scores(self.embed(texts))
         return [str(c) for c in self.classes[scores.argmax(axis=1)]]
 
+    def predict_proba(self, texts: Sequence[str]):
+        """The neighbours' weighted vote shares."""
+        return [str(c) for c in self.classes], self.neighbour_scores(self.embed(texts))
+
     def facts(self) -> dict:
         return {**super().facts(), "index": self.k["index"], "index_vectors": int(self.index.ntotal),
                 "index_bytes": index_bytes(self.index)}

@@ -70,6 +70,9 @@ class KnnProbeRung(EncoderRung):
         scores = self.distribution(self.embed(texts))
         return [str(c) for c in self.classes[scores.argmax(axis=1)]]
 
+    def predict_proba(self, texts: Sequence[str]):
+        return [str(c) for c in self.classes], self.distribution(self.embed(texts))
+
     def n_params(self) -> int:
         return super().n_params() + int(self.classifier.coef_.size + self.classifier.intercept_.size)
 

@@ -31,6 +31,9 @@ class LinearProbe:
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [str(p) for p in self.classifier.predict(self.embed(texts))]
 
+    def predict_proba(self, texts: Sequence[str]):
+        return [str(c) for c in self.classifier.classes_], self.classifier.predict_proba(self.embed(texts))
+
     def save(self, folder: Path) -> None:
         save_linear_head(folder, self.classifier)
 

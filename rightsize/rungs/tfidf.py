@@ -37,6 +37,10 @@ class TfidfRung(Rung):
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [str(p) for p in self.classifier.predict(self.vectorizer.transform(texts))]
 
+    def predict_proba(self, texts: Sequence[str]):
+        probs = self.classifier.predict_proba(self.vectorizer.transform(texts))
+        return [str(c) for c in self.classifier.classes_], probs
+
     def save(self, folder: Path) -> None:
         # The vocabulary as a list of terms in column order; the idf weights and the head as arrays.
         terms = sorted(self.vectorizer.vocabulary_, key=self.vectorizer.vocabulary_.__getitem__)

@@ -27,12 +27,24 @@ class SearchContext:
         self.worker = worker_id()
         self.ladder = [(r, self.key_of(r.base)) for r in space.rungs]  # the ladder's rungs, with their keys
         self.ladder_keys = {key for _, key in self.ladder}
+        self.objective = search_objective(request)
+        self.n_train = len(data.train.texts) if request.train_limit is None else min(request.train_limit,
+                                                                                     len(data.train.texts))
 
     @property
     def smallest(self) -> bool:
-        """The objective is the smallest adequate config (else the Pareto front, without pruning)."""
-        return self.request.objective == "smallest"
+        """The objective is the smallest adequate config, per query or over a lifetime (else the
+        Pareto front, without pruning)."""
+        return self.request.objective != "pareto"
 
     def key_of(self, spec) -> str:
         """The evaluation key of a config (as in runs.jsonl)."""
         return evaluation_key(self.ident, spec, self.plan, self.run_context)
+
+
+def search_objective(request: SearchRequest):
+    """What "smallest" minimizes (a :class:`rightsize.recommend.Objective`): J/query, or lifetime joules."""
+    from rightsize.recommend import Objective
+
+    name = "lifetime" if request.objective == "lifetime" else "per-query"
+    return Objective(name, request.queries_per_day, request.days)

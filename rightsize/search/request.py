@@ -13,7 +13,7 @@ from rightsize.session import RunOptions
 
 STEPS = (0.25, 0.5, 1.0)  # the nested parts of the validation split a trial is scored on
 MIN_PRUNE_EXAMPLES = 30
-OBJECTIVES = ("smallest", "pareto")
+OBJECTIVES = ("smallest", "lifetime", "pareto")
 # Outcomes of a trial (user attribute "outcome"); the first four spent an evaluation on a config.
 EVALUATED = ("complete", "pruned", "failed", "reused")
 DUPLICATE = "duplicate"
@@ -28,7 +28,9 @@ class SearchRequest(RunOptions):
     storage: str | None = None
     study: str | None = None
     seed: int = 0  # the sampler's
-    objective: str = "smallest"
+    objective: str = "smallest"  # lifetime: the smallest adequate config by fit + queries_per_day x days x J/query
+    queries_per_day: float = 10_000
+    days: float = 365
     steps: tuple[float, ...] = STEPS
     min_prune_examples: int = MIN_PRUNE_EXAMPLES
 

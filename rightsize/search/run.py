@@ -118,7 +118,8 @@ class SearchWorker:
         energy = self.ledger.energy(study)
         rec, why, front, tried = None, None, [], []
         try:
-            rec = recommend(records, plans=ctx.run_log.plans())
+            rec = recommend(records, plans=ctx.run_log.plans(), objective=ctx.objective.name,
+                            queries_per_day=ctx.objective.queries_per_day, days=ctx.objective.days)
         except NothingCompleted as exc:
             why, tried = str(exc), exc.tried
         except RightsizeError as exc:

@@ -44,7 +44,8 @@ class Scheduler:
         records = study_records(study, trials)
         done = tuple(sorted(r.key for r in records))
         if self._standing_memo is None or self._standing_memo[0] != done:
-            self._standing_memo = (done, Standing(records, self.ctx.target, self.ctx.metric))
+            self._standing_memo = (done, Standing(records, self.ctx.target, self.ctx.metric,
+                                                             self.ctx.objective.joules))
         return self._standing_memo[1]
 
     def ruled_out(self, standing: Standing, spec, key: str) -> str:
@@ -54,6 +55,8 @@ class Scheduler:
             return ""
         if self.ctx.target.rule == "within" and (key in self.ctx.ladder_keys or standing.encoder_done(spec)):
             return ""  # it may raise the bar: a ladder rung, or an encoder already run (nearly free)
+        if self.ctx.objective.name == "lifetime":
+            return self._ruled_out_over_lifetime(standing, spec)
         bound = standing.cost.lower_bound(spec)
         if bound is None or bound <= incumbent.joules_per_query:
             return ""
@@ -61,6 +64,24 @@ class Scheduler:
 
         return (f"costs at least {human_joules(bound)}/query by the rates measured so far; "
                 f"{incumbent.rung} is adequate at {human_joules(incumbent.joules_per_query)}/query")
+
+    def _ruled_out_over_lifetime(self, standing: Standing, spec) -> str:
+        """The lifetime objective: the training bound plus the queries times the J/query bound (an
+        unknown part counts as 0) against the incumbent's lifetime joules."""
+        objective, incumbent = self.ctx.objective, standing.incumbent
+        fit = standing.cost.fit_lower_bound(spec, self.ctx.n_train)
+        per_query = standing.cost.lower_bound(spec)
+        if fit is None and per_query is None:
+            return ""
+        bound = (fit or 0.0) + objective.queries * (per_query or 0.0)
+        best = objective.joules(incumbent)
+        if bound <= best:
+            return ""
+        from rightsize.tables import human_joules
+
+        return (f"costs at least {human_joules(bound)} over the lifetime (training at least "
+                f"{human_joules(fit or 0.0)}) by the rates measured so far; {incumbent.rung} is adequate "
+                f"at {human_joules(best)}")
 
     def plan_next(self, study) -> None:
         """Queue what runs next, when nothing is queued: the next ladder rung, preceded by the one-knob

@@ -27,9 +27,14 @@ def study_name(ctx: SearchContext) -> str:
     if ctx.request.study:
         return ctx.request.study
     ident = {"task": ctx.ident, "space": ctx.space.describe(), "plan": asdict(ctx.plan),
-             "objective": ctx.request.objective, "metric": ctx.metric, "target": ctx.target.record_form()}
+             "objective": objective_facts(ctx), "metric": ctx.metric, "target": ctx.target.record_form()}
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{ctx.task.name}-{ctx.request.objective}-{digest}"
+
+
+def objective_facts(ctx: SearchContext):
+    """The objective a study is for: its name, with the deployment volume for ``lifetime``."""
+    return ctx.objective.to_dict() if ctx.request.objective == "lifetime" else ctx.request.objective
 
 
 def open_study(ctx: SearchContext, url: str) -> optuna.Study:
@@ -58,7 +63,7 @@ def open_study(ctx: SearchContext, url: str) -> optuna.Study:
         except Exception as exc:  # noqa: BLE001 — e.g. an existing study with other directions
             raise RightsizeError(f"study {name!r} in {masked(url)}: {exc}".splitlines()[0]) from None
     facts = {"task": ctx.ident, "metric": ctx.metric, "target": ctx.target.record_form(),
-             "objective": request.objective, "space": ctx.space.describe(), "plan": asdict(ctx.plan)}
+             "objective": objective_facts(ctx), "space": ctx.space.describe(), "plan": asdict(ctx.plan)}
     known = study.user_attrs.get("rightsize")
     if known is None:
         study.set_user_attr("rightsize", facts)

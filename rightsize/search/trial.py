@@ -14,6 +14,7 @@ from rightsize import metrics as M
 from rightsize.adequacy import comparable, constraint, judge
 from rightsize.evaluate import Step, StopEvaluation, evaluate_rung
 from rightsize.records import Record
+from rightsize.rungs import rung_class
 from rightsize.search import _optuna_compat as compat
 from rightsize.search.context import SearchContext
 from rightsize.search.pruner import AdequacyPruner
@@ -80,8 +81,10 @@ class TrialRunner:
             outcome.detail = "recorded earlier in runs.jsonl"
         else:
             on_step = self._reporter(trial) if ctx.smallest else None
+            trains = "epochs" in rung_class(spec.kind).knobs
+            on_epoch = self._epoch_reporter(trial, spec) if ctx.smallest and trains else None
             record = evaluate_rung(ctx.data, spec, self.ledger.meter, ctx.run_context, ctx.plan, run_id=ctx.run_id,
-                                   steps=ctx.steps, on_step=on_step, artifacts=ctx.artifacts)
+                                   steps=ctx.steps, on_step=on_step, artifacts=ctx.artifacts, on_epoch=on_epoch)
             record.search = {"study": trial.study.study_name, "trial": trial.number, "searched": searched}
             ctx.run_log.append(record)
             outcome.joules = record.spent_joules
@@ -99,7 +102,7 @@ class TrialRunner:
             raise optuna.TrialPruned(outcome.detail)
         if ctx.request.objective == "pareto":
             return record.score(ctx.metric), record.joules_per_query
-        return record.joules_per_query
+        return ctx.objective.joules(record)
 
     def _recorded(self, key: str) -> Record | None:
         """The latest record of ``key`` in runs.jsonl that a trial can stand on (a kill between the
@@ -125,6 +128,26 @@ class TrialRunner:
                                      f"{hi:.3f} < {bar:.3f} needed")
 
         return on_step
+
+    def _epoch_reporter(self, trial, spec) -> Callable[[int, Step], None]:
+        """Reports a fine-tune's CI upper bound after each epoch, on the first part of the staged
+        inference, at step :func:`epoch_step`; stops the training when the pruner says so."""
+        metric = self.ctx.metric
+        epochs = int(spec.knobs.get("epochs", rung_class(spec.kind).knobs["epochs"].default))
+
+        def on_epoch(epoch: int, step: Step) -> None:
+            at = epoch_step(step.n, epoch, epochs)
+            if at < 0:
+                return  # a part smaller than the epochs: too few examples to report on (or prune)
+            _, hi = M.confidence_interval(metric, step.references, step.predictions, step.n_classes)
+            trial.report(hi, at)
+            if trial.should_prune():
+                point = M.score(metric, step.references, step.predictions, step.n_classes)
+                bar = trial.study.pruner.threshold(trial.study)
+                raise StopEvaluation(f"{metric} {point:.3f} on {step.n}/{step.total} examples after epoch {epoch} "
+                                     f"of {epochs}: 95% CI upper bound {hi:.3f} < {bar:.3f} needed")
+
+        return on_epoch
 
     def _pruned_gap(self, study: optuna.Study, record: Record) -> float:
         """How far a pruned record falls short (> 0, the constraint): the bar minus its CI upper bound."""
@@ -211,3 +234,10 @@ class TrialRunner:
         if self.on_trial is not None:
             self.on_trial(outcome)
 
+
+def epoch_step(first_part: int, epoch: int, epochs: int) -> int:
+    """The step a fine-tune's check after ``epoch`` of ``epochs`` reports at: just below the first
+    inference stage (``first_part`` examples, the ones the check scores), so the epochs' steps come
+    in time order before the inference's, never collide with them, and stay about the number of
+    examples behind the value, as the pruner's minimum reads it (docs/search.md)."""
+    return first_part - (epochs - epoch) - 1
