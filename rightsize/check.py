@@ -39,6 +39,9 @@ JSON (``--json``), schema ``rightsize.check/1``::
       "certain": bool | null,             # false: configs that set the bar were not evaluated
       "coverage": {...},                  # rightsize.coverage.Coverage: missing, remaining, notes
       "footprint": {...},                 # rightsize.footprint.assess: facility, regions, shifts, serving
+      "test_verdict": {"confirmed": bool | null, "detail": str, ...},  # rightsize.held_out, shown, not gated
+      "multiplicity": {"adjust": "holm" | "none", "compared": int,  # adequacy tests in the family
+                       "changed_answer": bool, "uncorrected_choice": str | null},
       "criteria": [{"name": "meets-target" | "within-energy-budget" | "not-oversized" | "complete-evidence",
                     "status": "pass" | "fail" | "skipped",
                     "message": str,       # one sentence with the numbers
@@ -71,11 +74,12 @@ from rightsize.adequacy import Target, comparable, judge
 from rightsize.coverage import Coverage, assess_coverage
 from rightsize.energy.estimate import is_estimate
 from rightsize.errors import RightsizeError
+from rightsize.held_out import held_out_record, held_out_verdict, verdict_sentence
 from rightsize.naming import label_of, normalized_config, variant_labels
-from rightsize.recommend import Objective, lifetime_joules
+from rightsize.recommend import Objective, largest, lifetime_joules, multiplicity, multiplicity_sentence
 from rightsize.records import Record
 from rightsize.rungs import RungSpec
-from rightsize.tables import SHOWN_STATUS, human_joules
+from rightsize.tables import SHOWN_STATUS, human_joules, relative_energy
 
 if TYPE_CHECKING:
     from rightsize.runner import EvaluationRequest
@@ -129,6 +133,8 @@ class CheckResult:
     coverage: dict[str, Any] = field(default_factory=dict)  # rightsize.coverage.Coverage.to_dict()
     objective: dict[str, Any] = field(default_factory=lambda: Objective().to_dict())
     footprint: dict[str, Any] = field(default_factory=dict)  # rightsize.footprint.assess of current and cheapest
+    multiplicity: dict[str, Any] = field(default_factory=dict)  # rightsize.recommend.multiplicity()
+    test_verdict: dict[str, Any] = field(default_factory=dict)  # rightsize.held_out: the current config on test
 
     @property
     def passed(self) -> bool:
@@ -170,6 +176,8 @@ class CheckResult:
             "certain": self.coverage.get("certain"),
             "coverage": self.coverage,
             "footprint": self.footprint,
+            "multiplicity": self.multiplicity,
+            "test_verdict": self.test_verdict,
         }
 
 
@@ -255,10 +263,11 @@ def same_evaluation(records: Sequence[Record], anchor: Record) -> list[Record]:
 def check(records: Sequence[Record], current: Current, *, min_metric: float | None = None,
           max_joules_per_query: float | None = None, tolerance_pct: float = 10.0, resamples: int = 1000,
           seed: int = 0, level: float = 0.95, plans: Sequence[dict[str, Any]] = (), objective: str = "per-query",
-          queries_per_day: float = 10_000, days: float = 365,
+          queries_per_day: float = 10_000, days: float = 365, adjust: str = "holm",
           where: footprint.WhereAndWhen = footprint.WhereAndWhen()) -> CheckResult:
     """Judge the current config against the records (and the run's ``plans``, for completeness);
-    ``objective`` is what "cheaper" means for not-oversized (rightsize.recommend.Objective); pure."""
+    ``objective`` is what "cheaper" means for not-oversized (rightsize.recommend.Objective); ``adjust`` the
+    multiplicity correction (docs/adequacy.md); pure."""
     if not 0 <= tolerance_pct < 100:
         raise RightsizeError(f"--tolerance {tolerance_pct:g}: must be a percentage in [0, 100)")
     if max_joules_per_query is not None and not max_joules_per_query > 0:
@@ -281,7 +290,8 @@ def check(records: Sequence[Record], current: Current, *, min_metric: float | No
     else:  # a failed record has no references: same task, split, --limit and seed pick the same examples
         sample = (anchor.task, anchor.split, anchor.limit, anchor.seed)
         pool = comparable([r for r in records if (r.task, r.split, r.limit, r.seed) == sample])
-    judgement = judge(pool, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules)
+    judgement = judge(pool, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules,
+                      adjust=adjust)
     verdicts, cheapest = judgement.verdicts, judgement.cheapest_adequate
     source = anchor.energy_source or "unknown"
     labels = variant_labels([*pool, anchor])
@@ -303,6 +313,10 @@ def check(records: Sequence[Record], current: Current, *, min_metric: float | No
         max_joules_per_query=max_joules_per_query, energy_source=source, current=cur, cheapest_adequate=alt,
         criteria=tuple(criteria), coverage=covered.to_dict(), objective=goal.to_dict(),
         footprint=_footprint(records, anchor, cheapest, labels, goal, where),
+        multiplicity=multiplicity(judgement, labels),
+        test_verdict=held_out_verdict(held_out_record(anchor, records), held_out_record(largest(pool), records),
+                                      target, metric, resamples=resamples, seed=seed, level=level)
+        if anchor.ok and pool else {},
     )
 
 
@@ -373,16 +387,28 @@ def _not_oversized(anchor: Record, cheapest: Record | None, labels: dict[str, st
                          f"while {name} failed to evaluate", None, tol)
     cost = goal.joules(anchor)
     saving = 1 - alt / cost
+    if goal.name == "per-query":
+        # Decided on the J/query intervals when the records have them: oversized only when even the
+        # current config's low end and the alternative's high end differ by more than the tolerance.
+        saving = 1 - _jpq_interval(cheapest)[1] / max(_jpq_interval(anchor)[0], 1e-300)
     if cheapest.key == anchor.key or saving <= tol:
         detail = ("it is the cheapest adequate config" if cheapest.key == anchor.key else
-                  f"the cheapest adequate config, {other} at {goal.amount(alt)}, saves "
-                  f"{100 * saving:.0f}% (tolerance {tolerance_pct:g}%)")
+                  f"the cheapest adequate config, {other} at {goal.amount(alt)}, uses "
+                  f"{relative_energy(100 * saving)} (tolerance {tolerance_pct:g}%)")
         return Criterion("not-oversized", "pass", f"{name} at {goal.amount(cost)}: {detail}",
                          float(max(saving, 0.0)), tol)
     return Criterion("not-oversized", "fail",
                      f"{name} costs {goal.amount(cost)}; {other} is adequate at "
-                     f"{goal.amount(alt)} ({100 * saving:.0f}% less, tolerance {tolerance_pct:g}%)",
+                     f"{goal.amount(alt)} ({relative_energy(100 * saving)}, tolerance {tolerance_pct:g}%)",
                      float(saving), tol)
+
+
+def _jpq_interval(record: Record) -> tuple[float, float]:
+    """J/query's 95% interval across repeated measurements (rightsize.evaluate.energy_interval), or the
+    point value twice when the record has none."""
+    repeats = record.joules_per_query_repeats or {}
+    low, high = repeats.get("interval") or (record.joules_per_query, record.joules_per_query)
+    return float(low), float(high)
 
 
 def _complete_evidence(covered: Coverage) -> Criterion:
@@ -469,6 +495,10 @@ def to_markdown(result: CheckResult) -> str:
     target = _target(result).description(result.metric)
     lines += ["", md.text(f"Target: {target}, from {result.target['from']}. {result.split.capitalize()} split, "
                           f"{result.n_examples} examples; tolerance {result.tolerance_pct:g}%.")]
+    if result.multiplicity:
+        lines.append(md.text(multiplicity_sentence(result.multiplicity) + "."))
+    if result.test_verdict:
+        lines.append(md.text(verdict_sentence(result.test_verdict)))
     if result.objective.get("name") == "lifetime":
         lines.append(f"Cheaper means {Objective(**result.objective).describe()}.")
     if result.energy_estimated:

@@ -128,6 +128,9 @@ def objective_options(command):
                      help="Expected queries per day, for lifetime energy."),
         click.option("--days", type=click.FloatRange(min=0), default=365, show_default=True,
                      help="Deployment lifetime in days."),
+        click.option("--adjust", type=click.Choice(["holm", "none"]), default="holm", show_default=True,
+                     help="Multiplicity correction of the adequacy tests over the configs compared "
+                          "(Holm-Bonferroni; docs/adequacy.md)."),
     ))
 
 
@@ -371,7 +374,7 @@ MEASURE_LARGEST = click.option(
 @MEASURE_LARGEST
 @safety_options
 @click.pass_context
-def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, where, region, no_confirm, measure_largest,
+def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, adjust, where, region, no_confirm, measure_largest,
               trust_remote_code, allow_pickle):
     """Recommend the smallest adequate config of a run (chosen on validation, confirmed on test).
 
@@ -379,9 +382,11 @@ def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, where, re
     config is non-inferior to the best config by d (paired bootstrap). The choice is the adequate
     config with the least J/query (--objective lifetime: the least fit + lifetime queries x J/query),
     shown next to the largest config evaluated, with the break-even volume against each adequate config
-    that costs less to make. Exit codes: 0 an
-    adequate config, certain; 1 nothing adequate (or every evaluation pruned or failed); 3 an
-    answer that is not certain: rungs that set a `within` target's bar were not evaluated.
+    that costs less to make. The test split then confirms the choice unless it shows, at 95%, that the
+    choice misses the target (docs/adequacy.md). Exit codes: 0 an adequate config, certain; 1 nothing
+    adequate (or every evaluation pruned or failed), or the test split does not confirm the choice
+    (this takes precedence over 3); 3 an answer that is not certain: rungs that set a `within`
+    target's bar were not evaluated.
 
     \b
     Example:
@@ -392,7 +397,7 @@ def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, where, re
 
     run_log = RunLog(run_dir, create=False)
     options = dict(queries_per_day=queries_per_day, days=days, where=where, region=region, plans=run_log.plans(),
-                   objective=objective)
+                   objective=objective, adjust=adjust)
     try:
         rec = choose(run_log.records(), **options)
     except NothingCompleted as exc:
@@ -423,12 +428,13 @@ def recommend(ctx, run_dir, as_json, objective, queries_per_day, days, where, re
     ctx.exit(_answer_exit_code(rec))
 
 
-EXIT_NOT_ADEQUATE = 1  # nothing adequate, or no complete evaluation to choose from
+EXIT_NOT_ADEQUATE = 1  # nothing adequate, no complete evaluation to choose from, or not confirmed on test
 EXIT_UNCERTAIN = 3  # an answer, but the configs that set its bar were not all evaluated
 
 
 def _answer_exit_code(rec) -> int:
-    if not rec.adequate:
+    """1 before 3: an answer the test split contradicts is wrong, not merely uncertain."""
+    if not rec.adequate or rec.confirmed is False:
         return EXIT_NOT_ADEQUATE
     return 0 if rec.certain else EXIT_UNCERTAIN
 
@@ -447,8 +453,8 @@ def _answer_exit_code(rec) -> int:
 @MEASURE_LARGEST
 @safety_options
 @click.pass_context
-def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, days, where, region, measure_largest,
-           trust_remote_code, allow_pickle):
+def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, days, adjust, where, region,
+           measure_largest, trust_remote_code, allow_pickle):
     """Write pareto.png/.svg, report.md and a self-contained report.html from a run's runs.jsonl.
 
     The plot shows validation metric against J/query (log axis) for every config with its 95%
@@ -478,7 +484,7 @@ def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, d
                     on_start=lambda name: click.echo(f"evaluating {name} on the test split", err=True))
     files = build_report(run_dir, out_dir, queries_per_day=queries_per_day, days=days, where=where, region=region,
                          formats=[f.strip() for f in formats.split(",") if f.strip()], objective=objective,
-                         x_axis=x_axis or objective)
+                         x_axis=x_axis or objective, adjust=adjust)
     for line in summary_lines(files):
         click.echo(line)
     if files.recommendation is None:
@@ -506,7 +512,7 @@ def report(ctx, run_dir, out_dir, formats, x_axis, objective, queries_per_day, d
 @click.pass_context
 def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_json, junit, markdown, text_field,
           label_field, save_task, allow_overlap, ladder_path, limit, train_limit, out_dir, meter, device, objective,
-          queries_per_day, days, where):
+          queries_per_day, days, adjust, where):
     """Sizing gate for CI: is the shipped config adequate, within budget, and not oversized?
 
     SOURCE is a run folder (its runs.jsonl is judged as is), or a task file or a data file (JSONL,
@@ -552,7 +558,7 @@ def check(ctx, source, current, min_metric, max_joules_per_query, tolerance, as_
         raise RightsizeError(f"{source}: no such run folder or task file (nor data file)")
     result = judge(records, cur, min_metric=min_metric, max_joules_per_query=max_joules_per_query,
                    tolerance_pct=tolerance, plans=plans, objective=objective, queries_per_day=queries_per_day,
-                   days=days, where=where)
+                   days=days, adjust=adjust, where=where)
     write_outputs(result, junit=junit, markdown=markdown, step_summary=os.environ.get("GITHUB_STEP_SUMMARY") or None)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))

@@ -23,6 +23,7 @@ import numpy as np
 from rightsize import metrics as M
 from rightsize.artifacts import Artifact, ArtifactStore, CorruptArtifact
 from rightsize.energy import Meter
+from rightsize.energy.estimate import is_estimate
 from rightsize.records import Record
 from rightsize.rungs import RunContext, RungSpec, build_rung
 from rightsize.tasks import Split, TaskData
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 PHASES = ("load", "fit", "infer")
 MAX_INFER_PASSES = 1000  # a pass that takes no measurable time would otherwise repeat forever
+ENERGY_REPEATS = 5  # inference windows measured with the CPU-time estimate (J/query gets an interval)
+ENERGY_CV_TARGET = 0.05  # the J/query coefficient of variation across repeats a record aims for
+T_975 = {1: 12.71, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 @dataclass(frozen=True)
@@ -92,9 +96,24 @@ def _digest(ident: dict[str, Any]) -> str:
 
 
 def task_identity(data: TaskData) -> dict[str, Any]:
+    """The task file and the examples of each split as loaded (carving, deduplication and data files
+    that changed under an unchanged task file all move it)."""
     task = data.task
     digest = hashlib.sha256(task.path.read_bytes()).hexdigest()[:16] if task.path.exists() else None
-    return {"name": task.name, "file_sha256": digest}
+    splits = {name: [split.texts, split.labels] for name in ("train", "validation", "test")
+              if (split := getattr(data, name)) is not None}
+    return {"name": task.name, "file_sha256": digest, "data_sha256": _digest(splits)}
+
+
+def measurement_settings(meter: Meter) -> dict[str, Any]:
+    """What a record's joules depend on besides the work: the meter's counters and the estimate's
+    watts per core. A recorded evaluation is reused only under the same settings (rightsize.runner)."""
+    return {"energy_source": meter.source, "cpu_watts_per_core": meter.describe().get("cpu_watts_per_core")}
+
+
+def measured_alike(record: Record, meter: Meter) -> bool:
+    """True when ``record`` was measured under the settings ``meter`` would measure with."""
+    return all(getattr(record, k) == v for k, v in measurement_settings(meter).items())
 
 
 def evaluate_rung(
@@ -146,7 +165,7 @@ def evaluate_rung(
         n_examples=len(texts),
         device=context.device,
         seed=context.seed,
-        energy_source=meter.source,
+        **measurement_settings(meter),
         energy_basis=meter.basis,
         idle_watts=sum(meter.idle_watts.values()) if meter.idle_watts else None,
         energy_resolution_s=meter.resolution_s,
@@ -173,17 +192,17 @@ def evaluate_rung(
             rung.on_epoch = watch
         _FitPhase(rung, record, meter, artifacts, data, watch).run(train_texts, train_labels)
         phase = "infer"
-        stop = None
+        stop, repeats = None, []
         with _charged(rung, record, "infer"):
             if watch is not None and watch.stop is not None:
                 record.joules["infer"] = record.seconds["infer"] = 0.0  # pruned in fit: none run
                 record.joules_gross["infer"] = 0.0
                 stop, labels, predicted = watch.stop, watch.labels, watch.predicted
             elif on_step is None:
-                predicted = _measured(meter, record, "infer", lambda: rung.predict(texts), rung)
+                predicted = _measured(meter, record, "infer", lambda: rung.predict(texts), rung, repeats)
             else:
                 kept, predicted, stop = _staged_infer(meter, record, rung, texts, labels, data.labels, steps,
-                                                      on_step, context.seed)
+                                                      on_step, context.seed, repeats)
                 labels = [labels[i] for i in kept]
         _score(record, data, labels, predicted, context.seed)
         record.n_params = int(rung.n_params())
@@ -191,6 +210,8 @@ def evaluate_rung(
         record.joules_per_query = record.joules["infer"] / max(len(labels), 1)
         record.joules_per_query_spent = record.joules_spent["infer"] / max(len(labels), 1)
         record.joules_per_query_gross = record.joules_gross["infer"] / max(len(labels), 1)
+        if repeats:
+            record.joules_per_query_repeats = energy_interval(repeats, len(labels))
         record.status = "ok"
         if stop is not None:
             record.status, record.n_examples = "pruned", len(labels)
@@ -375,25 +396,34 @@ def _charged(rung, record: Record, phase: str) -> Iterator[None]:
             record.joules_gross[phase] += served.charged_joules + idle * served.charged_seconds
 
 
-def _measured(meter: Meter, record: Record, phase: str, work, rung=None):
+def _measured(meter: Meter, record: Record, phase: str, work, rung=None, repeats: list[float] | None = None):
     """Measure ``work`` in window ``phase`` and add it to the record.
 
     Given the ``rung`` (inference), a first pass shorter than the meter can resolve is repeated
     inside the window until it is long enough, and the measurement divided by the passes: only when
     the rung's predict does the same work every time and the first pass stored nothing in the
-    embedding cache (else the next passes would be cache hits, cheaper than the first).
+    embedding cache (else the next passes would be cache hits, cheaper than the first). Measured
+    with the CPU-time estimate, such an inference is measured ENERGY_REPEATS times in all, and
+    ``repeats`` becomes the joules per pass of each window.
     """
     before = rung.ledger.snapshot() if rung is not None else None
     meter.begin(phase)
     result = work()
     passes = 1
     if rung is not None and type(rung).repeatable_predict and rung.ledger.stored == before.stored:
-        while (meter.elapsed(phase) < meter.min_window_s and passes < MAX_INFER_PASSES
-               and rung.ledger.stored == before.stored):
-            work()
-            passes += 1
-        rung.ledger.keep_one_pass(before, passes)
+        passes = _until_resolved(meter, phase, work, rung, before)
     m = meter.end(phase).per_pass(passes)
+    if rung is not None and type(rung).repeatable_predict and rung.ledger.stored == before.stored:
+        extra = 0
+        if is_estimate(meter.source) and repeats is not None:
+            # The CPU-time estimate varies run to run (scheduling, caches, other load): the inference
+            # is measured ENERGY_REPEATS times in all, so J/query has an interval (docs/energy.md).
+            repeats[:] = [m.net_joules]
+            for _ in range(ENERGY_REPEATS - 1):
+                joules, more = _one_window(meter, work, rung, before)
+                repeats.append(joules)
+                extra += more
+        rung.ledger.keep_one_pass(before, passes + extra)
     # A staged inference measures its phase in several windows: they add up.
     for per_phase, value in ((record.seconds, m.seconds), (record.joules, m.net_joules),
                              (record.joules_gross, m.joules), (record.energy_uncertainty, m.uncertainty)):
@@ -409,9 +439,43 @@ def _measured(meter: Meter, record: Record, phase: str, work, rung=None):
     return result
 
 
+def _until_resolved(meter: Meter, window: str, work, rung, before) -> int:
+    """Repeat ``work`` (run once already) in the open ``window`` until the meter can resolve it; the passes."""
+    passes = 1
+    while (meter.elapsed(window) < meter.min_window_s and passes < MAX_INFER_PASSES
+           and rung.ledger.stored == before.stored):
+        work()
+        passes += 1
+    return passes
+
+
+def _one_window(meter: Meter, work, rung, before) -> tuple[float, int]:
+    """One more measurement of a repeatable inference: (net joules per pass, passes run)."""
+    meter.begin("infer-repeat")
+    try:
+        work()
+        passes = _until_resolved(meter, "infer-repeat", work, rung, before)
+    except BaseException:
+        meter.discard("infer-repeat")
+        raise
+    return meter.end("infer-repeat").per_pass(passes).net_joules, passes
+
+
+def energy_interval(joules_per_pass: Sequence[float], n_queries: int) -> dict[str, Any]:
+    """J/query's mean, 95% interval (t over the repeats) and coefficient of variation across repeats,
+    and whether the CV meets ENERGY_CV_TARGET."""
+    per_query = np.asarray(joules_per_pass, dtype=float) / max(n_queries, 1)
+    mean = float(per_query.mean())
+    sd = float(per_query.std(ddof=1)) if len(per_query) > 1 else 0.0
+    half = T_975.get(len(per_query) - 1, 1.96) * sd / math.sqrt(len(per_query))
+    cv = sd / mean if mean > 0 else None
+    return {"repeats": len(per_query), "mean": mean, "interval": [max(mean - half, 0.0), mean + half], "cv": cv,
+            "cv_target": ENERGY_CV_TARGET, "cv_met": cv is not None and cv <= ENERGY_CV_TARGET}
+
+
 def _staged_infer(meter: Meter, record: Record, rung, texts: Sequence[str], labels: Sequence[str],
                   names: Sequence[str], steps: Sequence[float], on_step: Callable[[Step], None],
-                  seed: int) -> tuple[list[int], list[str], StopEvaluation | None]:
+                  seed: int, repeats: list[float]) -> tuple[list[int], list[str], StopEvaluation | None]:
     """Predict nested seeded subsets of growing size (each text once); ``on_step`` may stop early.
 
     Returns the indices evaluated (in split order), their predictions, and the stop, if any.
@@ -425,7 +489,7 @@ def _staged_infer(meter: Meter, record: Record, rung, texts: Sequence[str], labe
     done = 0
     for i, size in enumerate(sizes):
         chunk = order[done:size]
-        out = _measured(meter, record, "infer", lambda: rung.predict([texts[j] for j in chunk]), rung)
+        out = _measured(meter, record, "infer", lambda: rung.predict([texts[j] for j in chunk]), rung, repeats)
         for j, p in zip(chunk, out):
             predicted[j] = p
             y_pred[j] = index.get(p, -1)

@@ -16,7 +16,8 @@ from rightsize import metrics as M
 from rightsize.adequacy import Target, comparable, judge, ok_records
 from rightsize.coverage import assess_coverage
 from rightsize.errors import RightsizeError
-from rightsize.naming import variant_labels
+from rightsize.held_out import held_out_record, held_out_verdict
+from rightsize.naming import label_of, variant_labels
 from rightsize.records import Record
 from rightsize.rungs import RungSpec, rung_class
 from rightsize.tables import human_joules
@@ -191,6 +192,13 @@ class Recommendation:
     footprint: dict = field(default_factory=dict)  # rightsize.footprint.assess: facility, regions, shifts, serving
     # the chosen against the ladder's top rung, evaluated or not: rightsize.top.against_top()
     top: dict | None = None
+    multiplicity: dict = field(default_factory=dict)  # multiplicity(): the correction, configs compared, its effect
+    test_verdict: dict = field(default_factory=dict)  # rightsize.held_out.held_out_verdict() on the choice
+
+    @property
+    def confirmed(self) -> bool | None:
+        """False when the test split shows the choice misses the target; None when not judged."""
+        return self.test_verdict.get("confirmed")
 
     @property
     def adequate(self) -> bool:
@@ -203,7 +211,8 @@ class Recommendation:
         return self.coverage.get("certain") is not False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "adequate": self.adequate, "certain": self.coverage.get("certain"),
+        return {"schema": SCHEMA, "adequate": self.adequate, "confirmed": self.confirmed,
+                "certain": self.coverage.get("certain"),
                 "minimal": self.coverage.get("minimal"), **asdict(self)}
 
 
@@ -234,12 +243,14 @@ def tried_without_result(records: Sequence[Record]) -> list[dict]:
 
 def recommend(records: Sequence[Record], *, target: Any = None, metric: str | None = None,
               queries_per_day: float = 10_000, days: float = 365, region: str | None = None,
-              where: footprint.WhereAndWhen = footprint.WhereAndWhen(), resamples: int = 1000, seed: int = 0, level: float = 0.95,
-              plans: Sequence[Mapping[str, Any]] = (), objective: str = "per-query") -> Recommendation:
+              where: footprint.WhereAndWhen = footprint.WhereAndWhen(), resamples: int = 1000, seed: int = 0,
+              level: float = 0.95, plans: Sequence[Mapping[str, Any]] = (), objective: str = "per-query",
+              adjust: str = "holm") -> Recommendation:
     """The adequate config that minimizes ``objective`` on validation (J/query, or lifetime energy),
     next to the largest; test scores when recorded; the break-even volume against each adequate config
-    that costs less to make; where and when their energy is drawn (``where``). ``plans`` (the run folder's plan.jsonl) say whether the answer is certain
-    (rightsize.coverage)."""
+    that costs less to make; where and when their energy is drawn (``where``). ``plans`` (the run
+    folder's plan.jsonl) say whether the answer is certain (rightsize.coverage); ``adjust`` is the
+    family-wise correction of the adequacy tests (docs/adequacy.md)."""
     records = list(records)
     group = comparable(records)
     if not group:
@@ -256,7 +267,8 @@ def recommend(records: Sequence[Record], *, target: Any = None, metric: str | No
     grid = carbon.intensity(region) if region else None  # an unknown region fails before any work
     facility = where.facility
 
-    judgement = judge(group, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules)
+    judgement = judge(group, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules,
+                      adjust=adjust)
     verdicts = judgement.verdicts
     front = {r.key for r in pareto_front(group, metric)}
     lifetime_front = {r.key for r in pareto_front(group, metric, cost=lambda r: lifetime_joules(r, queries_per_day,
@@ -315,6 +327,9 @@ def recommend(records: Sequence[Record], *, target: Any = None, metric: str | No
         break_even=break_even_against(chosen, list(entries.values()), queries_per_day) if chosen else [],
         footprint=_footprint(records, chosen, big, where),
         top=against_top(records, plans, latest, chosen),
+        multiplicity=multiplicity(judgement, labels),
+        test_verdict=held_out_verdict(held_out_record(pick, tests), held_out_record(largest(group), tests), target,
+                                      metric, resamples=resamples, seed=seed, level=level) if pick else {},
     )
 
 
@@ -328,15 +343,34 @@ def _footprint(records: Sequence[Record], chosen: dict | None, big: dict,
     return footprint.assess(where, configs, footprint.one_time_jobs(records, labels))
 
 
-def _test_summary(record: Record, tests: Sequence[Record], metric: str) -> dict | None:
-    """The latest ok test-split record of the same config, fit and sample, if there is one."""
-    def fit_and_sample(r: Record) -> tuple:
-        return r.task, r.config, r.limit, r.train_limit, r.seed, r.device
+def multiplicity(judgement, labels: Mapping[str, str]) -> dict[str, Any]:
+    """The correction a judgement used, how many configs it compared, and the answer without it when
+    that differs: ``{adjust, compared, changed_answer, uncorrected_choice}`` (a label or None)."""
+    changed = judgement.correction_changed_answer
+    other = judgement.cheapest_unadjusted
+    return {"adjust": judgement.adjust, "compared": judgement.compared, "changed_answer": changed,
+            "uncorrected_choice": label_of(other, labels) if changed and other else None}
 
-    matches = [t for t in tests if fit_and_sample(t) == fit_and_sample(record)]
-    if not matches:
+
+def multiplicity_sentence(m: Mapping[str, Any]) -> str:
+    """One sentence for every output: configs compared, and what the correction did."""
+    if not m:
+        return ""
+    if m["adjust"] == "none":
+        return (f"{m['compared']} configs compared; no multiplicity correction (--adjust none): the more configs "
+                "compared, the likelier one passes by luck")
+    text = f"{m['compared']} configs compared; verdicts Holm-corrected for multiplicity"
+    if m["changed_answer"]:
+        text += (f"; without the correction the answer would be {m['uncorrected_choice']}" if m["uncorrected_choice"]
+                 else "; without the correction nothing would be adequate")
+    return text
+
+
+def _test_summary(record: Record, tests: Sequence[Record], metric: str) -> dict | None:
+    """The test record of a config (:func:`rightsize.held_out.held_out_record`), summarized."""
+    t = held_out_record(record, tests)
+    if t is None:
         return None
-    t = matches[-1]
     return {"key": t.key, "metric": t.score(metric), "ci": t.interval(metric), "n_examples": t.n_examples,
             "joules_per_query": t.joules_per_query, "energy_source": t.energy_source}
 

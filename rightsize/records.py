@@ -21,20 +21,23 @@ from rightsize.energy.meter import GROSS
 from rightsize.errors import RightsizeError
 
 SCHEMA = "rightsize.record/1"
-# Fields whose None is written as null, in a record that has the fields named beside them: "no limit";
-# "no idle baseline"; "scored, but no inference ran" (a fine-tune the search pruned between epochs).
+# Fields whose None a record made here writes as null, when it has the fields named beside them (the
+# layout evaluate writes): "no limit"; "no idle baseline"; "not the CPU-time estimate"; "scored, but no
+# inference ran" (a fine-tune the search pruned between epochs). A record read writes null where it had one.
 _NULL_WRITTEN: dict[str, tuple[str, ...]] = {
-    "limit": (), "train_limit": (), "idle_watts": ("energy_basis",), "joules_per_query": ("metrics",),
-    "joules_per_query_spent": ("metrics", "joules_spent"), "joules_per_query_gross": ("metrics", "joules_gross"),
+    "limit": (), "train_limit": (), "idle_watts": ("energy_basis",), "cpu_watts_per_core": ("energy_basis",),
+    "joules_per_query": ("metrics",), "joules_per_query_spent": ("metrics", "joules_spent"),
+    "joules_per_query_gross": ("metrics", "joules_gross"),
 }
 
 
 @dataclass(slots=True)
 class Record:
     """One evaluation. Fields are in the order they are written; a field that is None is left out of
-    the JSON (a record of a failed config has no scores), except where ``_NULL_WRITTEN`` says: ``limit``
-    and ``train_limit``, ``idle_watts`` beside an ``energy_basis``, the J/query figures beside scores.
-    Records from before GPU energy have none of the ``energy_*``, ``*_gross``, ``idle_watts``,
+    the JSON (a record of a failed config has no scores), except where a record read had a null, or,
+    in a record made here, where ``_NULL_WRITTEN`` says (``limit`` and ``train_limit``, ``idle_watts``
+    and ``cpu_watts_per_core`` beside ``energy_basis``, the J/query figures beside scores). Records
+    from before GPU energy have none of the ``energy_*``, ``*_gross``, ``idle_watts``,
     ``below_resolution`` and ``infer_repeats`` fields."""
 
     schema: str | None = SCHEMA  # None: a line without one, read as the current schema
@@ -56,6 +59,7 @@ class Record:
     device: str | None = None
     seed: int | None = None
     energy_source: str | None = None  # "nvml", "rapl", "estimate", or composite such as "nvml+rapl"
+    cpu_watts_per_core: float | None = None  # the CPU-time estimate's watts per core (None: no estimate)
     energy_basis: str | None = None  # which energy ``joules`` is: "net-of-idle" or "gross" (see ``basis``)
     idle_watts: float | None = None  # the GPU's idle draw subtracted; written (null) whenever energy_basis is
     energy_resolution_s: float | None = None  # the coarsest counter's update step
@@ -81,6 +85,7 @@ class Record:
     joules_per_query: float | None = None
     joules_per_query_spent: float | None = None
     joules_per_query_gross: float | None = None
+    joules_per_query_repeats: dict[str, Any] | None = None  # J/query over repeated inference windows (estimate)
     status: str | None = None  # "ok", "pruned" or "failed"; None until the evaluation ends
     pruned: dict[str, Any] | None = None  # {"after", "of", "reason"} of a pruned evaluation
     error: str | None = None
@@ -92,6 +97,7 @@ class Record:
     cache: dict[str, Any] | None = None  # embedding cache hits, misses and joules charged
     search: dict[str, Any] | None = None  # the search study and trial that evaluated it
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as read
+    nulls_read: frozenset[str] | None = field(default=None, compare=False, repr=False)  # fields read as null
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "record") -> Record:
@@ -109,11 +115,15 @@ class Record:
         out = {}
         for name in _FIELDS:
             value = getattr(self, name)
-            if value is not None or (name in _NULL_WRITTEN
-                                     and all(getattr(self, other) is not None for other in _NULL_WRITTEN[name])):
+            if value is not None or self._writes_null(name):
                 out[name] = value
         out.update(self.extra)
         return out
+
+    def _writes_null(self, name: str) -> bool:
+        if self.nulls_read is not None:
+            return name in self.nulls_read
+        return name in _NULL_WRITTEN and all(getattr(self, other) is not None for other in _NULL_WRITTEN[name])
 
     # ---------------------------------------------------------------- what several readers ask
 
@@ -169,7 +179,7 @@ class Record:
         return (self.ci or {}).get(metric)
 
 
-_FIELDS = tuple(f.name for f in fields(Record) if f.name != "extra")
+_FIELDS = tuple(f.name for f in fields(Record) if f.name not in ("extra", "nulls_read"))
 
 
 # The JSON type of each field, from its annotation (a string: "dict[str, float] | None" -> dict).
@@ -187,8 +197,9 @@ def _read_v1(data: Mapping[str, Any], where: str) -> Record:
         kind, word = _TYPES[name]
         if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
             raise RightsizeError(f"{where}: field {name!r} is not a JSON {word}")
+    nulls = frozenset(name for name, value in known.items() if value is None)
     known.setdefault("schema", None)
-    return Record(**known, extra={k: v for k, v in data.items() if k not in known})
+    return Record(**known, extra={k: v for k, v in data.items() if k not in known}, nulls_read=nulls)
 
 
 _READERS: dict[str, Callable[[Mapping[str, Any], str], Record]] = {SCHEMA: _read_v1}

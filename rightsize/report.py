@@ -24,9 +24,10 @@ from rightsize.adequacy import Target, comparable
 from rightsize.errors import RightsizeError
 from rightsize.footprint import JOULES_PER_KWH, WhereAndWhen, footprint_lines
 from rightsize.plots import FORMATS, HourlyView, ParetoView, Point, RegionBars, draw_hourly, draw_regions, save_figure, save_pareto
+from rightsize.held_out import verdict_sentence
 from rightsize.records import Record
 from rightsize.results import STUDY_FILE, RunLog
-from rightsize.tables import ESTIMATE_NOTE, human_count, human_grams, human_joules
+from rightsize.tables import ESTIMATE_NOTE, human_count, human_grams, human_joules, relative_energy
 
 LABEL_ALL_UP_TO = 12  # configs; above this only the front, the recommended and the largest are named
 
@@ -45,7 +46,7 @@ class ReportFiles:
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, queries_per_day: float = 10_000,
                  days: float = 365, region: str | None = None, where: WhereAndWhen = WhereAndWhen(),
-                 formats: Sequence[str] = FORMATS, objective: str = "per-query",
+                 formats: Sequence[str] = FORMATS, objective: str = "per-query", adjust: str = "holm",
                  x_axis: str = "per-query") -> ReportFiles:
     """Write ``pareto.<fmt>``, ``report.md`` and ``report.html`` into ``out_dir`` (default: the run folder).
 
@@ -61,7 +62,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, quer
         raise RightsizeError(f"--format {','.join(formats)}: choose from {', '.join(FORMATS)}")
     try:
         rec = policy.recommend(records, queries_per_day=queries_per_day, days=days, region=region, where=where,
-                               plans=run.plans(), objective=objective)
+                               plans=run.plans(), objective=objective, adjust=adjust)
     except policy.NothingCompleted as exc:
         return _report_tried(run, exc.tried, out_dir)
     group = {r.key: r for r in comparable(records)}
@@ -275,7 +276,9 @@ def _coverage(rec: policy.Recommendation) -> list[Block]:
 
 
 def _recommendation(rec: policy.Recommendation) -> list[Block]:
-    return _answer(rec) + _coverage(rec)
+    multiplicity = policy.multiplicity_sentence(rec.multiplicity)
+    return _answer(rec) + ([("p", multiplicity[0].upper() + multiplicity[1:] + ".")] if multiplicity else []) + \
+        _coverage(rec)
 
 
 def _answer(rec: policy.Recommendation) -> list[Block]:
@@ -297,13 +300,15 @@ def _answer(rec: policy.Recommendation) -> list[Block]:
         pct = s.get("percent_saved")
         out.append(("p", f"Against the largest config, **{big['label']}** ({human_count(big['n_params'])} parameters, "
                          f"{rec.metric} {_metric(big)}, {human_joules(big['joules_per_query'])}/query): "
-                         f"**{pct:.0f}% less energy per query**, and {_given_up_words(g, rec.metric)}."
+                         f"**{relative_energy(pct)} energy per query**, and {_given_up_words(g, rec.metric)}."
                     if pct is not None else
                     f"The largest config, {big['label']}, has no positive J/query to compare against."))
     out += _against_top(rec)
     if c.get("test"):
         t = c["test"]
         out.append(("p", f"Held-out test split ({t['n_examples']} examples): {rec.metric} {_metric(t)}."))
+    if rec.test_verdict:
+        out.append(("p", verdict_sentence(rec.test_verdict) + "."))
     return out
 
 

@@ -13,6 +13,8 @@ import fcntl
 import json
 import logging
 import os
+import re
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 
 RUNS_FILE = "runs.jsonl"
 ENVIRONMENT_FILE = "environment.jsonl"
+LOCKS_DIR = "locks"  # one lock file per evaluation key being evaluated (RunLog.evaluating)
+_KEY = re.compile(r"[0-9a-f]{8,64}")
 PLAN_FILE = "plan.jsonl"  # what each run set out to evaluate, and how a search ended (rightsize.coverage)
 STUDY_FILE = "study.db"  # the search's Optuna study, unless --storage names another database
 
@@ -68,17 +72,40 @@ class RunLog:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     def append(self, record: Record) -> None:
+        """Append one record. A write that fails part way (a full disk) is cut back off, so the file
+        ends with the last whole record, and the failure is one line (RightsizeError)."""
         line = (json.dumps(record.to_dict(), ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            view = memoryview(line)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            try:
+                view = memoryview(line)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            except OSError as exc:
+                os.ftruncate(fd, size)
+                raise RightsizeError(f"{self.path}: could not record {record.rung or 'a record'!r} "
+                                     f"({exc.strerror or exc}); the file is as it was before") from None
         finally:
             os.close(fd)
+
+    @contextmanager
+    def evaluating(self, key: str) -> Iterator[None]:
+        """Hold the run folder's lock of evaluation ``key`` (locks/<key>.lock): a second process that
+        wants the same key waits here, then finds the first one's record and reuses it."""
+        if not _KEY.fullmatch(key):
+            raise ValueError(f"not an evaluation key: {key!r}")
+        folder = self.dir / LOCKS_DIR
+        folder.mkdir(exist_ok=True)
+        fd = os.open(folder / f"{key}.lock", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def records(self) -> list[Record]:
         return read_records(self.path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 from rightsize import energy_quality
@@ -42,6 +43,18 @@ def human_grams(g: float | None) -> str:
 
 # The one line that says energy was estimated, not measured (evaluate, recommend, search, check, report).
 ESTIMATE_NOTE = "energy source 'estimate': process CPU time x watts per core, not a measurement"
+
+
+def relative_energy(percent_saved: float) -> str:
+    """A saving in words: ``99.7% less``, ``35% more``, ``about the same``. Never negative, and a saving
+    is rounded down, so 99.7% does not read as "100% less"."""
+    if abs(percent_saved) < 0.5:
+        return "about the same"
+    if percent_saved < 0:
+        return f"{-percent_saved:.0f}% more"
+    digits = 0 if percent_saved < 99 else 1
+    scale = 10 ** digits
+    return f"{math.floor(percent_saved * scale) / scale:.{digits}f}% less"
 
 
 def render(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:

@@ -7,8 +7,11 @@ from typing import Any, Sequence
 
 from rightsize import energy_quality
 from rightsize.footprint import JOULES_PER_KWH, footprint_lines
+from rightsize.held_out import verdict_sentence
+from rightsize.recommend import multiplicity_sentence
 from rightsize.records import Record
-from rightsize.tables import ESTIMATE_NOTE, human_count, human_grams, human_joules, records_table, render
+from rightsize.tables import (ESTIMATE_NOTE, human_count, human_grams, human_joules, records_table, relative_energy,
+                              render)
 
 
 def progress_line(index: int, total: int, spec, cached: bool) -> str:
@@ -118,6 +121,12 @@ def coverage_lines(rec) -> list[str]:
     return [f"{lead if i == 0 else 'note: '}{n}" for i, n in enumerate(cov.get("notes") or ())]
 
 
+def multiplicity_lines(rec) -> list[str]:
+    """How many configs were compared, and what the multiplicity correction did to the answer."""
+    sentence = multiplicity_sentence(rec.multiplicity)
+    return [f"  {sentence}"] if sentence else []
+
+
 def _target_text(rec) -> str:
     from rightsize.adequacy import Target
 
@@ -133,6 +142,7 @@ def recommendation_text(rec, confirmations, no_confirm: bool) -> str:
     lines = []
     if rec.chosen is None:
         lines.append(f"no adequate configuration for task {rec.task!r}: none reaches {_target_text(rec)}")
+        lines += multiplicity_lines(rec)
         lines += coverage_lines(rec)
         lines.append(f"closest configs (of {len(rec.configs)}, on {rec.n_examples} validation examples):")
         for e in rec.closest:
@@ -143,6 +153,7 @@ def recommendation_text(rec, confirmations, no_confirm: bool) -> str:
                      f"{human_joules(c['joules_per_query'])}/query{est if c['estimated'] else ''})")
         lines.append(f"  task {rec.task!r}, target {_target_text(rec)}")
         lines.append(f"  decided by rule '{c['rule']}': {c['detail']}")
+        lines += multiplicity_lines(rec)
         lines += coverage_lines(rec)
         lines += objective_lines(rec)
     lines += ["", f"configs (validation split, {rec.n_examples} examples, by J/query):"]
@@ -153,9 +164,11 @@ def recommendation_text(rec, confirmations, no_confirm: bool) -> str:
     table = render(["config", "params", f"{rec.metric} [95% CI]", "J/query", "bound vs threshold", "source",
                     "adequate", "pareto"], rows, "lrrrrlll")
     lines.append("  " + table.replace("\n", "\n  "))
-    excluded = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in rec.excluded.items() if n)
-    if excluded:
-        lines.append(f"  not considered: {excluded} (validation records)")
+    if rec.excluded.get("failed"):
+        lines.append(f"  not considered: {rec.excluded['failed']} failed (validation records)")
+    if rec.excluded.get("other_examples"):
+        lines.append(f"  kept apart: {rec.excluded['other_examples']} validation records of another task or sample of "
+                     "examples (task data, --limit, --seed) in this run folder; not compared with these")
     if rec.chosen is not None:
         lines += [""] + _savings_lines(rec)
     lines += footprint_text(rec.footprint)
@@ -165,6 +178,8 @@ def recommendation_text(rec, confirmations, no_confirm: bool) -> str:
     elif confirmations is not None:
         done = "; ".join(f"{c.rung} {c.status}" + (f" ({c.detail})" if c.detail else "") for c in confirmations)
         lines.append(f"test split: {done}")
+    if rec.chosen is not None and rec.test_verdict:
+        lines.append(verdict_sentence(rec.test_verdict))
     if rec.estimated:
         lines.append(ESTIMATE_NOTE)
     lines += attributions(rec.assumptions["grid_source"], rec.footprint)
@@ -203,12 +218,8 @@ def _savings_lines(rec) -> list[str]:
                          f"{_score_text(right['metric'], right['ci'])}  (given up: {rec.given_up[split]:+.4f})")
         else:
             lines.append(f"  {split:<10} not evaluated")
-    if rec.rule == "min" and c["test"] and c["test"]["metric"] < rec.target["min"]:
-        lines.append(f"  note: on the test split the choice scores {c['test']['metric']:.4f}, below target min "
-                     f"{rec.target['min']:g}")
-    pct = f" ({s['percent_saved']:.1f}%)" if s["percent_saved"] is not None else ""
-    lines.append(f"  J/query    {human_joules(c['joules_per_query'])} vs {human_joules(big['joules_per_query'])}: "
-                 f"saves {human_joules(s['joules_per_query_saved'])} per query{pct}")
+    pct = f": {relative_energy(s['percent_saved'])}" if s["percent_saved"] is not None else ""
+    lines.append(f"  J/query    {human_joules(c['joules_per_query'])} vs {human_joules(big['joules_per_query'])}{pct}")
     kwh = JOULES_PER_KWH
     lines.append(f"  lifetime   {c['lifetime_joules'] / kwh:.4g} kWh vs {big['lifetime_joules'] / kwh:.4g} kWh: "
                  f"saves {s['lifetime_kwh_saved']:.4g} kWh ({a['queries_per_day']:,g} queries/day x {a['days']:,g} days, "
@@ -296,8 +307,9 @@ def search_text(result) -> str:
             pct = rec.savings.get("percent_saved")
             lines.append(f"  against the largest config evaluated ({big['label']}, "
                          f"{human_joules(big['joules_per_query'])}/query): "
-                         f"{'-' if pct is None else f'{pct:.0f}%'} less energy per query")
+                         f"{'not comparable' if pct is None else relative_energy(pct)} energy per query")
     if rec is not None:
+        lines += multiplicity_lines(rec)
         lines += coverage_lines(rec)
     if result.objective == "pareto" and result.pareto:
         lines.append(f"pareto front ({rec.metric if rec else 'metric'} vs J/query):")

@@ -11,9 +11,12 @@ from xml.etree import ElementTree as ET
 import pytest
 from click.testing import CliRunner
 
-from rightsize.check import CRITERIA, SCHEMA, Current, check, evaluate_for_check, load_current, to_junit, to_markdown
+from rightsize.adequacy import comparable
+from rightsize.check import (CRITERIA, SCHEMA, Current, check, evaluate_for_check, find_current, load_current,
+                             same_evaluation, to_junit, to_markdown)
 from rightsize.cli import cli
 from rightsize.errors import RightsizeError
+from rightsize.recommend import largest
 from rightsize.records import Record
 from rightsize.results import RunLog
 
@@ -155,7 +158,7 @@ def test_json_schema(records):
     assert set(doc) == {"schema", "verdict", "exit_code", "summary", "task", "split", "n_examples", "metric",
                         "target", "tolerance_pct", "max_joules_per_query", "energy_source", "energy_estimated",
                         "current", "cheapest_adequate", "criteria", "certain", "coverage", "objective",
-                        "footprint"}
+                        "footprint", "multiplicity", "test_verdict"}
     assert doc["objective"] == {"name": "per-query", "queries_per_day": 10_000, "days": 365}
     assert doc["verdict"] == "fail" and doc["exit_code"] == 1 and doc["energy_estimated"] is True
     assert [c["name"] for c in doc["criteria"]] == list(CRITERIA)
@@ -188,6 +191,8 @@ def test_markdown_summary(records):
     assert text.startswith("### rightsize check: ❌ FAIL — `mpnet-probe` on intents")
     assert "| not-oversized | ❌ fail |" in text and "| within-energy-budget | ⏭️ skipped |" in text
     assert "cheapest adequate: `minilm-probe`" in text and "an estimate from CPU time" in text
+    compared = check(records, Current("mpnet-probe")).multiplicity["compared"]
+    assert f"{compared} configs compared; verdicts Holm-corrected for multiplicity" in text
 
 
 # ------------------------------------------------------------------------------------------ the command
@@ -299,3 +304,38 @@ def test_a_config_only_evaluated_on_test_is_not_judged(records):
     test_only = [replace(r, rung="confirmed-only") for r in records if r.split == "test"]
     with pytest.raises(RightsizeError, match="no such rung"):
         check(list(records) + test_only, Current("confirmed-only"))
+
+
+def test_the_current_configs_test_verdict_is_shown_not_gated(records):
+    def on_test(record, right):
+        refs, n = record.references, len(record.label_names)
+        return replace(record, key=record.key + "-test", split="test",
+                       predictions=refs if right else [(p + 1) % n for p in refs],
+                       metrics={**record.metrics, "accuracy": 1.0 if right else 0.0})
+
+    current = find_current(records, Current("minilm-probe"))
+    biggest = largest(comparable(same_evaluation(records, current)))
+    assert biggest.key != current.key
+    result = check([*records, on_test(current, False), on_test(biggest, True)], Current("minilm-probe"))
+    assert result.test_verdict["confirmed"] is False and result.passed  # shown, not gated
+    assert "test verdict: NOT CONFIRMED" in to_markdown(result)
+    assert result.to_dict()["test_verdict"] == result.test_verdict
+    assert check(records, Current("minilm-probe")).test_verdict["confirmed"] is None
+
+
+def test_not_oversized_decides_on_the_jpq_intervals_when_recorded(records):
+    def with_interval(record, low, high):
+        return replace(record, joules_per_query_repeats={"repeats": 5, "interval": [low, high]})
+
+    plain = check(records, Current("mpnet-probe"))
+    cheapest, current = plain.cheapest_adequate, plain.current
+    assert cheapest["key"] != current["key"]
+    gate = {c.name: c for c in plain.criteria}["not-oversized"]
+    assert gate.status == "fail"
+    # Intervals that overlap within the tolerance: the same records no longer show the current config oversized.
+    widened = [with_interval(r, r.joules_per_query * 0.5, cheapest["joules_per_query"] * 1.0 / 0.95)
+               if r.key == current["key"] else
+               with_interval(r, r.joules_per_query, current["joules_per_query"] * 0.5 / 0.95)
+               if r.key == cheapest["key"] else r for r in records]
+    gate = {c.name: c for c in check(widened, Current("mpnet-probe")).criteria}["not-oversized"]
+    assert gate.status == "pass", gate.message

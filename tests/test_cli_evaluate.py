@@ -40,6 +40,29 @@ def test_json_output_and_rerun_skips_recorded_configs(tiny_task, tiny_ladder, tm
     assert len(RunLog(out, create=False).records()) == 2
 
 
+def test_another_cpu_wattage_measures_again_and_another_sample_is_kept_apart(tiny_task, tiny_ladder, tmp_path):
+    out = tmp_path / "run"
+    base = ("evaluate", tiny_task, "--ladder", tiny_ladder, "--rungs", "tfidf", "--out", out, "--meter", "estimate",
+            "--quiet")
+    assert run(*base, "--cpu-watts", 5).exit_code == 0
+    again = run(*base, "--cpu-watts", 10)
+    assert again.exit_code == 0 and "recorded earlier" not in again.output
+    assert "measured with estimate at 5 W per core; measuring it again with estimate at 10 W per core" in again.output
+    records = RunLog(out, create=False).records()
+    assert [r.cpu_watts_per_core for r in records] == [5.0, 10.0] and records[0].key == records[1].key
+    # The estimate meter measures inference ENERGY_REPEATS times: J/query has an interval and a CV.
+    repeats = records[1].joules_per_query_repeats
+    assert repeats["repeats"] == 5 and repeats["interval"][0] <= repeats["mean"] <= repeats["interval"][1]
+    assert repeats["cv"] is not None and repeats["cv_met"] == (repeats["cv"] <= 0.05)
+    assert "recorded earlier" in run(*base, "--cpu-watts", 10).output
+    # A sample of the validation split is another evaluation: its own key, not compared with the rest.
+    limited = run(*base, "--cpu-watts", 10, "--limit", 4)
+    assert limited.exit_code == 0 and "recorded earlier" not in limited.output
+    assert len({r.key for r in RunLog(out, create=False).records()}) == 2
+    answer = run("recommend", out, "--no-confirm")
+    assert "kept apart: 2 validation records of another task or sample" in answer.output, answer.output
+
+
 def assert_one_line_error(result, *fragments):
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.strip().splitlines() if line.strip()]

@@ -52,7 +52,7 @@ LAUNCHER = textwrap.dedent('''
             marker = os.environ.get("SLEEPY_MARKER")
             if marker:
                 Path(marker).write_text(str(os.getpid()))
-                time.sleep(120)
+                time.sleep(float(os.environ.get("SLEEPY_SECONDS", "120")))
             self.label = sorted(set(labels))[0]
 
         def predict(self, texts):
@@ -94,8 +94,8 @@ def launcher(tmp_path) -> Path:
     return path
 
 
-def start(launcher: Path, args: list, marker: Path | None, tmp_path: Path) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RIGHTSIZE_CACHE_DIR": str(tmp_path / "cache"),
+def start(launcher: Path, args: list, marker: Path | None, tmp_path: Path, **extra_env: str) -> subprocess.Popen:
+    env = {**os.environ, **extra_env, "HF_HUB_OFFLINE": "1", "RIGHTSIZE_CACHE_DIR": str(tmp_path / "cache"),
            "PYTHONUNBUFFERED": "1"}
     # The checkout under test, not whichever copy of rightsize the environment has installed.
     checkout = str(Path(rightsize.__file__).resolve().parents[1])
@@ -167,6 +167,25 @@ def test_evaluate_survives_ctrl_c_and_kill_9_and_resumes_without_redoing(tmp_pat
         ("tfidf", "ok"), ("tiny-knn", "ok"), ("sleepy", "ok"), ("tfidf-c1", "ok")]
     assert len({r["key"] for r in records}) == 4
     assert [r.to_dict() for r in RunLog(out, create=False).records()] == records
+
+
+@pytest.mark.subprocess
+def test_two_evaluates_on_one_run_folder_lose_and_duplicate_nothing(tmp_path, tiny_task, launcher):
+    ladder = tmp_path / "two.yaml"
+    ladder.write_text("rungs:\n  - {name: sleepy, kind: sleepy}\n  - {name: tfidf, kind: tfidf}\n")
+    out, marker = tmp_path / "run", tmp_path / "sleeping"
+    args = ["evaluate", tiny_task, "--ladder", ladder, "--out", out, "--meter", "estimate"]
+    first = start(launcher, args, marker, tmp_path, SLEEPY_SECONDS="25")
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    assert marker.exists(), first.communicate()
+    second = start(launcher, args, None, tmp_path)  # would evaluate sleepy at once, were it not waiting
+    for proc in (first, second):
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    records = complete_lines(out / "runs.jsonl")
+    assert sorted(r["rung"] for r in records) == ["sleepy", "tfidf"]  # each evaluated once, none lost
 
 
 # ------------------------------------------------------------------ search
@@ -286,3 +305,57 @@ def test_a_config_that_runs_out_of_memory_is_recorded_and_the_rest_go_on(tmp_pat
     again = CliRunner().invoke(cli, [str(a) for a in args[:-1]])
     assert again.exit_code == 0
     assert [r.rung for r in RunLog(out, create=False).records()] == ["tfidf", "huge", "tfidf-c1", "huge"]
+
+
+# ------------------------------------------------------------------ a full disk
+
+
+def _full_disk_on(monkeypatch, name: str) -> None:
+    """os.write to the file ``name`` writes half of what it is given, then fails with ENOSPC."""
+    import errno
+
+    real_write = os.write
+
+    def write(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(name):
+            real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+
+
+def test_a_full_disk_while_appending_leaves_runs_jsonl_whole_and_says_so(tmp_path, tiny_task, monkeypatch):
+    out = tmp_path / "run"
+    ladder = tmp_path / "two.yaml"
+    ladder.write_text("rungs:\n  - {name: tfidf, kind: tfidf}\n  - {name: tfidf-c1, kind: tfidf, C: 1.0}\n")
+    args = ["evaluate", tiny_task, "--ladder", ladder, "--out", out, "--meter", "estimate", "--quiet"]
+    assert CliRunner().invoke(cli, [str(a) for a in [*args, "--rungs", "tfidf"]]).exit_code == 0
+    before = (out / "runs.jsonl").read_bytes()
+    _full_disk_on(monkeypatch, "runs.jsonl")
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "could not record 'tfidf-c1'" in lines[0] and "No space left" in lines[0], lines
+    assert "Traceback" not in result.output
+    assert (out / "runs.jsonl").read_bytes() == before
+
+
+def test_a_full_disk_while_writing_an_artifact_keeps_the_record_and_says_so(tmp_path, tiny_task, monkeypatch):
+    import errno
+
+    import rightsize.artifacts as artifacts
+
+    def full(folder, manifest):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(artifacts, "write_manifest", full)
+    out = tmp_path / "run"
+    args = ["evaluate", tiny_task, "--rungs", "tfidf", "--out", out, "--meter", "estimate", "--quiet"]
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert "could not save the artifact of tfidf" in result.output and "No space left" in result.output
+    (record,) = RunLog(out, create=False).records()
+    assert record.status == "ok" and record.artifact["path"] is None
+    leftovers = list((out / "artifacts").glob("*")) if (out / "artifacts").exists() else []
+    assert leftovers == []  # the partial folder was removed

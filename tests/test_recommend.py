@@ -10,11 +10,14 @@ from rightsize import carbon
 from rightsize import footprint as F
 from rightsize import metrics as M
 from rightsize import recommend as R
+from rightsize.adequacy import Target
 from rightsize.cli import cli
 from rightsize.errors import RightsizeError
+from rightsize.held_out import held_out_verdict
 from rightsize.ladder import load_ladder
 from rightsize.records import Record
 from rightsize.results import RunLog
+from rightsize.tables import relative_energy
 
 N_CLASSES = 3
 
@@ -271,3 +274,72 @@ def test_cli_task_without_test_split_says_so(tmp_path):
     assert result.exit_code == 0, result.output
     assert "tfidf no test split" in result.output and "test       not evaluated" in result.output
     assert all(r.split == "validation" for r in RunLog(out, create=False).records())
+
+
+def _marginal_run(tmp_path):
+    """A cheap config just over `min 0.9` on its own, eight poor ones and a large perfect one: ten compared."""
+    y = refs(400)
+    target = {"min": 0.9, "within": None}
+    records = [record("cheap", flipped(y, 28), y, jpq=0.001, n_params=10, target=target),
+               record("big", y, y, jpq=0.01, n_params=1000, target=target)]
+    records += [record(f"poor{i}", flipped(y, 200 + i), y, jpq=0.002, n_params=20, target=target) for i in range(8)]
+    return write_run(tmp_path / "run", records)
+
+
+def test_cli_adjust_holm_by_default_says_what_the_uncorrected_rule_would_pick(tmp_path):
+    folder = _marginal_run(tmp_path)
+    holm = run("recommend", folder, "--no-confirm")
+    assert holm.exit_code == 0, holm.output
+    assert "recommendation: big" in holm.output
+    assert "10 configs compared; verdicts Holm-corrected for multiplicity; without the correction the answer " \
+           "would be cheap" in holm.output
+    doc = json.loads(run("recommend", folder, "--no-confirm", "--json").output)
+    assert doc["multiplicity"] == {"adjust": "holm", "compared": 10, "changed_answer": True,
+                                   "uncorrected_choice": "cheap"}
+    plain = run("recommend", folder, "--no-confirm", "--adjust", "none")
+    assert plain.exit_code == 0 and "recommendation: cheap" in plain.output
+    assert "10 configs compared; no multiplicity correction" in plain.output
+    report = run("report", folder, "--format", "svg")
+    assert report.exit_code == 0, report.output
+    assert "without the correction the answer would be cheap" in (folder / "report.md").read_text()
+    bad = run("recommend", folder, "--no-confirm", "--adjust", "bonferroni")
+    assert bad.exit_code == 2 and "bonferroni" in bad.output
+
+
+@pytest.mark.parametrize("percent, words", [(99.7, "99.7% less"), (99.96, "99.9% less"), (76.4, "76% less"),
+                                            (-7562.0, "7562% more"), (-76.0, "76% more"), (0.2, "about the same")])
+def test_savings_are_worded_without_negative_or_rounded_up_percentages(percent, words):
+    assert relative_energy(percent) == words
+
+
+# ------------------------------------------------------------------------------------ the test verdict
+
+
+def test_held_out_verdict_rules():
+    y = refs(200)
+    min_target, within = Target(min=0.9), Target(within=0.05)
+    good, poor = record("c", y, y, split="test"), record("c", flipped(y, 60), y, split="test")
+    assert held_out_verdict(good, None, min_target, "accuracy")["confirmed"] is True
+    missed = held_out_verdict(poor, None, min_target, "accuracy")
+    assert missed["confirmed"] is False and missed["bound"] < 0.9 and missed["score"] == pytest.approx(0.7)
+    # Within: the paired difference to the largest config on test; 3 of 200 worse is within 0.05.
+    close = held_out_verdict(record("c", flipped(y, 3), y, split="test"), good, within, "accuracy")
+    assert close["confirmed"] is True and close["score"] == pytest.approx(-0.015)
+    assert held_out_verdict(poor, good, within, "accuracy")["confirmed"] is False
+    assert held_out_verdict(good, None, within, "accuracy")["confirmed"] is None  # the largest was not tested
+
+
+def test_cli_exits_1_when_the_test_split_does_not_confirm_the_choice(tmp_path):
+    y = refs(100)
+    target = {"min": 0.9, "within": None}
+    folder = write_run(tmp_path / "run", [record("small", y, y, jpq=0.001, n_params=10, target=target),
+                                          record("big", y, y, jpq=0.01, n_params=100, target=target),
+                                          record("small", flipped(y, 40), y, split="test", target=target)])
+    result = run("recommend", folder, "--no-confirm")
+    assert result.exit_code == 1, result.output
+    assert "recommendation: small" in result.output and "test verdict: NOT CONFIRMED" in result.output
+    doc = json.loads(run("recommend", folder, "--no-confirm", "--json").output)
+    assert doc["confirmed"] is False and doc["test_verdict"]["score"] == pytest.approx(0.6)
+    assert doc["test_verdict"]["bound"] < doc["test_verdict"]["threshold"] == 0.9
+    assert run("report", folder, "--format", "svg").exit_code == 0
+    assert "test verdict: NOT CONFIRMED" in (folder / "report.md").read_text()

@@ -28,11 +28,11 @@ FIXTURE = Path(__file__).parent / "fixtures" / "runs"
 # the GPU-energy fields came in where they stand, idle_watts written as null when there is no idle baseline.
 BEFORE_SCORES = ["schema", "key", "fit_key", "run_id", "time", "task", "task_file", "metric", "target", "rung", "config",
                  "split", "limit", "train_limit", "n_train", "n_examples", "device", "seed", "energy_source",
-                 "energy_basis", "idle_watts", "energy_resolution_s", "seconds", "joules", "joules_gross",
+                 "cpu_watts_per_core", "energy_basis", "idle_watts", "energy_resolution_s", "seconds", "joules", "joules_gross",
                  "energy_parts", "energy_uncertainty", "below_resolution", "energy_read_errors", "infer_repeats",
                  "seconds_spent", "joules_spent"]
 SCORES = ["metrics", "ci", "label_names", "references", "predictions", "n_params", "facts", "joules_per_query",
-          "joules_per_query_spent", "joules_per_query_gross"]
+          "joules_per_query_spent", "joules_per_query_gross", "joules_per_query_repeats"]
 TOTALS = ["joules_total", "seconds_total", "joules_total_spent", "seconds_total_spent", "cache"]
 
 

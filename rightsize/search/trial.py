@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from rightsize import metrics as M
 from rightsize.adequacy import comparable, constraint, judge
-from rightsize.evaluate import Step, StopEvaluation, evaluate_rung
+from rightsize.evaluate import Step, StopEvaluation, evaluate_rung, measured_alike
 from rightsize.records import Record
 from rightsize.rungs import rung_class
 from rightsize.search import _optuna_compat as compat
@@ -106,11 +106,12 @@ class TrialRunner:
 
     def _recorded(self, key: str) -> Record | None:
         """The latest record of ``key`` in runs.jsonl that a trial can stand on (a kill between the
-        append and telling the study, or an earlier `rightsize evaluate`): ok, or pruned when pruning."""
+        append and telling the study, or an earlier `rightsize evaluate`): ok, or pruned when pruning, and
+        measured under this search's meter settings."""
         usable = ("ok", "pruned") if self.ctx.smallest else ("ok",)
         found = None
         for r in self.ctx.run_log.records():
-            if r.key == key and r.status in usable:
+            if r.key == key and r.status in usable and measured_alike(r, self.ledger.meter):
                 found = r
         return found
 
