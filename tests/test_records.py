@@ -117,6 +117,13 @@ def test_a_record_scored_without_inference_writes_its_per_query_figures_as_null(
     assert "joules_per_query_spent" not in early.to_dict() and "joules_per_query_gross" not in early.to_dict()
 
 
+def test_a_record_read_writes_null_exactly_where_it_had_one():
+    with_null = {"schema": SCHEMA, "key": "k", "energy_source": "rapl", "cpu_watts_per_core": None, "status": "ok"}
+    without = {k: v for k, v in with_null.items() if k != "cpu_watts_per_core"}
+    for line in (with_null, without):
+        assert json.dumps(Record.from_dict(line).to_dict()) == json.dumps(line)
+
+
 def test_keys_this_version_does_not_know_are_kept():
     line = {"schema": SCHEMA, "key": "k", "limit": None, "train_limit": None, "status": "ok",
             "lineage": {"parent": "k0"}, "_shown_status": "recorded earlier"}
