@@ -64,31 +64,31 @@ def main(argv: list[str] | None = None) -> None:
             spec = RungSpec(f"minilm-knn-k{k}", "knn", args.model, {"k": k, "threads": args.threads})
             C.log(f"evaluating {spec.name}")
             record = evaluate_rung(data, spec, meter, context, plan)
-            if record["status"] != "ok":
-                raise SystemExit(f"{spec.name} failed: {record.get('error')}")
+            if not record.ok:
+                raise SystemExit(f"{spec.name} failed: {record.error}")
             records.append(record)
     meter.close()
 
     first, second = records
 
-    def spent(r: dict, phases=("load", "fit", "infer")) -> float:
-        return sum(r["joules_spent"][ph] for ph in phases)
+    def spent(r, phases=("load", "fit", "infer")) -> float:
+        return sum(r.joules_spent[ph] for ph in phases)
 
-    def summary(r: dict) -> dict:
-        return {"rung": r["rung"], "joules_spent": {k: round(v, 3) for k, v in r["joules_spent"].items()},
-                "seconds_spent": {k: round(v, 3) for k, v in r["seconds_spent"].items()},
-                "joules_charged_total": round(r["joules_total"], 3), "cache": r["cache"],
-                "accuracy": r["metrics"]["accuracy"]}
+    def summary(r) -> dict:
+        return {"rung": r.rung, "joules_spent": {k: round(v, 3) for k, v in r.joules_spent.items()},
+                "seconds_spent": {k: round(v, 3) for k, v in r.seconds_spent.items()},
+                "joules_charged_total": round(r.joules_total, 3), "cache": r.cache,
+                "accuracy": r.score("accuracy")}
 
     ratio_total = spent(second) / spent(first)
     figures = {
         "second_over_first_spent": round(ratio_total, 4),
         "second_over_first_encode_spent": round(
-            second["cache"]["encode_joules_spent"] / first["cache"]["encode_joules_spent"], 4),
+            second.cache["encode_joules_spent"] / first.cache["encode_joules_spent"], 4),
         "second_over_first_spent_fit_infer": round(spent(second, ("fit", "infer")) / spent(first, ("fit", "infer")), 4),
-        "second_over_first_seconds": round(second["seconds_total_spent"] / first["seconds_total_spent"], 4),
-        "charged_second_over_first": round(second["joules_total"] / first["joules_total"], 4),
-        "energy_source": first["energy_source"],
+        "second_over_first_seconds": round(second.seconds_total_spent / first.seconds_total_spent, 4),
+        "charged_second_over_first": round(second.joules_total / first.joules_total, 4),
+        "energy_source": first.energy_source,
         "first": summary(first),
         "second": summary(second),
     }

@@ -223,7 +223,7 @@ def task_figures(name: str, ladder: Path, out: Path, args) -> dict:
     figures = {"exhaustive": {"configs": len(records), "joules": exhaustive["joules"],
                               "cost_joules": exhaustive["cost_joules"], "seconds": exhaustive["seconds"],
                               "energy_source": exhaustive["source"], "by_encoder": _by_encoder(records),
-                              "scores": {_label(r): round(r["metrics"][r["metric"]], 4) for r in records}}}
+                              "scores": {_label(r.rung, r.config): round(r.score(r.metric), 4) for r in records}}}
     for which in args.targets.split(","):
         task_file, target = _task_with_target(name, which, out, args)
         figures[f"target {target}"] = target_figures(name, ladder, out / which, task_file, target, exhaustive, args)
@@ -236,22 +236,22 @@ def target_figures(name: str, ladder: Path, out: Path, task_file: Path, target: 
 
     records = exhaustive["records"]
     group = comparable(records)
-    metric = records[0]["metric"]
-    by_config = {_identity(r): r for r in group}
+    metric = records[0].metric
+    by_config = {_identity(r.rung, r.config): r for r in group}
     judgement = judge(group, target, metric)
     answer, verdicts = judgement.cheapest_adequate, judgement.verdicts
     if answer is None:
         raise SystemExit(f"{name}: no config of the space is adequate for {target}; choose another target")
-    C.log(f"{name} {target}: exhaustive answer {_label(answer)}")
+    C.log(f"{name} {target}: exhaustive answer {_label(answer.rung, answer.config)}")
     runs = []
     for seed in range(args.seeds):
         C.log(f"{name} {target}: search seed {seed}")
         runs.append(run_one_search(task_file, ladder, out / f"search-{seed}", seed, args))
     def agreement(pick: dict | None) -> tuple[bool, bool]:
-        mine = by_config.get(_identity(pick)) if pick is not None else None
-        same = mine is not None and mine["key"] == answer["key"]
-        close = (mine is not None and verdicts[mine["key"]].adequate
-                 and mine["joules_per_query"] <= COSTLIER * answer["joules_per_query"])
+        mine = by_config.get(_identity(pick["rung"], pick["config"])) if pick is not None else None
+        same = mine is not None and mine.key == answer.key
+        close = (mine is not None and verdicts[mine.key].adequate
+                 and mine.joules_per_query <= COSTLIER * answer.joules_per_query)
         return same, same or close
 
     rows = []
@@ -263,7 +263,8 @@ def target_figures(name: str, ladder: Path, out: Path, task_file: Path, target: 
             "cost_fraction": run["cost_joules"] / exhaustive["cost_joules"],
             "joules": run["joules"], "configs_evaluated": run["evaluated"], "skipped": run["skipped"],
             "pruned": run["pruned"], "pruned_joules": run["pruned_joules"],
-            "answer": None if pick is None else _label(pick), "same": same, "agrees": agrees,
+            "answer": None if pick is None else _label(pick["rung"], pick["config"]),
+            "same": same, "agrees": agrees,
             "stopped": run["stopped"], "flagged": run["flagged"],
         })
         C.log(f"{name}: seed {run['seed']}: {rows[-1]['energy_fraction']:.0%} of the energy, "
@@ -278,10 +279,10 @@ def target_figures(name: str, ladder: Path, out: Path, task_file: Path, target: 
         "agree": sum(r["agrees"] for r in rows),
         "same": sum(r["same"] for r in rows),
         "seeds": len(rows),
-        "exhaustive_answer": _label(answer),
-        "exhaustive_answer_metric": answer["metrics"][metric],
-        "exhaustive_answer_joules_per_query": answer["joules_per_query"],
-        "exhaustive_best": _label(judgement.best),
+        "exhaustive_answer": _label(answer.rung, answer.config),
+        "exhaustive_answer_metric": answer.score(metric),
+        "exhaustive_answer_joules_per_query": answer.joules_per_query,
+        "exhaustive_best": _label(judgement.best.rung, judgement.best.config),
         "runs": rows,
         "small_budget": small_budget_figures(name, ladder, out, task_file, target, exhaustive, agreement, args),
     }
@@ -298,7 +299,8 @@ def small_budget_figures(name: str, ladder: Path, out: Path, task_file: Path, ta
         C.log(f"{name} {target}: small-budget search ({trials} trials), seed {seed}")
         run = run_one_search(task_file, ladder, out / f"small-{seed}", seed, args, trials=trials)
         same, agrees = agreement(run["pick"])
-        rows.append({"seed": seed, "answer": None if run["pick"] is None else _label(run["pick"]),
+        pick = run["pick"]
+        rows.append({"seed": seed, "answer": None if pick is None else _label(pick["rung"], pick["config"]),
                      "agrees": agrees, "same": same, "flagged": run["flagged"], "certain": run["certain"],
                      "minimal": run["minimal"], "note": run["note"], "stopped": run["stopped"],
                      "energy_fraction": run["joules"] / exhaustive["joules"]})
@@ -338,20 +340,19 @@ def _task_with_target(name: str, which: str, out: Path, args) -> tuple[Path, Tar
     return copy, Target(min=args.min_by_task[name])
 
 
-def _identity(record: dict) -> str:
+def _identity(rung: str, config: dict) -> str:
     """A config across task files (keys include the task file's digest; configs do not)."""
-    return record["rung"] + json.dumps(record["config"], sort_keys=True)
+    return rung + json.dumps(config, sort_keys=True)
 
 
-def _by_encoder(records: list[dict]) -> dict:
+def _by_encoder(records: list) -> dict:
     """Joules each encoder configuration's first encode cost in the exhaustive run (its spent energy)."""
     out: dict[str, float] = {}
     for r in records:
-        model = r["config"].get("model") or "(no model)"
-        layers = r["config"].get("layers")
+        model = r.config.get("model") or "(no model)"
+        layers = r.config.get("layers")
         name = model.split("/")[-1] + (f" layers={layers}" if layers else "")
-        spent = r.get("joules_total_spent") or 0.0
-        out[name] = round(out.get(name, 0.0) + float(spent), 2)
+        out[name] = round(out.get(name, 0.0) + r.spent_joules, 2)
     return out
 
 
@@ -382,10 +383,10 @@ def run_exhaustive(name: str, ladder: Path, out: Path, args) -> dict:
             log.append(record)
             records.append(record)
         m = meter.end("exhaustive")
-    failed = [r for r in records if r["status"] != "ok"]
+    failed = [r for r in records if not r.ok]
     if failed:
-        raise SystemExit(f"{name}: {len(failed)} exhaustive evaluations failed, e.g. {failed[0].get('error')}")
-    return {"records": records, "joules": m.joules, "cost_joules": sum(r["joules_total"] for r in records),
+        raise SystemExit(f"{name}: {len(failed)} exhaustive evaluations failed, e.g. {failed[0].error}")
+    return {"records": records, "joules": m.joules, "cost_joules": sum(r.joules_total for r in records),
             "seconds": time.perf_counter() - start, "source": meter.source}
 
 
@@ -399,9 +400,8 @@ def run_one_search(task_file: Path, ladder: Path, out: Path, seed: int, args, tr
         result = run_search(request, on_trial=lambda t: C.log(
             f"  trial {t.number} {t.rung} {t.searched} {t.outcome} {t.detail}"))
     rec = result.recommendation
-    evaluated = [r for r in result.records]
     return {"seed": seed, "joules": result.energy["total_joules"],
-            "cost_joules": sum(r["joules_total"] for r in evaluated),
+            "cost_joules": sum(r.joules_total for r in result.records),
             "evaluated": sum(1 for t in result.trials if t.outcome in ("complete", "pruned", "failed")),
             "pruned": sum(1 for t in result.trials if t.outcome == "pruned"),
             "skipped": sum(1 for t in result.trials if t.outcome == "skipped"),
@@ -413,9 +413,9 @@ def run_one_search(task_file: Path, ladder: Path, out: Path, seed: int, args, tr
             "note": rec.coverage.get("note") if rec else result.no_recommendation}
 
 
-def _label(entry: dict) -> str:
-    knobs = {k: v for k, v in entry["config"].items() if k not in ("kind", "model")}
-    return entry["rung"] + (" " + " ".join(f"{k}={v}" for k, v in knobs.items()) if knobs else "")
+def _label(rung: str, config: dict) -> str:
+    knobs = {k: v for k, v in config.items() if k not in ("kind", "model")}
+    return rung + (" " + " ".join(f"{k}={v}" for k, v in knobs.items()) if knobs else "")
 
 
 if __name__ == "__main__":

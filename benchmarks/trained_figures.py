@@ -18,21 +18,21 @@ from rightsize.results import RunLog
 
 def figures(run_dir: str, against: str) -> list[dict]:
     group = comparable(RunLog(run_dir, create=False).records())
-    metric = group[0]["metric"]
-    ref = next((r for r in group if r["rung"] == against), None)
+    metric = group[0].metric
+    ref = next((r for r in group if r.rung == against), None)
     if ref is None:
         raise SystemExit(f"{run_dir}: no ok validation record of {against!r}")
+    ref_fit = (ref.joules or {}).get("fit", 0.0)
     rows = []
-    for r in sorted(group, key=lambda r: r["joules_per_query"]):
-        fit, jpq = (r.get("joules") or {}).get("fit", 0.0), r["joules_per_query"]
-        ref_fit = (ref.get("joules") or {}).get("fit", 0.0)
-        even = None if r is ref else break_even_queries(fit, jpq, ref_fit, ref["joules_per_query"])
-        rows.append({"config": r["rung"], "metric": metric, "score": r["metrics"][metric],
-                     "ci": (r.get("ci") or {}).get(metric), "fit_joules": fit, "joules_per_query": jpq,
-                     "trained": bool(r.get("training")), "energy_source": r.get("energy_source"),
+    for r in sorted(group, key=lambda r: r.joules_per_query):
+        fit, jpq = (r.joules or {}).get("fit", 0.0), r.joules_per_query
+        even = None if r is ref else break_even_queries(fit, jpq, ref_fit, ref.joules_per_query)
+        rows.append({"config": r.rung, "metric": metric, "score": r.score(metric),
+                     "ci": r.interval(metric), "fit_joules": fit, "joules_per_query": jpq,
+                     "trained": bool(r.training), "energy_source": r.energy_source,
                      "break_even_queries_vs_reference": even,
                      "cheaper_at_every_volume": even is None and r is not ref and fit <= ref_fit
-                     and jpq <= ref["joules_per_query"]})
+                     and jpq <= ref.joules_per_query})
     return rows
 
 

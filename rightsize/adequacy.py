@@ -2,7 +2,7 @@
 
 Every command that decides or shows adequacy (recommend, check, report, the benchmarks) asks
 :func:`judge`, and every sentence that names the target comes from :class:`Target`. Pure functions
-over records (the dicts of ``runs.jsonl``); selection uses the validation split only.
+over records (:class:`rightsize.records.Record`); selection uses the validation split only.
 
 The rules, with evidence:
 
@@ -21,10 +21,9 @@ import numpy as np
 from rightsize import metrics as M
 from rightsize.errors import RightsizeError
 from rightsize.naming import variant_labels
+from rightsize.records import Record
 
 DEFAULT_WITHIN = 0.02  # a target that names neither rule: within 0.02 of the best
-_REQUIRED = ("key", "task", "config", "metrics", "references", "predictions", "label_names", "joules",
-             "joules_per_query")
 
 
 # ------------------------------------------------------------------------------------ the target
@@ -97,35 +96,34 @@ class Target:
 # ------------------------------------------------------------------------------------ records
 
 
-def ok_records(records: Iterable[Mapping[str, Any]]) -> list[dict]:
-    """Copies of the ok records (a record without a status counts as ok)."""
-    return [dict(r) for r in records if r.get("status", "ok") == "ok"]
+def ok_records(records: Iterable[Record]) -> list[Record]:
+    """The ok records."""
+    return [r for r in records if r.ok]
 
 
-def _examples_id(record: Mapping[str, Any]) -> tuple:
-    # Same task, split and sample of examples: the seed only picks the sample when a limit is set.
-    limited = record.get("limit") is not None
-    return (record.get("task"), record.get("split"), record.get("limit"), record.get("seed") if limited else None,
-            tuple(record.get("label_names") or ()), tuple(record.get("references") or ()))
+def _scored(r: Record) -> bool:
+    """An ok record with what a comparison reads: its per-example scores and its energy per query."""
+    needed = (r.key, r.task, r.config, r.metrics, r.label_names, r.joules, r.joules_per_query, r.predictions)
+    if not r.ok or any(v is None for v in needed):
+        return False
+    return bool(r.references) and len(r.references) == len(r.predictions)
 
 
-def comparable(records: Iterable[Mapping[str, Any]], split: str = "validation") -> list[dict]:
+def comparable(records: Iterable[Record], split: str = "validation") -> list[Record]:
     """The ok records of ``split`` that were scored on the same examples, the latest per key.
 
     When the records cover several tasks or samples (a run with ``--limit 100``, then ``--limit 1000``),
     the group with the most configs is taken (ties: the one evaluated last). Order: first appearance.
     """
-    groups: dict[tuple, dict[str, dict]] = {}
+    groups: dict[tuple, dict[str, Record]] = {}
     last_seen: dict[tuple, int] = {}
     for i, r in enumerate(records):
-        if r.get("status") != "ok" or r.get("split") != split or any(k not in r for k in _REQUIRED):
+        if r.split != split or not _scored(r):
             continue
-        if not r["references"] or len(r["references"]) != len(r["predictions"]):
-            continue
-        gid = _examples_id(r)
+        gid = r.examples_id
         group = groups.setdefault(gid, {})
-        group.pop(r["key"], None)  # a rerun (--force) replaces the earlier record of that key
-        group[r["key"]] = dict(r)
+        group.pop(r.key, None)  # a rerun (--force) replaces the earlier record of that key
+        group[r.key] = r
         last_seen[gid] = i
     if not groups:
         return []
@@ -161,24 +159,25 @@ class Judgement:
     target: Target
     metric: str
     verdicts: dict[str, Adequacy]  # by record key
-    best: dict | None  # the highest metric (ties: lower J/query)
-    cheapest_adequate: dict | None  # the adequate config that costs least (J/query, or judge's ``cost``)
+    best: Record | None  # the highest metric (ties: lower J/query)
+    cheapest_adequate: Record | None  # the adequate config that costs least (J/query, or judge's ``cost``)
     adjust: str = "none"  # the family-wise correction the verdicts use ("holm" or "none")
     compared: int = 0  # adequacy tests in the family (the best itself is not tested under `within`)
     unadjusted: dict[str, Adequacy] | None = None  # with a correction: the verdicts without it
-    cheapest_unadjusted: dict | None = None  # ... and the answer they would give
+    cheapest_unadjusted: Record | None = None  # ... and the answer they would give
 
     @property
     def correction_changed_answer(self) -> bool:
-        return self.unadjusted is not None and (self.cheapest_adequate or {}).get("key") != \
-            (self.cheapest_unadjusted or {}).get("key")
+        if self.unadjusted is None:
+            return False
+        return getattr(self.cheapest_adequate, "key", None) != getattr(self.cheapest_unadjusted, "key", None)
 
     @property
     def bar(self) -> float | None:
         """The score a config must reach: ``min``, or the best's score minus ``within`` (None: no records)."""
         if self.best is None:
             return self.target.min
-        return self.target.threshold(self.best["metrics"][self.metric])
+        return self.target.threshold(self.best.score(self.metric))
 
     @property
     def constraints(self) -> dict[str, float]:
@@ -186,9 +185,9 @@ class Judgement:
         return {key: constraint(v) for key, v in self.verdicts.items()}
 
 
-def judge(records: Sequence[Mapping[str, Any]], target: Any, metric: str, *, resamples: int = 1000,
+def judge(records: Sequence[Record], target: Any, metric: str, *, resamples: int = 1000,
           seed: int = 0, level: float = 0.95, adjust: str = "none",
-          cost: Callable[[Mapping[str, Any]], float] | None = None) -> Judgement:
+          cost: Callable[[Record], float] | None = None) -> Judgement:
     """Judge the ok records (which must share their examples: see :func:`comparable`) against
     ``target`` (anything :meth:`Target.from_any` takes), with one set of bootstrap resamples.
     ``adjust="holm"`` holds the chance that any inadequate config is called adequate to the
@@ -202,13 +201,13 @@ def judge(records: Sequence[Mapping[str, Any]], target: Any, metric: str, *, res
         return Judgement(target, metric, {}, None, None)
     if metric not in M.METRICS:
         raise RightsizeError(f"metric {metric!r} is not one of {', '.join(M.METRICS)}")
-    references = ok[0]["references"]
-    if any(r["references"] != references for r in ok):
+    references = ok[0].references
+    if any(r.references != references for r in ok):
         raise ValueError("judge() needs records scored on the same examples; filter them with comparable()")
-    n_classes = len(ok[0]["label_names"])
+    n_classes = len(ok[0].label_names)
     # One set of resampled example indices for every config: intervals and paired differences agree.
     idx = M.bootstrap_indices(len(references), resamples, seed)
-    scores = {r["key"]: M.bootstrap_scores(metric, references, r["predictions"], n_classes, idx) for r in ok}
+    scores = {r.key: M.bootstrap_scores(metric, references, r.predictions, n_classes, idx) for r in ok}
     # Both rules use the lower end of the two-sided `level` interval (the 2.5% quantile at 95%), so
     # "min" and "within" ask for the same strength of evidence. For "within" this is the usual
     # non-inferiority convention (lower limit of the two-sided 95% CI, i.e. a one-sided test at 2.5%);
@@ -216,39 +215,39 @@ def judge(records: Sequence[Mapping[str, Any]], target: Any, metric: str, *, res
     alpha = (1 - level) / 2
     pct = f"{level:.0%}"
     value = target.value
-    top = max(ok, key=lambda r: (r["metrics"][metric], -r["joules_per_query"]))
+    top = max(ok, key=lambda r: (r.score(metric), -r.joules_per_query))
     verdicts: dict[str, Adequacy] = {}
     if target.rule == "min":
         for r in ok:
-            lo = _quantile(scores[r["key"]], alpha)
+            lo = _quantile(scores[r.key], alpha)
             verb = ">=" if lo >= value else "<"
-            verdicts[r["key"]] = Adequacy(
+            verdicts[r.key] = Adequacy(
                 adequate=lo >= value, rule="min", bound=lo, threshold=value,
                 detail=f"{pct} CI lower bound of {metric} {lo:.4f} {verb} target min {value:g} "
-                       f"({metric} {r['metrics'][metric]:.4f} on {len(references)} examples)")
+                       f"({metric} {r.score(metric):.4f} on {len(references)} examples)")
     else:
-        top_value = top["metrics"][metric]
-        top_name = variant_labels(ok)[top["key"]]
+        top_value = top.score(metric)
+        top_name = variant_labels(ok)[top.key]
         for r in ok:
-            if r["key"] == top["key"]:
-                verdicts[r["key"]] = Adequacy(True, "within", f"the best config found ({metric} {top_value:.4f})",
-                                              0.0, -value)
+            if r.key == top.key:
+                verdicts[r.key] = Adequacy(True, "within", f"the best config found ({metric} {top_value:.4f})",
+                                           0.0, -value)
                 continue
-            lo = _quantile(scores[r["key"]] - scores[top["key"]], alpha)
+            lo = _quantile(scores[r.key] - scores[top.key], alpha)
             adequate = lo > -value
-            verdicts[r["key"]] = Adequacy(
+            verdicts[r.key] = Adequacy(
                 adequate=adequate, rule="within", bound=lo, threshold=-value,
                 detail=f"paired difference to the best ({top_name}, {metric} {top_value:.4f}) is "
-                       f"{r['metrics'][metric] - top_value:+.4f}; its {pct} CI lower bound {lo:+.4f} "
+                       f"{r.score(metric) - top_value:+.4f}; its {pct} CI lower bound {lo:+.4f} "
                        f"{'>' if adequate else '<='} -{value:g} over {len(references)} examples")
-    cost = cost or (lambda r: r["joules_per_query"])
+    cost = cost or (lambda r: r.joules_per_query)
 
-    def cheapest_of(verdicts: dict[str, Adequacy]) -> dict | None:
-        adequate = [r for r in ok if verdicts[r["key"]].adequate]
-        return min(adequate, key=lambda r: (cost(r), r["joules_per_query"], r.get("n_params") or 0), default=None)
+    def cheapest_of(verdicts: dict[str, Adequacy]) -> Record | None:
+        adequate = [r for r in ok if verdicts[r.key].adequate]
+        return min(adequate, key=lambda r: (cost(r), r.joules_per_query, r.n_params or 0), default=None)
 
-    tested = {r["key"]: scores[r["key"]] - (value if target.rule == "min" else scores[top["key"]] - value)
-              for r in ok if target.rule == "min" or r["key"] != top["key"]}
+    tested = {r.key: scores[r.key] - (value if target.rule == "min" else scores[top.key] - value)
+              for r in ok if target.rule == "min" or r.key != top.key}
     if adjust == "none":
         return Judgement(target, metric, verdicts, top, cheapest_of(verdicts), "none", len(tested))
     adjusted = _holm(verdicts, tested, alpha)

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from rightsize.results import RUNS_FILE, iter_records
+from rightsize.records import Record
+from rightsize.results import RUNS_FILE, read_records
 
 log = logging.getLogger(__name__)
 
@@ -206,19 +207,19 @@ class ArtifactStore:
         else:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def recorded(self, key: str) -> dict[str, Any] | None:
+    def recorded(self, key: str) -> Record | None:
         """The latest record of the run folder that saved or restored the artifact of fit ``key``."""
         found = None
-        for r in iter_records(self.run_dir / RUNS_FILE):
-            if r.get("fit_key") == key and isinstance(r.get("artifact"), dict) and r["artifact"].get("sha256"):
+        for r in read_records(self.run_dir / RUNS_FILE):
+            if r.fit_key == key and isinstance(r.artifact, dict) and r.artifact.get("sha256"):
                 found = r
         return found
 
-    def recorded_validation(self, key: str) -> dict[str, Any] | None:
+    def recorded_validation(self, key: str) -> Record | None:
         """The latest complete validation record of fit ``key``: the predictions a new fit should reproduce."""
         found = None
-        for r in iter_records(self.run_dir / RUNS_FILE):
-            if r.get("fit_key") == key and r.get("split") == "validation" and r.get("status") == "ok":
+        for r in read_records(self.run_dir / RUNS_FILE):
+            if r.fit_key == key and r.split == "validation" and r.ok:
                 found = r
         return found
 

@@ -61,7 +61,7 @@ current J/query the cheapest adequate config saves) and the tolerance (as a frac
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 from xml.etree import ElementTree as ET
@@ -72,12 +72,14 @@ from rightsize import footprint
 from rightsize import markdown as md
 from rightsize.adequacy import Target, comparable, judge
 from rightsize.coverage import Coverage, assess_coverage
+from rightsize.energy.estimate import is_estimate
 from rightsize.errors import RightsizeError
 from rightsize.held_out import held_out_record, held_out_verdict, verdict_sentence
 from rightsize.naming import label_of, normalized_config, variant_labels
 from rightsize.recommend import Objective, largest, lifetime_joules, multiplicity, multiplicity_sentence
+from rightsize.records import Record
 from rightsize.rungs import RungSpec
-from rightsize.tables import human_joules, relative_energy
+from rightsize.tables import SHOWN_STATUS, human_joules, relative_energy
 
 if TYPE_CHECKING:
     from rightsize.runner import EvaluationRequest
@@ -144,7 +146,7 @@ class CheckResult:
 
     @property
     def energy_estimated(self) -> bool:
-        return "estimate" in self.energy_source
+        return is_estimate(self.energy_source)
 
     def summary(self) -> str:
         """The one-line verdict: PASS/FAIL, what failed, and the numbers that decide it."""
@@ -207,7 +209,7 @@ def load_current(value: str) -> Current:
 
 
 def evaluate_for_check(request: EvaluationRequest, current: Current,
-                       on_start: Callable[..., None] | None = None) -> tuple[list[dict], list[dict]]:
+                       on_start: Callable[..., None] | None = None) -> tuple[list[Record], list[dict]]:
     """Evaluate the request's ladder, then the current config on its own (into the same run folder)
     when no rung has its config; return exactly the records of this check, and the folder's plans.
     A current rung name not in the ladder, or a current model that cannot be had, evaluates nothing."""
@@ -228,38 +230,37 @@ def evaluate_for_check(request: EvaluationRequest, current: Current,
     if current.spec is not None and not in_ladder:
         records += list(run_evaluation(request, on_start=on_start, specs=[current.spec]))
     plans = RunLog(request.resolved_out_dir(), create=False).plans()
-    return [{k: v for k, v in r.items() if k != "_shown_status"} for r in records], plans
+    return [replace(r, extra={k: v for k, v in r.extra.items() if k != SHOWN_STATUS}) for r in records], plans
 
 
-def find_current(records: Sequence[dict[str, Any]], current: Current) -> dict[str, Any]:
+def find_current(records: Sequence[Record], current: Current) -> Record:
     """The latest record of the current config (ok preferred over failed); RightsizeError when absent."""
     # Selection is on validation; test-split records only confirm a choice and never stand in for it.
-    records = [r for r in records if r.get("split", "validation") == "validation"]
+    records = [r for r in records if r.split in ("validation", None)]
     if current.config is not None:
-        matches = [r for r in records if normalized_config(r.get("config") or {}) == current.config]
+        matches = [r for r in records if normalized_config(r.config or {}) == current.config]
     else:
-        matches = [r for r in records if r.get("rung") == current.name]
+        matches = [r for r in records if r.rung == current.name]
     if not matches:
-        names = sorted({r.get("rung", "?") for r in records})
+        names = sorted({r.rung or "?" for r in records})
         if current.config is not None:
             raise RightsizeError(
                 f"--current {current.source}: this config (kind {current.config.get('kind')!r}, model "
                 f"{current.config.get('model')!r}) was not evaluated in this run; pass the task file to evaluate it")
         raise RightsizeError(f"--current {current.name!r}: no such rung in the records (rungs: {', '.join(names)})")
     # Several evaluations of the config (other --limit runs): the one in the main comparison group wins.
-    main = {r["key"] for r in comparable(records)}
-    in_main = [r for r in matches if r.get("key") in main and r.get("status") == "ok"]
-    ok = [r for r in matches if r.get("status") == "ok"]
+    main = {r.key for r in comparable(records)}
+    in_main = [r for r in matches if r.key in main and r.ok]
+    ok = [r for r in matches if r.ok]
     return (in_main or ok or matches)[-1]
 
 
-def same_evaluation(records: Sequence[dict[str, Any]], anchor: dict[str, Any]) -> list[dict[str, Any]]:
+def same_evaluation(records: Sequence[Record], anchor: Record) -> list[Record]:
     """Records scored on the same task, split and examples as ``anchor`` (the comparison set)."""
-    return [r for r in records if r.get("task") == anchor.get("task") and r.get("split") == anchor.get("split")
-            and r.get("references") == anchor.get("references")]
+    return [r for r in records if (r.task, r.split, r.references) == (anchor.task, anchor.split, anchor.references)]
 
 
-def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: float | None = None,
+def check(records: Sequence[Record], current: Current, *, min_metric: float | None = None,
           max_joules_per_query: float | None = None, tolerance_pct: float = 10.0, resamples: int = 1000,
           seed: int = 0, level: float = 0.95, plans: Sequence[dict[str, Any]] = (), objective: str = "per-query",
           queries_per_day: float = 10_000, days: float = 365, adjust: str = "holm",
@@ -277,142 +278,136 @@ def check(records: Sequence[dict[str, Any]], current: Current, *, min_metric: fl
     if not records:
         raise RightsizeError("no records: evaluate the task first (rightsize evaluate TASK --out RUN_DIR)")
     anchor = find_current(records, current)
-    metric = anchor.get("metric") or "accuracy"
+    metric = anchor.metric or "accuracy"
     if min_metric is not None:
         target, origin = Target(min=min_metric), "--min-metric"
     else:
-        target, origin = Target.from_any(anchor.get("target")), "task"
+        target, origin = Target.from_any(anchor.target), "task"
     target_info = {"rule": target.rule, "value": target.value, "from": origin}
 
-    if anchor.get("status") == "ok":
+    if anchor.ok:
         pool = comparable(same_evaluation(records, anchor))
     else:  # a failed record has no references: same task, split, --limit and seed pick the same examples
-        pool = comparable([r for r in records if all(r.get(k) == anchor.get(k) for k in
-                                                      ("task", "split", "limit", "seed"))])
+        sample = (anchor.task, anchor.split, anchor.limit, anchor.seed)
+        pool = comparable([r for r in records if (r.task, r.split, r.limit, r.seed) == sample])
     judgement = judge(pool, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules,
                       adjust=adjust)
     verdicts, cheapest = judgement.verdicts, judgement.cheapest_adequate
-    source = anchor.get("energy_source") or "unknown"
+    source = anchor.energy_source or "unknown"
     labels = variant_labels([*pool, anchor])
-    anchor = {**anchor, "label": label_of(anchor, labels)}
-    if cheapest is not None:
-        cheapest = {**cheapest, "label": label_of(cheapest, labels)}
-    cur = _config_summary(anchor, metric, verdicts)
-    alt = _config_summary(cheapest, metric, verdicts) if cheapest is not None else None
+    cur = _config_summary(anchor, labels, metric, verdicts)
+    alt = _config_summary(cheapest, labels, metric, verdicts) if cheapest is not None else None
     covered = assess_coverage(records, anchor, plans, target.rule, cheapest)
 
     criteria = [
-        _meets_target(anchor, verdicts),
-        _within_budget(anchor, max_joules_per_query),
-        _not_oversized(anchor, cheapest, tolerance_pct, goal),
+        _meets_target(anchor, labels, verdicts),
+        _within_budget(anchor, labels, max_joules_per_query),
+        _not_oversized(anchor, cheapest, labels, tolerance_pct, goal),
         _complete_evidence(covered),
     ]
     if alt is not None and cur["joules_per_query"] and goal.joules(anchor):
         alt["saving_pct"] = 100 * (1 - goal.joules(cheapest) / goal.joules(anchor))
     return CheckResult(
-        task=str(anchor.get("task")), split=str(anchor.get("split")), n_examples=int(anchor.get("n_examples") or 0),
+        task=str(anchor.task), split=str(anchor.split), n_examples=int(anchor.n_examples or 0),
         metric=metric, target=target_info, tolerance_pct=float(tolerance_pct),
         max_joules_per_query=max_joules_per_query, energy_source=source, current=cur, cheapest_adequate=alt,
         criteria=tuple(criteria), coverage=covered.to_dict(), objective=goal.to_dict(),
-        footprint=_footprint(records, anchor, cheapest, goal, where),
+        footprint=_footprint(records, anchor, cheapest, labels, goal, where),
         multiplicity=multiplicity(judgement, labels),
         test_verdict=held_out_verdict(held_out_record(anchor, records), held_out_record(largest(pool), records),
                                       target, metric, resamples=resamples, seed=seed, level=level)
-        if anchor.get("status") == "ok" and pool else {},
+        if anchor.ok and pool else {},
     )
 
 
-def _footprint(records: Sequence[dict[str, Any]], anchor: dict[str, Any], cheapest: dict[str, Any] | None,
+def _footprint(records: Sequence[Record], anchor: Record, cheapest: Record | None, labels: dict[str, str],
                goal: Objective, where: footprint.WhereAndWhen) -> dict[str, Any]:
     """rightsize.footprint.assess of the current config and the cheapest adequate one (ok records only)."""
-    shown = {role: r for role, r in (("current", anchor), ("cheapest adequate", cheapest))
-             if r is not None and r.get("status") == "ok"}
+    shown = {role: r for role, r in (("current", anchor), ("cheapest adequate", cheapest)) if r is not None and r.ok}
     configs = {}
     for role, r in shown.items():
         life = lifetime_joules(r, goal.queries_per_day, goal.days)
-        configs[role] = {"lifetime_joules": life, "serving_joules": life - (r.get("joules") or {}).get("fit", 0.0)}
-    labels = {r["key"]: r["label"] for r in shown.values()}
-    return footprint.assess(where, configs, footprint.one_time_jobs(records, labels))
+        configs[role] = {"lifetime_joules": life, "serving_joules": life - (r.joules or {}).get("fit", 0.0)}
+    names = {r.key: label_of(r, labels) for r in shown.values()}
+    return footprint.assess(where, configs, footprint.one_time_jobs(records, names))
 
 
-def _config_summary(record: dict[str, Any], metric: str, verdicts: dict[str, Any]) -> dict[str, Any]:
-    ok = record.get("status") == "ok"
-    verdict = verdicts.get(record.get("key"))
-    ci = (record.get("ci") or {}).get(metric)
+def _config_summary(record: Record, labels: dict[str, str], metric: str, verdicts: dict[str, Any]) -> dict[str, Any]:
+    ok = record.ok
+    verdict = verdicts.get(record.key)
+    ci = record.interval(metric)
     return {
-        "rung": record.get("rung"), "label": record.get("label", record.get("rung")), "key": record.get("key"),
-        "config": record.get("config"),
-        "metric": (record.get("metrics") or {}).get(metric) if ok else None,
+        "rung": record.rung, "label": label_of(record, labels), "key": record.key, "config": record.config,
+        "metric": record.score(metric) if ok else None,
         "ci": list(ci) if ok and ci else None,
-        "joules_per_query": record.get("joules_per_query") if ok else None,
-        "n_params": record.get("n_params"),
+        "joules_per_query": record.joules_per_query if ok else None,
+        "n_params": record.n_params,
         "adequate": verdict.adequate if verdict is not None else (False if not ok else None),
-        "status": record.get("status", "ok"),
-        "error": record.get("error"),
+        "status": record.status or "ok",
+        "error": record.error,
     }
 
 
-def _meets_target(anchor: dict[str, Any], verdicts: dict[str, Any]) -> Criterion:
-    if anchor.get("status") == "pruned":
-        reason = (anchor.get("pruned") or {}).get("reason") or "its CI upper bound could not reach the target"
-        return Criterion("meets-target", "fail", f"{anchor.get('label')} was stopped early by the search's pruner: "
-                         f"{reason}")
-    if anchor.get("status") != "ok":
-        return Criterion("meets-target", "fail",
-                         f"{anchor.get('label')} failed to evaluate (phase {anchor.get('failed_phase', '?')}): "
-                         f"{anchor.get('error', 'unknown error')}")
-    verdict = verdicts[anchor["key"]]
-    return Criterion("meets-target", "pass" if verdict.adequate else "fail", f"{anchor['label']}: {verdict.detail}",
+def _meets_target(anchor: Record, labels: dict[str, str], verdicts: dict[str, Any]) -> Criterion:
+    name = label_of(anchor, labels)
+    if anchor.status == "pruned":
+        reason = anchor.pruned_reason or "its CI upper bound could not reach the target"
+        return Criterion("meets-target", "fail", f"{name} was stopped early by the search's pruner: {reason}")
+    if not anchor.ok:
+        return Criterion("meets-target", "fail", f"{name} failed to evaluate (phase {anchor.failed_phase or '?'}): "
+                         f"{anchor.error or 'unknown error'}")
+    verdict = verdicts[anchor.key]
+    return Criterion("meets-target", "pass" if verdict.adequate else "fail", f"{name}: {verdict.detail}",
                      float(verdict.bound), float(verdict.threshold))
 
 
-def _within_budget(anchor: dict[str, Any], budget: float | None) -> Criterion:
+def _within_budget(anchor: Record, labels: dict[str, str], budget: float | None) -> Criterion:
     if budget is None:
         return Criterion("within-energy-budget", "skipped", "no --max-joules-per-query given")
-    jpq = anchor.get("joules_per_query")
-    if anchor.get("status") != "ok" or jpq is None:
-        return Criterion("within-energy-budget", "fail", f"{anchor.get('label')} has no J/query (its evaluation failed)",
-                         None, budget)
+    name, jpq = label_of(anchor, labels), anchor.joules_per_query
+    if not anchor.ok or jpq is None:
+        return Criterion("within-energy-budget", "fail", f"{name} has no J/query (its evaluation failed)", None, budget)
     ok = jpq <= budget
     relation = "within" if ok else "over"
     return Criterion("within-energy-budget", "pass" if ok else "fail",
-                     f"{anchor['label']} uses {human_joules(jpq)}/query, {relation} the budget of "
+                     f"{name} uses {human_joules(jpq)}/query, {relation} the budget of "
                      f"{human_joules(budget)}/query", float(jpq), float(budget))
 
 
-def _not_oversized(anchor: dict[str, Any], cheapest: dict[str, Any] | None, tolerance_pct: float,
+def _not_oversized(anchor: Record, cheapest: Record | None, labels: dict[str, str], tolerance_pct: float,
                    goal: Objective) -> Criterion:
     tol = tolerance_pct / 100
     if cheapest is None:
         return Criterion("not-oversized", "pass", "no evaluated config meets the target, so none is a cheaper "
                          "adequate alternative", None, tol)
+    name, other = label_of(anchor, labels), label_of(cheapest, labels)
     alt = goal.joules(cheapest)
-    if anchor.get("status") != "ok" or not anchor.get("joules_per_query") or not goal.joules(anchor):
-        return Criterion("not-oversized", "fail", f"{cheapest['label']} is adequate at {goal.amount(alt)} "
-                         f"while {anchor.get('label')} failed to evaluate", None, tol)
+    if not anchor.ok or not anchor.joules_per_query or not goal.joules(anchor):
+        return Criterion("not-oversized", "fail", f"{other} is adequate at {goal.amount(alt)} "
+                         f"while {name} failed to evaluate", None, tol)
     cost = goal.joules(anchor)
     saving = 1 - alt / cost
     if goal.name == "per-query":
         # Decided on the J/query intervals when the records have them: oversized only when even the
         # current config's low end and the alternative's high end differ by more than the tolerance.
         saving = 1 - _jpq_interval(cheapest)[1] / max(_jpq_interval(anchor)[0], 1e-300)
-    if cheapest.get("key") == anchor.get("key") or saving <= tol:
-        detail = ("it is the cheapest adequate config" if cheapest.get("key") == anchor.get("key") else
-                  f"the cheapest adequate config, {cheapest['label']} at {goal.amount(alt)}, uses "
+    if cheapest.key == anchor.key or saving <= tol:
+        detail = ("it is the cheapest adequate config" if cheapest.key == anchor.key else
+                  f"the cheapest adequate config, {other} at {goal.amount(alt)}, uses "
                   f"{relative_energy(100 * saving)} (tolerance {tolerance_pct:g}%)")
-        return Criterion("not-oversized", "pass", f"{anchor['label']} at {goal.amount(cost)}: {detail}",
+        return Criterion("not-oversized", "pass", f"{name} at {goal.amount(cost)}: {detail}",
                          float(max(saving, 0.0)), tol)
     return Criterion("not-oversized", "fail",
-                     f"{anchor['label']} costs {goal.amount(cost)}; {cheapest['label']} is adequate at "
+                     f"{name} costs {goal.amount(cost)}; {other} is adequate at "
                      f"{goal.amount(alt)} ({relative_energy(100 * saving)}, tolerance {tolerance_pct:g}%)",
                      float(saving), tol)
 
 
-def _jpq_interval(record: dict[str, Any]) -> tuple[float, float]:
+def _jpq_interval(record: Record) -> tuple[float, float]:
     """J/query's 95% interval across repeated measurements (rightsize.evaluate.energy_interval), or the
     point value twice when the record has none."""
-    repeats = record.get("joules_per_query_repeats") or {}
-    low, high = repeats.get("interval") or (record["joules_per_query"], record["joules_per_query"])
+    repeats = record.joules_per_query_repeats or {}
+    low, high = repeats.get("interval") or (record.joules_per_query, record.joules_per_query)
     return float(low), float(high)
 
 

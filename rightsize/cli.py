@@ -250,7 +250,7 @@ def evaluate(task, rungs, split, text_field, label_field, save_task, allow_overl
     for record in run_evaluation(request, on_start=None if (quiet or as_json) else _announce):
         records.append(record)
         if as_json:
-            click.echo(json.dumps(record, ensure_ascii=False))
+            click.echo(json.dumps(record.to_dict(), ensure_ascii=False))
     if not as_json and records:
         click.echo(terminal.evaluation_text(records, request.resolved_out_dir() / "runs.jsonl"))
 

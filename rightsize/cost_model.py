@@ -29,9 +29,10 @@ inference rate times :data:`TRAIN_FORWARDS`; the same SAFETY and UNSEEN_SETTINGS
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Iterable
 
 from rightsize.model_facts import facts_of
+from rightsize.records import Record
 from rightsize.rungs import RungSpec, rung_class
 
 SAFETY = 0.8
@@ -49,17 +50,17 @@ class CostModel:
         self._rates: dict[tuple, float] = {}  # run settings -> least J/query per compute weight
         self._fit_rates: dict[tuple, float] = {}  # (run settings, method) -> least fit J per example and weight
 
-    def observe(self, spec: RungSpec, record: Mapping[str, Any]) -> None:
+    def observe(self, spec: RungSpec, record: Record) -> None:
         """Learn from a finished evaluation (ok or pruned: both measured their inference cost, or,
         pruned between epochs, their training cost)."""
         weights = compute_weights_of(spec)
         if not weights:
             return
-        jpq = record.get("joules_per_query")
+        jpq = record.joules_per_query
         if isinstance(jpq, (int, float)) and jpq > 0:
             _keep_least(self._rates, settings_of(spec), jpq / weights)
-        seen = (record.get("training") or {}).get("examples_seen")
-        fit = (record.get("joules") or {}).get("fit")
+        seen = (record.training or {}).get("examples_seen")
+        fit = (record.joules or {}).get("fit")
         if _trains(spec) and isinstance(seen, int) and seen > 0 and isinstance(fit, (int, float)) and fit > 0:
             _keep_least(self._fit_rates, _fit_setting(spec), fit / (seen * weights))
 
@@ -84,7 +85,7 @@ class CostModel:
         return SAFETY * scale * rate * weights * epochs * n_train
 
     @classmethod
-    def from_records(cls, records) -> "CostModel":
+    def from_records(cls, records: Iterable[Record]) -> "CostModel":
         """The rates of a run folder's records (ok or pruned); records of kinds or knobs this
         version does not know give none."""
         from rightsize.errors import RightsizeError
@@ -92,9 +93,9 @@ class CostModel:
 
         cost = cls()
         for r in records:
-            if r.get("status") in ("ok", "pruned") and isinstance(r.get("config"), Mapping):
+            if r.status in ("ok", "pruned") and r.config is not None:
                 try:
-                    cost.observe(spec_from_config(str(r.get("rung")), r["config"]), r)
+                    cost.observe(spec_from_config(str(r.rung), r.config), r)
                 except RightsizeError:
                     pass
         return cost

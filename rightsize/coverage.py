@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from rightsize.errors import RightsizeError
+from rightsize.records import Record
 
 PLAN_SCHEMA = "rightsize.plan/1"
 LISTED = 200  # remaining configs a search's end entry lists by key (the count is always kept)
@@ -66,16 +67,16 @@ def search_end_entry(start: Mapping[str, Any], *, stopped: str, remaining: Seque
             "remaining": [{"name": n, "key": k} for n, k in listed]}
 
 
-def plan_matches(entry: Mapping[str, Any], anchor: Mapping[str, Any]) -> bool:
+def plan_matches(entry: Mapping[str, Any], anchor: Record) -> bool:
     # Same task, split and sample of examples (the seed only picks the sample when a limit is set).
     if entry.get("schema") != PLAN_SCHEMA:
         return False
-    same = all(entry.get(k) == anchor.get(k) for k in ("task", "split", "limit"))
-    return same and (anchor.get("limit") is None or entry.get("seed") == anchor.get("seed"))
+    same = (entry.get("task"), entry.get("split"), entry.get("limit")) == (anchor.task, anchor.split, anchor.limit)
+    return same and (anchor.limit is None or entry.get("seed") == anchor.seed)
 
 
-def assess_coverage(records: Sequence[Mapping[str, Any]], anchor: Mapping[str, Any], plans: Sequence[Mapping],
-                    rule: str, answer: Mapping[str, Any] | None) -> Coverage:
+def assess_coverage(records: Sequence[Record], anchor: Record, plans: Sequence[Mapping],
+                    rule: str, answer: Record | None) -> Coverage:
     """Coverage of the answer (``answer``: the chosen record, or None) over ``anchor``'s examples."""
     from rightsize.cost_model import CostModel
     from rightsize.recommend import spec_from_config
@@ -84,10 +85,10 @@ def assess_coverage(records: Sequence[Mapping[str, Any]], anchor: Mapping[str, A
     if not entries:
         return Coverage(None, None, note="the run folder does not record which configs were planned "
                                          "(written before rightsize recorded plan.jsonl): completeness unknown")
-    status = {r["key"]: str(r.get("status", "ok")) for r in records if "key" in r}
+    status = {r.key: str(r.status or "ok") for r in records if r.key is not None}
     cost = CostModel.from_records(records)
     evaluated = {k for k, s in status.items() if s in ("ok", "pruned")}
-    answer_jpq = answer.get("joules_per_query") if answer else None
+    answer_jpq = answer.joules_per_query if answer else None
 
     def could_be_cheaper(rung: Mapping[str, Any]) -> bool:
         if answer_jpq is None:

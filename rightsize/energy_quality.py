@@ -3,36 +3,35 @@ terminal and the report): the uncertainty of J/query, the phases too short for t
 to resolve or with reads that failed, how many times inference was repeated to be resolvable, and
 which energy J/query is (gross, or net of the GPU's idle draw).
 
-Records written before these fields existed have none of them: they read as gross, with no
-uncertainty known and no flag.
+Records written before these fields existed have none of them: they read as gross
+(:attr:`Record.basis`), with no uncertainty known and no flag.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
-NET_OF_IDLE = "net-of-idle"  # the meter's basis when a counter measured an idle baseline
+from rightsize.energy.meter import NET_OF_IDLE
+from rightsize.records import Record
 
 
-def jpq_uncertainty(record: Mapping[str, Any]) -> float | None:
+def jpq_uncertainty(record: Record) -> float | None:
     """How far the record's J/query can be off from the counters' update steps (None: not recorded).
     Of the energy measured in this run; a cost charged from the embedding cache was measured above
     the counter's resolution when it was stored, or is the encode rate's share."""
-    u = (record.get("energy_uncertainty") or {}).get("infer")
-    n = record.get("n_examples")
+    u = (record.energy_uncertainty or {}).get("infer")
+    n = record.n_examples
     return u / max(int(n), 1) if u is not None and n else None
 
 
-def notes(record: Mapping[str, Any]) -> list[str]:
+def notes(record: Record) -> list[str]:
     """Short notes on a record's energy: phases below resolution, failed reads, inference repeats."""
     out = []
-    below = record.get("below_resolution") or []
-    if below:
-        out.append(f"below resolution: {', '.join(below)}")
-    errors = record.get("energy_read_errors") or []
-    if errors:
-        out.append(f"energy reads failed (last value kept): {', '.join(errors)}")
-    repeats = [r for r in record.get("infer_repeats") or [] if r > 1]
+    if record.below_resolution:
+        out.append(f"below resolution: {', '.join(record.below_resolution)}")
+    if record.energy_read_errors:
+        out.append(f"energy reads failed (last value kept): {', '.join(record.energy_read_errors)}")
+    repeats = [r for r in record.infer_repeats or [] if r > 1]
     if repeats:
         out.append(f"inference repeated x{'/'.join(map(str, repeats))} to be resolvable")
     return out
@@ -49,17 +48,17 @@ def with_uncertainty(value: float | None, uncertainty: float | None, human) -> s
     return f"{text} ± {human(uncertainty)}"
 
 
-def reading_notes(records: Sequence[Mapping[str, Any]]) -> list[str]:
+def reading_notes(records: Sequence[Record]) -> list[str]:
     """How to read a table of these records' energy: which energy J/query is, what ± and
     'below resolution' mean; only what applies to them."""
     out = []
-    net = [r for r in records if r.get("energy_basis") == NET_OF_IDLE]
+    net = [r for r in records if r.basis == NET_OF_IDLE]
     if net:
-        watts = sorted({round(r["idle_watts"], 1) for r in net if r.get("idle_watts")})
+        watts = sorted({round(r.idle_watts, 1) for r in net if r.idle_watts})
         idle = " / ".join(f"{w:g} W" for w in watts) or "its idle draw"
         out.append(f"J/query is net of the GPU's idle draw ({idle}, measured when the meter opened): what the "
                    "work added; records also carry the gross (joules_gross, joules_per_query_gross).")
-    if any(jpq_uncertainty(r) or r.get("below_resolution") for r in records):
+    if any(jpq_uncertainty(r) or r.below_resolution for r in records):
         out.append("± is how far the energy counter's update step can put the measured energy off; 'below "
                    "resolution' marks a phase shorter than a few of those steps, whose energy is mostly that step.")
     return out

@@ -23,7 +23,8 @@ import numpy as np
 from rightsize import metrics as M
 from rightsize.artifacts import Artifact, ArtifactStore, CorruptArtifact
 from rightsize.energy import Meter
-from rightsize.results import SCHEMA
+from rightsize.energy.estimate import is_estimate
+from rightsize.records import Record
 from rightsize.rungs import RunContext, RungSpec, build_rung
 from rightsize.tasks import Split, TaskData
 from rightsize.threads import restore_threads
@@ -110,10 +111,9 @@ def measurement_settings(meter: Meter) -> dict[str, Any]:
     return {"energy_source": meter.source, "cpu_watts_per_core": meter.describe().get("cpu_watts_per_core")}
 
 
-def measured_alike(record: dict[str, Any], meter: Meter) -> bool:
+def measured_alike(record: Record, meter: Meter) -> bool:
     """True when ``record`` was measured under the settings ``meter`` would measure with."""
-    now = measurement_settings(meter)
-    return all(record.get(k) == v for k, v in now.items())
+    return all(getattr(record, k) == v for k, v in measurement_settings(meter).items())
 
 
 def evaluate_rung(
@@ -128,7 +128,7 @@ def evaluate_rung(
     on_step: Callable[[Step], None] | None = None,
     artifacts: ArtifactStore | None = None,
     on_epoch: Callable[[int, Step], None] | None = None,
-) -> dict[str, Any]:
+) -> Record:
     """Run ``spec`` through load → fit(train) → infer(split) and return its record.
 
     With ``on_step``, inference runs on nested, growing seeded fractions of the split (``steps``,
@@ -147,40 +147,39 @@ def evaluate_rung(
     train_texts, train_labels = subsample(data.train, plan.train_limit, context.seed)
     texts, labels = subsample(split, plan.limit, context.seed)
     ident = task_identity(data)
-    record: dict[str, Any] = {
-        "schema": SCHEMA,
-        "key": evaluation_key(ident, spec, plan, context),
-        "fit_key": fit_key(ident, spec, plan, context),
-        "run_id": run_id,
-        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "task": data.task.name,
-        "task_file": str(data.task.path.resolve()),
-        "metric": data.task.metric,
-        "target": {"min": data.task.target.min, "within": data.task.target.within},
-        "rung": spec.name,
-        "config": spec.config(),
-        "split": plan.split,
-        "limit": plan.limit,
-        "train_limit": plan.train_limit,
-        "n_train": len(train_texts),
-        "n_examples": len(texts),
-        "device": context.device,
-        "seed": context.seed,
+    record = Record(
+        key=evaluation_key(ident, spec, plan, context),
+        fit_key=fit_key(ident, spec, plan, context),
+        run_id=run_id,
+        time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        task=data.task.name,
+        task_file=str(data.task.path.resolve()),
+        metric=data.task.metric,
+        target={"min": data.task.target.min, "within": data.task.target.within},
+        rung=spec.name,
+        config=spec.config(),
+        split=plan.split,
+        limit=plan.limit,
+        train_limit=plan.train_limit,
+        n_train=len(train_texts),
+        n_examples=len(texts),
+        device=context.device,
+        seed=context.seed,
         **measurement_settings(meter),
-        "energy_basis": meter.basis,
-        "idle_watts": sum(meter.idle_watts.values()) if meter.idle_watts else None,
-        "energy_resolution_s": meter.resolution_s,
-        "seconds": {},
-        "joules": {},
-        "joules_gross": {},
-        "energy_parts": {},
-        "energy_uncertainty": {},
-        "below_resolution": [],
-        "energy_read_errors": [],
-        "infer_repeats": [],
-        "seconds_spent": {},
-        "joules_spent": {},
-    }
+        energy_basis=meter.basis,
+        idle_watts=sum(meter.idle_watts.values()) if meter.idle_watts else None,
+        energy_resolution_s=meter.resolution_s,
+        seconds={},
+        joules={},
+        joules_gross={},
+        energy_parts={},
+        energy_uncertainty={},
+        below_resolution=[],
+        energy_read_errors=[],
+        infer_repeats=[],
+        seconds_spent={},
+        joules_spent={},
+    )
     rung = build_rung(spec, context, meter)
     phase = "load"
     try:
@@ -193,38 +192,39 @@ def evaluate_rung(
             rung.on_epoch = watch
         _FitPhase(rung, record, meter, artifacts, data, watch).run(train_texts, train_labels)
         phase = "infer"
-        stop = None
+        stop, repeats = None, []
         with _charged(rung, record, "infer"):
             if watch is not None and watch.stop is not None:
-                record["joules"]["infer"] = record["seconds"]["infer"] = 0.0  # pruned in fit: none run
-                record["joules_gross"]["infer"] = 0.0
+                record.joules["infer"] = record.seconds["infer"] = 0.0  # pruned in fit: none run
+                record.joules_gross["infer"] = 0.0
                 stop, labels, predicted = watch.stop, watch.labels, watch.predicted
             elif on_step is None:
-                predicted = _measured(meter, record, "infer", lambda: rung.predict(texts), rung)
+                predicted = _measured(meter, record, "infer", lambda: rung.predict(texts), rung, repeats)
             else:
                 kept, predicted, stop = _staged_infer(meter, record, rung, texts, labels, data.labels, steps,
-                                                      on_step, context.seed)
+                                                      on_step, context.seed, repeats)
                 labels = [labels[i] for i in kept]
-        record.update(_scores(data, labels, predicted, context.seed))
-        record["n_params"] = int(rung.n_params())
-        record["facts"] = rung.facts()
-        record["joules_per_query"] = record["joules"]["infer"] / max(len(labels), 1)
-        record["joules_per_query_spent"] = record["joules_spent"]["infer"] / max(len(labels), 1)
-        record["joules_per_query_gross"] = record["joules_gross"]["infer"] / max(len(labels), 1)
-        if record.get("infer_joules_repeats"):
-            record["joules_per_query_repeats"] = energy_interval(record.pop("infer_joules_repeats"), len(labels))
-        record["status"] = "ok"
+        _score(record, data, labels, predicted, context.seed)
+        record.n_params = int(rung.n_params())
+        record.facts = rung.facts()
+        record.joules_per_query = record.joules["infer"] / max(len(labels), 1)
+        record.joules_per_query_spent = record.joules_spent["infer"] / max(len(labels), 1)
+        record.joules_per_query_gross = record.joules_gross["infer"] / max(len(labels), 1)
+        if repeats:
+            record.joules_per_query_repeats = energy_interval(repeats, len(labels))
+        record.status = "ok"
         if stop is not None:
-            record.update(status="pruned", n_examples=len(labels),
-                          pruned={"after": len(labels), "of": len(texts), "reason": str(stop)})
+            record.status, record.n_examples = "pruned", len(labels)
+            record.pruned = {"after": len(labels), "of": len(texts), "reason": str(stop)}
             if watch is not None and watch.stop is not None:
-                record["pruned"]["epoch"] = watch.epoch
-                record["joules_per_query"] = record["joules_per_query_spent"] = None  # no inference ran
-                record["joules_per_query_gross"] = None
+                record.pruned["epoch"] = watch.epoch
+                record.joules_per_query = record.joules_per_query_spent = None  # no inference ran
+                record.joules_per_query_gross = None
     except Exception as exc:  # noqa: BLE001 — any failure of a rung is recorded, the run goes on
         meter.discard(phase)  # not end(): a CUDA error would surface again at its synchronize
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        record.update(status="failed", error=f"{exc.__class__.__name__}: {message}"[:500], failed_phase=phase)
+        record.status, record.failed_phase = "failed", phase
+        record.error = f"{exc.__class__.__name__}: {message}"[:500]
         log.debug("rung %s failed in %s:\n%s", spec.name, phase, traceback.format_exc())
     finally:
         ledger = rung.ledger
@@ -240,12 +240,12 @@ def evaluate_rung(
             gc.collect()
             gc.freeze()
         restore_threads()
-    record["joules_total"] = sum(record["joules"].values())
-    record["seconds_total"] = sum(record["seconds"].values())
-    record["joules_total_spent"] = sum(record["joules_spent"].values())
-    record["seconds_total_spent"] = sum(record["seconds_spent"].values())
-    record["cache"] = {"hits": ledger.hits, "misses": ledger.misses, "charged_joules": ledger.charged_joules,
-                       "encode_joules_spent": ledger.encode_joules}
+    record.joules_total = sum(record.joules.values())
+    record.seconds_total = sum(record.seconds.values())
+    record.joules_total_spent = sum(record.joules_spent.values())
+    record.seconds_total_spent = sum(record.seconds_spent.values())
+    record.cache = {"hits": ledger.hits, "misses": ledger.misses, "charged_joules": ledger.charged_joules,
+                    "encode_joules_spent": ledger.encode_joules}
     return record
 
 
@@ -261,10 +261,10 @@ class _FitPhase:
       validation examples again: the record says whether the new fit reproduced them.
     """
 
-    def __init__(self, rung, record: dict[str, Any], meter: Meter, store: ArtifactStore | None, data: TaskData,
+    def __init__(self, rung, record: Record, meter: Meter, store: ArtifactStore | None, data: TaskData,
                  watch: _EpochWatch | None = None):
         self.rung, self.record, self.meter, self.store, self.data = rung, record, meter, store, data
-        self.key = record["fit_key"]
+        self.key = record.fit_key
         self.watch = watch
 
     def run(self, train_texts: Sequence[str], train_labels: Sequence[str]) -> None:
@@ -279,30 +279,30 @@ class _FitPhase:
             _measured(self.meter, self.record, "fit", lambda: self.rung.fit(train_texts, train_labels))
         training = self.rung.training()
         if training:
-            self.record["training"] = training
+            self.record.training = training
         if self.store is not None and (self.watch is None or self.watch.stop is None):
             self._save(training)
-            if problem is not None and isinstance(self.record.get("artifact"), dict):
-                self.record["artifact"]["refit"] = problem
-                self.record["artifact"]["check"] = self._check()
+            if problem is not None and isinstance(self.record.artifact, dict):
+                self.record.artifact["refit"] = problem
+                self.record.artifact["check"] = self._check()
 
     def _find(self):
         """``(verified artifact or None, why an artifact the run expected cannot be used)``."""
         recorded = self.store.recorded(self.key)
         try:
-            artifact = self.store.find(self.key, recorded["artifact"]["sha256"] if recorded else None)
+            artifact = self.store.find(self.key, recorded.artifact["sha256"] if recorded else None)
         except CorruptArtifact as exc:
             return None, self._discard(str(exc))
         if artifact is None and recorded is not None:
             log.warning("the artifact of %s (%s) that %s recorded is missing: fitting it again with seed %s",
-                        self.record["rung"], recorded["artifact"].get("path"), recorded.get("run_id") or "a run",
-                        self.record["seed"])
+                        self.record.rung, recorded.artifact.get("path"), recorded.run_id or "a run",
+                        self.record.seed)
             return None, "missing"
         return artifact, None
 
     def _discard(self, why: str) -> str:
         self.store.delete(self.key)
-        log.warning("the artifact of %s in %s is corrupt (%s): deleted; fitting it again", self.record["rung"],
+        log.warning("the artifact of %s in %s is corrupt (%s): deleted; fitting it again", self.record.rung,
                     self.store.folder(self.key), why)
         return f"corrupt: {why}"
 
@@ -316,27 +316,27 @@ class _FitPhase:
                 self.meter.end("fit")
             except ValueError:
                 pass
-            for phases in (self.record["joules"], self.record["seconds"], self.record["energy_parts"],
-                           self.record["joules_spent"], self.record["seconds_spent"]):
+            for phases in (self.record.joules, self.record.seconds, self.record.energy_parts,
+                           self.record.joules_spent, self.record.seconds_spent):
                 phases.pop("fit", None)
             return self._discard(f"restore failed: {exc.__class__.__name__}: {str(exc).strip()[:200]}")
         fit = artifact.manifest.get("fit") or {}
-        for field in ("joules", "seconds"):
-            if isinstance(fit.get(field), (int, float)):
-                self.record[field]["fit"] = float(fit[field])
-        self.record["artifact"] = {**artifact.reference(self.store.run_dir), "restored": True, "fit": fit}
+        for per_phase, value in ((self.record.joules, fit.get("joules")), (self.record.seconds, fit.get("seconds"))):
+            if isinstance(value, (int, float)):
+                per_phase["fit"] = float(value)
+        self.record.artifact = {**artifact.reference(self.store.run_dir), "restored": True, "fit": fit}
         if artifact.manifest.get("training"):
-            self.record["training"] = artifact.manifest["training"]
+            self.record.training = artifact.manifest["training"]
         return None
 
     def _save(self, training: dict[str, Any]) -> None:
         r = self.record
-        about = {"fit_key": self.key, "task": r["task"], "rung": r["rung"], "config": r["config"],
-                 "train_limit": r["train_limit"], "n_train": r["n_train"], "seed": r["seed"], "device": r["device"],
-                 "label_names": list(self.data.labels), "run_id": r["run_id"],
+        about = {"fit_key": self.key, "task": r.task, "rung": r.rung, "config": r.config,
+                 "train_limit": r.train_limit, "n_train": r.n_train, "seed": r.seed, "device": r.device,
+                 "label_names": list(self.data.labels), "run_id": r.run_id,
                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                 "fit": {"joules": r["joules"]["fit"], "seconds": r["seconds"]["fit"],
-                         "joules_spent": r["joules_spent"]["fit"], "seconds_spent": r["seconds_spent"]["fit"],
+                 "fit": {"joules": r.joules["fit"], "seconds": r.seconds["fit"],
+                         "joules_spent": r.joules_spent["fit"], "seconds_spent": r.seconds_spent["fit"],
                          "energy_source": self.meter.source},
                  "training": training}
         try:
@@ -344,21 +344,21 @@ class _FitPhase:
         except NotImplementedError:
             return  # this kind keeps nothing worth saving
         except Exception as exc:  # noqa: BLE001 — an unwritable artifact costs a refit later, not the record
-            log.warning("could not save the artifact of %s: %s", r["rung"], exc)
-            r["artifact"] = {"path": None, "sha256": None, "error": f"{exc.__class__.__name__}: {exc}"[:300]}
+            log.warning("could not save the artifact of %s: %s", r.rung, exc)
+            r.artifact = {"path": None, "sha256": None, "error": f"{exc.__class__.__name__}: {exc}"[:300]}
             return
-        r["artifact"] = artifact.reference(self.store.run_dir)
+        r.artifact = artifact.reference(self.store.run_dir)
 
     def _check(self) -> dict[str, Any]:
         """Predict the recorded validation examples again and count the predictions that differ."""
         prior = self.store.recorded_validation(self.key)
-        if prior is None or not prior.get("predictions"):
+        if prior is None or not prior.predictions:
             return {"note": "no recorded validation predictions of this fit to check against"}
-        texts, _ = subsample(self.data.validation, prior.get("limit"), self.record["seed"])
-        names = list(prior.get("label_names") or [])
-        recorded = [names[i] if 0 <= i < len(names) else None for i in prior["predictions"]]
+        texts, _ = subsample(self.data.validation, prior.limit, self.record.seed)
+        names = list(prior.label_names or [])
+        recorded = [names[i] if 0 <= i < len(names) else None for i in prior.predictions]
         if len(recorded) != len(texts):
-            return {"against": prior["key"], "note": f"the validation split has changed ({len(texts)} examples, "
+            return {"against": prior.key, "note": f"the validation split has changed ({len(texts)} examples, "
                                                      f"{len(recorded)} recorded): not checked"}
         self.meter.begin("check")
         try:
@@ -366,17 +366,17 @@ class _FitPhase:
         finally:
             m = self.meter.end("check")
         differing = sum(a != b for a, b in zip(predicted, recorded))
-        check = {"against": prior["key"], "examples": len(texts), "differing": differing, "joules": m.joules,
+        check = {"against": prior.key, "examples": len(texts), "differing": differing, "joules": m.joules,
                  "seconds": m.seconds}
         if differing:
             check["note"] = (f"{differing} of {len(texts)} validation predictions differ from the recorded ones: "
                              "the new fit did not reproduce the recorded one")
-            log.warning("%s fitted again: %s", self.record["rung"], check["note"])
+            log.warning("%s fitted again: %s", self.record.rung, check["note"])
         return check
 
 
 @contextmanager
-def _charged(rung, record: dict[str, Any], phase: str) -> Iterator[None]:
+def _charged(rung, record: Record, phase: str) -> Iterator[None]:
     """Energy accounting rule: a phase's ``joules``/``seconds`` are what the configuration costs,
     the measured spend plus the stored cost of work a cache served; ``*_spent`` is the spend alone.
     Comparisons and the search read ``joules``, so a cache never makes a configuration look cheaper.
@@ -385,24 +385,26 @@ def _charged(rung, record: dict[str, Any], phase: str) -> Iterator[None]:
     try:
         yield
     finally:
-        if phase in record["joules"]:  # a phase that failed inside its window recorded nothing
+        if phase in record.joules:  # a phase that failed inside its window recorded nothing
             served = rung.ledger.since(before)
-            record["joules_spent"][phase] = record["joules"][phase]
-            record["seconds_spent"][phase] = record["seconds"][phase]
-            record["joules"][phase] += served.charged_joules
-            record["seconds"][phase] += served.charged_seconds
+            record.joules_spent[phase] = record.joules[phase]
+            record.seconds_spent[phase] = record.seconds[phase]
+            record.joules[phase] += served.charged_joules
+            record.seconds[phase] += served.charged_seconds
             # Stored costs are net of idle: gross adds the idle draw over their stored time.
-            idle = record["idle_watts"] or 0.0
-            record["joules_gross"][phase] += served.charged_joules + idle * served.charged_seconds
+            idle = record.idle_watts or 0.0
+            record.joules_gross[phase] += served.charged_joules + idle * served.charged_seconds
 
 
-def _measured(meter: Meter, record: dict[str, Any], phase: str, work, rung=None):
+def _measured(meter: Meter, record: Record, phase: str, work, rung=None, repeats: list[float] | None = None):
     """Measure ``work`` in window ``phase`` and add it to the record.
 
     Given the ``rung`` (inference), a first pass shorter than the meter can resolve is repeated
     inside the window until it is long enough, and the measurement divided by the passes: only when
     the rung's predict does the same work every time and the first pass stored nothing in the
-    embedding cache (else the next passes would be cache hits, cheaper than the first).
+    embedding cache (else the next passes would be cache hits, cheaper than the first). Measured
+    with the CPU-time estimate, such an inference is measured ENERGY_REPEATS times in all, and
+    ``repeats`` becomes the joules per pass of each window.
     """
     before = rung.ledger.snapshot() if rung is not None else None
     meter.begin(phase)
@@ -413,25 +415,25 @@ def _measured(meter: Meter, record: dict[str, Any], phase: str, work, rung=None)
     m = meter.end(phase).per_pass(passes)
     if rung is not None and type(rung).repeatable_predict and rung.ledger.stored == before.stored:
         extra = 0
-        if "estimate" in meter.source.split("+"):
+        if is_estimate(meter.source) and repeats is not None:
             # The CPU-time estimate varies run to run (scheduling, caches, other load): the inference
             # is measured ENERGY_REPEATS times in all, so J/query has an interval (docs/energy.md).
-            record["infer_joules_repeats"] = [m.net_joules]
+            repeats[:] = [m.net_joules]
             for _ in range(ENERGY_REPEATS - 1):
                 joules, more = _one_window(meter, work, rung, before)
-                record["infer_joules_repeats"].append(joules)
+                repeats.append(joules)
                 extra += more
         rung.ledger.keep_one_pass(before, passes + extra)
     # A staged inference measures its phase in several windows: they add up.
-    for key, value in (("seconds", m.seconds), ("joules", m.net_joules), ("joules_gross", m.joules),
-                       ("energy_uncertainty", m.uncertainty)):
-        record[key][phase] = record[key].get(phase, 0.0) + value
-    for flag, on in (("below_resolution", m.below_resolution), ("energy_read_errors", m.read_errors)):
-        if on and phase not in record[flag]:
-            record[flag].append(phase)
+    for per_phase, value in ((record.seconds, m.seconds), (record.joules, m.net_joules),
+                             (record.joules_gross, m.joules), (record.energy_uncertainty, m.uncertainty)):
+        per_phase[phase] = per_phase.get(phase, 0.0) + value
+    for flagged, on in ((record.below_resolution, m.below_resolution), (record.energy_read_errors, m.read_errors)):
+        if on and phase not in flagged:
+            flagged.append(phase)
     if rung is not None:
-        record["infer_repeats"].append(passes)
-    parts = record["energy_parts"].setdefault(phase, {})
+        record.infer_repeats.append(passes)
+    parts = record.energy_parts.setdefault(phase, {})
     for part, joules in m.net_parts.items():
         parts[part] = parts.get(part, 0.0) + joules
     return result
@@ -471,9 +473,9 @@ def energy_interval(joules_per_pass: Sequence[float], n_queries: int) -> dict[st
             "cv_target": ENERGY_CV_TARGET, "cv_met": cv is not None and cv <= ENERGY_CV_TARGET}
 
 
-def _staged_infer(meter: Meter, record: dict[str, Any], rung, texts: Sequence[str], labels: Sequence[str],
+def _staged_infer(meter: Meter, record: Record, rung, texts: Sequence[str], labels: Sequence[str],
                   names: Sequence[str], steps: Sequence[float], on_step: Callable[[Step], None],
-                  seed: int) -> tuple[list[int], list[str], StopEvaluation | None]:
+                  seed: int, repeats: list[float]) -> tuple[list[int], list[str], StopEvaluation | None]:
     """Predict nested seeded subsets of growing size (each text once); ``on_step`` may stop early.
 
     Returns the indices evaluated (in split order), their predictions, and the stop, if any.
@@ -487,7 +489,7 @@ def _staged_infer(meter: Meter, record: dict[str, Any], rung, texts: Sequence[st
     done = 0
     for i, size in enumerate(sizes):
         chunk = order[done:size]
-        out = _measured(meter, record, "infer", lambda: rung.predict([texts[j] for j in chunk]), rung)
+        out = _measured(meter, record, "infer", lambda: rung.predict([texts[j] for j in chunk]), rung, repeats)
         for j, p in zip(chunk, out):
             predicted[j] = p
             y_pred[j] = index.get(p, -1)
@@ -539,7 +541,7 @@ class _EpochWatch:
             raise StopTraining(f"pruned after epoch {epoch}: {stop}") from stop
 
 
-def _scores(data: TaskData, labels: Sequence[str], predicted: Sequence[str], seed: int) -> dict[str, Any]:
+def _score(record: Record, data: TaskData, labels: Sequence[str], predicted: Sequence[str], seed: int) -> None:
     names = list(data.labels)
     index = {name: i for i, name in enumerate(names)}
     y_true = np.array([index[label] for label in labels], dtype=np.int64)
@@ -551,14 +553,9 @@ def _scores(data: TaskData, labels: Sequence[str], predicted: Sequence[str], see
     for metric in M.METRICS:
         out_metrics[metric] = M.score(metric, y_true, y_pred, n_classes)
         ci[metric] = list(M.confidence_interval(metric, y_true, y_pred, n_classes, seed=seed))
-    return {
-        "metrics": out_metrics,
-        "ci": ci,
-        "label_names": names,
-        # Per-example labels make paired comparisons and intervals possible from runs.jsonl alone.
-        "references": y_true.tolist(),
-        "predictions": y_pred.tolist(),
-    }
+    record.metrics, record.ci, record.label_names = out_metrics, ci, names
+    # Per-example labels make paired comparisons and intervals possible from runs.jsonl alone.
+    record.references, record.predictions = y_true.tolist(), y_pred.tolist()
 
 
 def new_run_id() -> str:

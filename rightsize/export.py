@@ -31,6 +31,7 @@ from rightsize.adequacy import comparable
 from rightsize.artifacts import STATE, ArtifactStore, CorruptArtifact, check_listing, file_listing, read_manifest
 from rightsize.errors import RightsizeError
 from rightsize.naming import variant_labels
+from rightsize.records import Record
 from rightsize.results import RunLog
 from rightsize.rungs import RunContext, RungSpec, build_rung, rung_class
 
@@ -48,7 +49,7 @@ MODEL_MODES = ("copy", "reference")
 class ExportResult:
     folder: Path
     label: str  # the config's name (rung and the knobs that tell it from its siblings)
-    record: dict[str, Any]  # the validation record exported
+    record: Record  # the validation record exported
     models: dict[str, dict[str, Any]]  # model id -> {"path": ...} (copied) or {"id": ...} (referenced)
     bytes: int  # the folder's size
 
@@ -56,8 +57,8 @@ class ExportResult:
 # ------------------------------------------------------------------------------------ export
 
 
-def choose_record(records: Sequence[dict[str, Any]], config: str | None,
-                  plans: Sequence[dict] = ()) -> tuple[dict, str]:
+def choose_record(records: Sequence[Record], config: str | None,
+                  plans: Sequence[dict] = ()) -> tuple[Record, str]:
     """``(validation record, its label)`` named by ``config`` (a record key, a config label or a rung
     name), or the run's recommendation when ``config`` is None."""
     group = comparable(records)
@@ -73,20 +74,20 @@ def choose_record(records: Sequence[dict[str, Any]], config: str | None,
             raise RightsizeError("nothing adequate to export by default: name a config (one of: "
                                  f"{', '.join(sorted(labels.values()))})")
         config = rec.chosen["key"]
-    ok = {r["key"]: r for r in records if r.get("split") == "validation" and r.get("status") == "ok" and "key" in r}
+    ok = {r.key: r for r in records if r.split == "validation" and r.ok and r.key is not None}
     if config in ok:
         return ok[config], labels.get(config) or variant_labels([ok[config]])[config]
-    by_label = [r for r in group if labels[r["key"]] == config]
-    by_rung = [r for r in group if r.get("rung") == config]
+    by_label = [r for r in group if labels[r.key] == config]
+    by_rung = [r for r in group if r.rung == config]
     found = by_label or by_rung
     if len(found) > 1:
         raise RightsizeError(f"config {config!r}: {len(found)} configs of that rung were evaluated; name one: "
-                             f"{', '.join(sorted(labels[r['key']] for r in found))}")
+                             f"{', '.join(sorted(labels[r.key] for r in found))}")
     if not found:
         known = ", ".join(sorted(labels.values())) or "none"
         raise RightsizeError(f"config {config!r}: no such config, rung or key among the run's validation records "
                              f"(configs: {known})")
-    return found[0], labels[found[0]["key"]]
+    return found[0], labels[found[0].key]
 
 
 def export_config(run_dir: str | Path, out: str | Path, config: str | None = None, *,
@@ -102,7 +103,7 @@ def export_config(run_dir: str | Path, out: str | Path, config: str | None = Non
         raise RightsizeError(f"--out {out}: exists and is not an empty folder")
     store = ArtifactStore(run.dir)
     artifact = _artifact_of(store, record, label)
-    spec = _spec_of(record)
+    spec = _spec_of(record.rung, record.config)
     temp = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
     try:
         temp.mkdir(parents=True)
@@ -124,29 +125,29 @@ def export_config(run_dir: str | Path, out: str | Path, config: str | None = Non
     return ExportResult(out, label, record, model_entries, size)
 
 
-def _artifact_of(store: ArtifactStore, record: dict[str, Any], label: str):
-    fit_key = record.get("fit_key")
+def _artifact_of(store: ArtifactStore, record: Record, label: str):
+    fit_key = record.fit_key
     if not fit_key:
         raise RightsizeError(f"{label}: recorded before artifacts were kept; run `rightsize evaluate` on it again "
                              "(--force) to fit and save it")
     latest = store.recorded(fit_key)
     try:
-        artifact = store.find(fit_key, latest["artifact"]["sha256"] if latest else None)
+        artifact = store.find(fit_key, latest.artifact["sha256"] if latest else None)
     except CorruptArtifact as exc:
         raise RightsizeError(f"{label}: its artifact in {store.folder(fit_key)} is corrupt ({exc}); evaluate it again "
                              "to fit it anew") from None
     if artifact is None:
-        kind = (record.get("config") or {}).get("kind")
+        kind = (record.config or {}).get("kind")
         why = "was not saved (or is on another machine)" if latest else f"was never saved (kind {kind!r} may not save)"
         raise RightsizeError(f"{label}: its fitted state {why}; evaluate it again in {store.run_dir} to fit and "
                              "save it")
     return artifact
 
 
-def _spec_of(record: dict[str, Any]) -> RungSpec:
+def _spec_of(rung: str | None, config: dict[str, Any] | None) -> RungSpec:
     from rightsize.recommend import spec_from_config
 
-    return spec_from_config(str(record.get("rung")), record.get("config") or {})
+    return spec_from_config(str(rung), config or {})
 
 
 def _export_models(spec: RungSpec, folder: Path, mode: str) -> dict[str, dict[str, Any]]:
@@ -166,21 +167,20 @@ def _export_models(spec: RungSpec, folder: Path, mode: str) -> dict[str, dict[st
     return entries
 
 
-def _export_info(run_dir: Path, record: dict[str, Any], label: str, artifact_sha256: str,
+def _export_info(run_dir: Path, record: Record, label: str, artifact_sha256: str,
                  models: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    metric = record.get("metric", "accuracy")
+    metric = record.metric or "accuracy"
     return {
-        "schema": SCHEMA, "rung": record["rung"], "label": label, "config": record["config"],
-        "label_names": record.get("label_names") or [], "models": models,
-        "device": record.get("device", "cpu"), "seed": record.get("seed", 0),
+        "schema": SCHEMA, "rung": record.rung, "label": label, "config": record.config,
+        "label_names": record.label_names or [], "models": models,
+        "device": record.device or "cpu", "seed": record.seed or 0,
         "artifact_sha256": artifact_sha256,
-        "source": {"run_dir": str(run_dir.resolve()), "task": record.get("task"), "key": record["key"],
-                   "fit_key": record.get("fit_key"), "metric": metric,
-                   "score": (record.get("metrics") or {}).get(metric),
-                   "ci": (record.get("ci") or {}).get(metric), "n_examples": record.get("n_examples"),
-                   "limit": record.get("limit"), "joules_per_query": record.get("joules_per_query"),
-                   "joules_fit": (record.get("joules") or {}).get("fit"), "energy_source": record.get("energy_source"),
-                   "training": record.get("training")},
+        "source": {"run_dir": str(run_dir.resolve()), "task": record.task, "key": record.key,
+                   "fit_key": record.fit_key, "metric": metric, "score": record.score(metric),
+                   "ci": record.interval(metric), "n_examples": record.n_examples,
+                   "limit": record.limit, "joules_per_query": record.joules_per_query,
+                   "joules_fit": (record.joules or {}).get("fit"), "energy_source": record.energy_source,
+                   "training": record.training},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "rightsize": _version(),
     }
@@ -284,7 +284,7 @@ def load_export(folder: str | Path, *, device: str | None = None, trust_remote_c
 
     folder = Path(folder)
     info = read_export(folder)
-    spec = _spec_of({"rung": info.get("rung"), "config": info.get("config")})
+    spec = _spec_of(info.get("rung"), info.get("config"))
     local: dict[str, str] = {}
     for model, entry in (info.get("models") or {}).items():
         if "path" in entry:

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rightsize import carbon
 from rightsize.errors import RightsizeError
+from rightsize.records import Record
 from rightsize.tables import human_grams
 
 JOULES_PER_KWH = 3.6e6
@@ -455,19 +456,19 @@ def figure(value: float | None, unit: str, **assumptions: Any) -> dict[str, Any]
     return {"value": value, "unit": unit, "assumptions": assumptions}
 
 
-def one_time_jobs(records: Iterable[Mapping[str, Any]], labels: Mapping[str, str]) -> list[tuple[str, float, float]]:
+def one_time_jobs(records: Sequence[Record], labels: Mapping[str, str]) -> list[tuple[str, float, float]]:
     """The one-time jobs a run measured, as (name, IT joules, seconds): each config's fit (``labels``:
     record key -> name) and, for a search folder, the search's evaluations (what each spent)."""
     jobs, search_joules, search_seconds = [], 0.0, 0.0
     for r in records:
-        if r.get("search") and r.get("status") in ("ok", "pruned"):
-            search_joules += sum((r.get("joules_spent") or r.get("joules") or {}).values())
-            search_seconds += sum((r.get("seconds_spent") or r.get("seconds") or {}).values())
+        if r.search and r.status in ("ok", "pruned"):
+            search_joules += sum((r.joules_spent or r.joules or {}).values())
+            search_seconds += sum((r.seconds_spent or r.seconds or {}).values())
     for key, name in labels.items():
-        r = next((r for r in records if r.get("key") == key), None)
-        fit = (r or {}).get("joules", {}).get("fit", 0.0)
+        r = next((r for r in records if r.key == key), None)
+        fit = ((r.joules if r else None) or {}).get("fit", 0.0)
         if fit > 0:
-            jobs.append((f"fit of {name}", float(fit), float(r.get("seconds", {}).get("fit", 0.0))))
+            jobs.append((f"fit of {name}", float(fit), float((r.seconds or {}).get("fit", 0.0))))
     if search_joules > 0:
         jobs.append(("search", search_joules, search_seconds))
     return jobs

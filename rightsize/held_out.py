@@ -15,17 +15,21 @@ import numpy as np
 
 from rightsize import metrics as M
 from rightsize.adequacy import Target
+from rightsize.records import Record
 
 
-def held_out_record(record: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+def held_out_record(record: Record, records: Sequence[Record]) -> Record | None:
     """The latest ok test-split record of the same config, fit and sample as ``record``, if there is one."""
-    same = ("task", "config", "limit", "train_limit", "seed", "device")
-    matches = [t for t in records if t.get("status") == "ok" and t.get("split") == "test" and "metrics" in t
-               and all(t.get(k) == record.get(k) for k in same)]
+    matches = [t for t in records if t.ok and t.split == "test" and t.metrics is not None
+               and _fit_and_sample(t) == _fit_and_sample(record)]
     return matches[-1] if matches else None
 
 
-def held_out_verdict(chosen: Mapping[str, Any] | None, largest: Mapping[str, Any] | None, target: Target, metric: str,
+def _fit_and_sample(r: Record) -> tuple:
+    return r.task, r.config, r.limit, r.train_limit, r.seed, r.device
+
+
+def held_out_verdict(chosen: Record | None, largest: Record | None, target: Target, metric: str,
                  *, resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
     """``{confirmed, rule, score, bound, threshold, n_examples, detail}`` from the test records of the
     chosen and the largest config; ``confirmed`` is None when the test records needed are missing."""
@@ -34,23 +38,23 @@ def held_out_verdict(chosen: Mapping[str, Any] | None, largest: Mapping[str, Any
     if chosen is None or (target.rule == "within" and largest is None):
         what = "the choice" if chosen is None else "the largest config"
         return {**missing, "detail": f"{what} has no test record"}
-    references = chosen["references"]
-    if target.rule == "within" and largest["references"] != references:
+    references = chosen.references
+    if target.rule == "within" and largest.references != references:
         return {**missing, "detail": "the choice and the largest config were tested on other examples"}
-    n_classes = len(chosen["label_names"])
+    n_classes = len(chosen.label_names)
     idx = M.bootstrap_indices(len(references), resamples, seed)
-    scores = M.bootstrap_scores(metric, references, chosen["predictions"], n_classes, idx)
+    scores = M.bootstrap_scores(metric, references, chosen.predictions, n_classes, idx)
     upper_q = 1 - (1 - level) / 2
     pct = f"{level:.0%}"
-    score = float(chosen["metrics"][metric])
+    score = float(chosen.score(metric))
     if target.rule == "min":
         bound, threshold = _upper(scores, upper_q), target.value
         confirmed = bound >= threshold
         detail = (f"test {metric} {score:.4f}, {pct} CI upper bound {bound:.4f} "
                   f"{'>=' if confirmed else '<'} target min {threshold:g} on {len(references)} examples")
     else:
-        big = M.bootstrap_scores(metric, references, largest["predictions"], n_classes, idx)
-        score = score - float(largest["metrics"][metric])
+        big = M.bootstrap_scores(metric, references, largest.predictions, n_classes, idx)
+        score = score - float(largest.score(metric))
         bound, threshold = _upper(scores - big, upper_q), -target.value
         confirmed = bound > threshold
         detail = (f"test {metric} minus the largest config's: {score:+.4f}, {pct} CI upper bound {bound:+.4f} "

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping
 
+from rightsize.records import Record
+
 _IDENTITY = ("kind", "model")
 
 # Rung and task names: one word that is safe as a folder name (no separators, never "." or "..").
@@ -37,13 +39,13 @@ def normalized_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return {**defaults, **config}
 
 
-def variant_labels(entries: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """``key -> label`` for entries with ``key``, ``rung`` and ``config``: the rung name, and where
-    several configs share it, the knobs whose values differ between them, e.g. ``tfidf (threads=1)``."""
-    entries = [e for e in entries if e.get("key") is not None]
+def variant_labels(records: Iterable[Record]) -> dict[str, str]:
+    """``key -> label`` of records: the rung name, and where several configs share it, the knobs
+    whose values differ between them, e.g. ``tfidf (threads=1)``."""
     by_rung: dict[str, dict[str, Mapping[str, Any]]] = {}
-    for e in entries:
-        by_rung.setdefault(str(e.get("rung")), {})[e["key"]] = normalized_config(e.get("config") or {})
+    for r in records:
+        if r.key is not None:
+            by_rung.setdefault(str(r.rung), {})[r.key] = normalized_config(r.config or {})
     labels: dict[str, str] = {}
     for rung, configs in by_rung.items():
         if len(configs) == 1:
@@ -60,6 +62,6 @@ def variant_labels(entries: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     return labels
 
 
-def label_of(entry: Mapping[str, Any], labels: Mapping[str, str]) -> str:
-    """The entry's label from ``labels``, else its rung name."""
-    return labels.get(entry.get("key"), str(entry.get("rung")))
+def label_of(record: Record, labels: Mapping[str, str]) -> str:
+    """The record's label from ``labels``, else its rung name."""
+    return labels.get(record.key, str(record.rung))

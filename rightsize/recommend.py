@@ -1,6 +1,6 @@
 """The recommendation policy: the smallest adequate config to deploy, its savings and lifetime cost.
 
-Pure functions over records (the dicts of ``runs.jsonl``); no printing and no file I/O (the carbon
+Pure functions over records (:class:`rightsize.records.Record`); no printing and no file I/O (the carbon
 table is read through :mod:`rightsize.carbon`). Adequacy is :func:`rightsize.adequacy.judge`'s.
 Selection uses the **validation** split only: test records are looked up to *report* the held-out
 score of a choice, never to make it. ``largest`` and ``pareto_front`` ignore records that failed.
@@ -18,6 +18,7 @@ from rightsize.coverage import assess_coverage
 from rightsize.errors import RightsizeError
 from rightsize.held_out import held_out_record, held_out_verdict
 from rightsize.naming import label_of, variant_labels
+from rightsize.records import Record
 from rightsize.rungs import RungSpec, rung_class
 from rightsize.tables import human_joules
 from rightsize.top import against_top
@@ -27,13 +28,6 @@ CLOSEST = 3  # configs shown when nothing is adequate
 
 
 # ------------------------------------------------------------------------------------ record helpers
-
-
-def is_estimate(record: Mapping[str, Any]) -> bool:
-    """True when any of the record's energy comes from the CPU-time model, not a hardware counter."""
-    if "estimate" in str(record.get("energy_source", "")).split("+"):
-        return True
-    return any(part.endswith("estimate") for parts in (record.get("energy_parts") or {}).values() for part in parts)
 
 
 def spec_from_config(name: str, config: Mapping[str, Any]) -> RungSpec:
@@ -54,34 +48,33 @@ def spec_from_config(name: str, config: Mapping[str, Any]) -> RungSpec:
 # ------------------------------------------------------------------------------------ orderings
 
 
-def largest(records: Sequence[Mapping[str, Any]]) -> dict:
+def largest(records: Sequence[Record]) -> Record:
     """The largest config evaluated: most parameters (ties: most J/query)."""
     ok = ok_records(records)
     if not ok:
         raise ValueError("largest() needs at least one ok record")
-    return max(ok, key=lambda r: (r.get("n_params") or 0, r["joules_per_query"]))
+    return max(ok, key=lambda r: (r.n_params or 0, r.joules_per_query))
 
 
-def pareto_front(records: Sequence[Mapping[str, Any]], metric: str,
-                 cost: Callable[[Mapping[str, Any]], float] | None = None) -> list[dict]:
+def pareto_front(records: Sequence[Record], metric: str,
+                 cost: Callable[[Record], float] | None = None) -> list[Record]:
     """Configs no other config beats on both metric (higher) and cost (lower; default J/query); by cost."""
     ok = ok_records(records)
-    cost = cost or (lambda r: r["joules_per_query"])
+    cost = cost or (lambda r: r.joules_per_query)
 
-    def dominated(r: dict) -> bool:
-        m, j = r["metrics"][metric], cost(r)
-        return any(o["metrics"][metric] >= m and cost(o) <= j and (o["metrics"][metric] > m or cost(o) < j)
-                   for o in ok)
+    def dominated(r: Record) -> bool:
+        m, j = r.score(metric), cost(r)
+        return any(o.score(metric) >= m and cost(o) <= j and (o.score(metric) > m or cost(o) < j) for o in ok)
 
-    return sorted((r for r in ok if not dominated(r)), key=lambda r: (cost(r), -r["metrics"][metric]))
+    return sorted((r for r in ok if not dominated(r)), key=lambda r: (cost(r), -r.score(metric)))
 
 
 # ------------------------------------------------------------------------------------ energy, carbon
 
 
-def lifetime_joules(record: Mapping[str, Any], queries_per_day: float, days: float) -> float:
+def lifetime_joules(record: Record, queries_per_day: float, days: float) -> float:
     """A record's energy over a deployment (rightsize.footprint.lifetime_joules)."""
-    return footprint.lifetime_joules((record.get("joules") or {}).get("fit", 0.0), record["joules_per_query"],
+    return footprint.lifetime_joules((record.joules or {}).get("fit", 0.0), record.joules_per_query,
                                      queries_per_day, days)
 
 
@@ -108,11 +101,11 @@ class Objective:
     def queries(self) -> float:
         return self.queries_per_day * self.days
 
-    def joules(self, record: Mapping[str, Any]) -> float:
-        """The objective's value of a record (or a recommendation entry)."""
+    def joules(self, record: Record) -> float:
+        """The objective's value of a record."""
         if self.name == "lifetime":
             return lifetime_joules(record, self.queries_per_day, self.days)
-        return float(record["joules_per_query"])
+        return float(record.joules_per_query)
 
     def amount(self, joules: float) -> str:
         """``12 mJ/query`` or ``4.2 kJ over the lifetime``."""
@@ -232,23 +225,23 @@ class NothingCompleted(Exception):
         self.tried = tried
 
 
-def tried_without_result(records: Sequence[Mapping[str, Any]]) -> list[dict]:
+def tried_without_result(records: Sequence[Record]) -> list[dict]:
     """The latest validation record of each config, with why it stopped: ``{label, rung, key,
     config, status, reason}``."""
-    latest: dict[str, Mapping[str, Any]] = {}
+    latest: dict[str, Record] = {}
     for r in records:
-        if r.get("split", "validation") == "validation" and "key" in r:
-            latest[r["key"]] = r
+        if r.split in ("validation", None) and r.key is not None:
+            latest[r.key] = r
     labels = variant_labels(latest.values())
     out = []
     for key, r in latest.items():
-        reason = (r.get("pruned") or {}).get("reason") if r.get("status") == "pruned" else r.get("error")
-        out.append({"label": labels[key], "rung": r.get("rung"), "key": key, "config": r.get("config"),
-                    "status": r.get("status"), "reason": str(reason or "")})
+        reason = r.pruned_reason if r.status == "pruned" else r.error
+        out.append({"label": labels[key], "rung": r.rung, "key": key, "config": r.config,
+                    "status": r.status, "reason": str(reason or "")})
     return out
 
 
-def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metric: str | None = None,
+def recommend(records: Sequence[Record], *, target: Any = None, metric: str | None = None,
               queries_per_day: float = 10_000, days: float = 365, region: str | None = None,
               where: footprint.WhereAndWhen = footprint.WhereAndWhen(), resamples: int = 1000, seed: int = 0,
               level: float = 0.95, plans: Sequence[Mapping[str, Any]] = (), objective: str = "per-query",
@@ -266,10 +259,10 @@ def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metri
             raise NothingCompleted(tried)
         raise RightsizeError("no successful validation records to choose from: run `rightsize evaluate` first")
     latest = group[-1]
-    metric = metric or latest["metric"]
+    metric = metric or latest.metric
     if metric not in M.METRICS:
         raise RightsizeError(f"metric {metric!r} is not one of {', '.join(M.METRICS)}")
-    target = Target.from_any(target if target is not None else latest.get("target"))
+    target = Target.from_any(target if target is not None else latest.target)
     goal = Objective(objective, queries_per_day, days)
     grid = carbon.intensity(region) if region else None  # an unknown region fails before any work
     facility = where.facility
@@ -277,45 +270,45 @@ def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metri
     judgement = judge(group, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules,
                       adjust=adjust)
     verdicts = judgement.verdicts
-    front = {r["key"] for r in pareto_front(group, metric)}
-    lifetime_front = {r["key"] for r in pareto_front(group, metric, cost=lambda r: lifetime_joules(r, queries_per_day,
-                                                                                                   days))}
-    tests = [r for r in records if r.get("status") == "ok" and r.get("split") == "test" and "metrics" in r]
+    front = {r.key for r in pareto_front(group, metric)}
+    lifetime_front = {r.key for r in pareto_front(group, metric, cost=lambda r: lifetime_joules(r, queries_per_day,
+                                                                                               days))}
+    tests = [r for r in records if r.ok and r.split == "test" and r.metrics is not None]
 
     def carbon_of(joules: float) -> float | None:
         return facility.grams(joules, grid.g_per_kwh) if grid else None
 
-    def entry(r: dict) -> dict:
-        v = verdicts[r["key"]]
+    def entry(r: Record) -> dict:
+        v = verdicts[r.key]
         life = lifetime_joules(r, queries_per_day, days)
         return {
-            "rung": r["rung"], "key": r["key"], "config": r["config"], "n_params": r.get("n_params"),
-            "metric": r["metrics"][metric], "ci": (r.get("ci") or {}).get(metric),
-            "joules_per_query": r["joules_per_query"], "joules_fit": (r.get("joules") or {}).get("fit", 0.0),
+            "rung": r.rung, "key": r.key, "config": r.config, "n_params": r.n_params,
+            "metric": r.score(metric), "ci": r.interval(metric),
+            "joules_per_query": r.joules_per_query, "joules_fit": (r.joules or {}).get("fit", 0.0),
             "joules_per_query_uncertainty": energy_quality.jpq_uncertainty(r),
-            "joules_per_query_gross": r.get("joules_per_query_gross", r["joules_per_query"]),
-            "energy_basis": r.get("energy_basis", "gross"), "below_resolution": r.get("below_resolution", []),
-            "energy_source": r.get("energy_source"), "estimated": is_estimate(r),
+            "joules_per_query_gross": r.gross_joules_per_query,
+            "energy_basis": r.basis, "below_resolution": r.below_resolution or [],
+            "energy_source": r.energy_source, "estimated": r.estimated,
             "adequate": v.adequate, "rule": v.rule, "detail": v.detail, "bound": v.bound, "threshold": v.threshold,
-            "pareto": r["key"] in front, "pareto_lifetime": r["key"] in lifetime_front,
-            "trained": bool(r.get("training")),
+            "pareto": r.key in front, "pareto_lifetime": r.key in lifetime_front,
+            "trained": bool(r.training),
             "lifetime_joules": life, "lifetime_carbon_g": carbon_of(life),
             "test": _test_summary(r, tests, metric),
         }
 
     labels = variant_labels(group)
-    entries = {r["key"]: {"label": labels[r["key"]], **entry(r)} for r in group}
+    entries = {r.key: {"label": labels[r.key], **entry(r)} for r in group}
     pick = judgement.cheapest_adequate
     covered = assess_coverage(records, latest, plans, target.rule, pick)
-    big = entries[largest(group)["key"]]
-    chosen = entries[pick["key"]] if pick else None
+    big = entries[largest(group).key]
+    chosen = entries[pick.key] if pick else None
     closest = []
     if chosen is None:
         closest = sorted(entries.values(), key=lambda e: e["bound"] - e["threshold"], reverse=True)[:CLOSEST]
-    others = [r for r in records if r.get("split") == "validation" and r.get("key") not in entries]
+    others = [r for r in records if r.split == "validation" and r.key not in entries]
     return Recommendation(
-        task=latest["task"], metric=metric, target=target.to_dict(), rule=target.rule, split="validation",
-        n_examples=len(latest["references"]), chosen=chosen, largest=big, best=entries[judgement.best["key"]],
+        task=latest.task, metric=metric, target=target.to_dict(), rule=target.rule, split="validation",
+        n_examples=len(latest.references), chosen=chosen, largest=big, best=entries[judgement.best.key],
         configs=sorted(entries.values(), key=lambda e: (e["joules_per_query"], e["n_params"] or 0)),
         closest=closest, savings=_savings(chosen, big, carbon_of) if chosen else None,
         given_up=_given_up(chosen, big) if chosen else None,
@@ -328,8 +321,8 @@ def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metri
             "level": level, "resamples": resamples, "seed": seed,
         },
         estimated=any(e["estimated"] for e in entries.values()),
-        excluded={"failed": sum(1 for r in others if r.get("status") != "ok"),
-                  "other_examples": sum(1 for r in others if r.get("status") == "ok")},
+        excluded={"failed": sum(1 for r in others if not r.ok),
+                  "other_examples": sum(1 for r in others if r.ok)},
         coverage=covered.to_dict(), objective=goal.to_dict(),
         break_even=break_even_against(chosen, list(entries.values()), queries_per_day) if chosen else [],
         footprint=_footprint(records, chosen, big, where),
@@ -340,7 +333,7 @@ def recommend(records: Sequence[Mapping[str, Any]], *, target: Any = None, metri
     )
 
 
-def _footprint(records: Sequence[Mapping[str, Any]], chosen: dict | None, big: dict,
+def _footprint(records: Sequence[Record], chosen: dict | None, big: dict,
                where: footprint.WhereAndWhen) -> dict[str, Any]:
     """rightsize.footprint.assess of the recommended and the largest config, and the run's one-time jobs."""
     shown = {"recommended": chosen, "largest": big} if chosen else {"largest": big}
@@ -373,14 +366,13 @@ def multiplicity_sentence(m: Mapping[str, Any]) -> str:
     return text
 
 
-def _test_summary(record: Mapping[str, Any], tests: Sequence[Mapping[str, Any]], metric: str) -> dict | None:
+def _test_summary(record: Record, tests: Sequence[Record], metric: str) -> dict | None:
     """The test record of a config (:func:`rightsize.held_out.held_out_record`), summarized."""
     t = held_out_record(record, tests)
     if t is None:
         return None
-    return {"key": t.get("key"), "metric": t["metrics"][metric], "ci": (t.get("ci") or {}).get(metric),
-            "n_examples": t.get("n_examples"), "joules_per_query": t.get("joules_per_query"),
-            "energy_source": t.get("energy_source")}
+    return {"key": t.key, "metric": t.score(metric), "ci": t.interval(metric), "n_examples": t.n_examples,
+            "joules_per_query": t.joules_per_query, "energy_source": t.energy_source}
 
 
 def _savings(chosen: dict, big: dict, carbon_of) -> dict[str, Any]:

@@ -25,10 +25,10 @@ from rightsize.errors import RightsizeError
 from rightsize.footprint import JOULES_PER_KWH, WhereAndWhen, footprint_lines
 from rightsize.plots import FORMATS, HourlyView, ParetoView, Point, RegionBars, draw_hourly, draw_regions, save_figure, save_pareto
 from rightsize.held_out import verdict_sentence
-from rightsize.results import RunLog
+from rightsize.records import Record
+from rightsize.results import STUDY_FILE, RunLog
 from rightsize.tables import ESTIMATE_NOTE, human_count, human_grams, human_joules, relative_energy
 
-STUDY_FILE = "study.db"
 LABEL_ALL_UP_TO = 12  # configs; above this only the front, the recommended and the largest are named
 
 
@@ -65,11 +65,11 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, quer
                                plans=run.plans(), objective=objective, adjust=adjust)
     except policy.NothingCompleted as exc:
         return _report_tried(run, exc.tried, out_dir)
-    group = {r["key"]: r for r in comparable(records)}
-    used_runs = {r.get("run_id") for r in group.values()}
+    group = {r.key: r for r in comparable(records)}
+    used_runs = {r.run_id for r in group.values()}
     environments = [e for e in run.environments() if e.get("run_id") in used_runs] or run.environments()[-1:]
-    failed = unresolved_failures([r for r in records if r.get("task") == rec.task and r.get("split") == rec.split])
-    pruned = len({r.get("key") for r in records if r.get("status") == "pruned"})
+    failed = unresolved_failures([r for r in records if r.task == rec.task and r.split == rec.split])
+    pruned = len({r.key for r in records if r.status == "pruned"})
 
     out = _out_folder(run, out_dir)
     study = run.dir / STUDY_FILE
@@ -98,7 +98,7 @@ def _report_tried(run: RunLog, tried: list[dict], out_dir: str | Path | None) ->
     """A report for a run folder where no config finished an evaluation: what was tried, and why
     each one stopped."""
     out = _out_folder(run, out_dir)
-    task = next((r.get("task") for r in run.records() if r.get("task")), "?")
+    task = next((r.task for r in run.records() if r.task), "?")
     rows = [[f"`{t['label']}`", str(t["status"]), _error_text(t["reason"]) or "-"] for t in tried]
     doc: list[Block] = [
         ("h1", f"rightsize report — {task}"),
@@ -126,20 +126,20 @@ def _out_folder(run: RunLog, out_dir: str | Path | None) -> Path:
     return out
 
 
-def unresolved_failures(records: Sequence[dict]) -> list[dict]:
+def unresolved_failures(records: Sequence[Record]) -> list[Record]:
     """Failed records, latest per rung, unless a later record of that config or rung succeeded.
 
     A failure that a later run fixed (a rerun, or the rung run again with another knob) is history.
     """
-    latest: dict[str, dict] = {}
+    latest: dict[str, Record] = {}
     for r in records:
-        name = str(r.get("rung"))
-        if r.get("status") == "failed":
+        name = str(r.rung)
+        if r.status == "failed":
             latest[name] = r
-        elif r.get("status") == "ok":
+        elif r.ok:
             latest.pop(name, None)
             for other, f in list(latest.items()):
-                if f.get("key") == r.get("key"):
+                if f.key == r.key:
                     latest.pop(other)
     return list(latest.values())
 
@@ -225,7 +225,7 @@ def _watts(environments: Sequence[dict]) -> float | None:
 Block = tuple
 
 
-def document(rec: policy.Recommendation, group: dict[str, dict], failed: list[dict], environments: list[dict],
+def document(rec: policy.Recommendation, group: dict[str, Record], failed: list[Record], environments: list[dict],
              study: Path | None, plot_name: str, pruned: int = 0, charts: dict[str, str] | None = None) -> list[Block]:
     target = Target.from_any(rec.target).description(rec.metric)
     watts = _watts(environments)
@@ -242,8 +242,7 @@ def document(rec: policy.Recommendation, group: dict[str, dict], failed: list[di
         *(("p", note) for note in energy_quality.reading_notes(list(group.values()))),
     ]
     if failed or pruned or rec.excluded.get("other_examples"):
-        notes = [f"`{r.get('rung')}` failed in {r.get('failed_phase', '?')}: {_error_text(r.get('error', ''))}"
-                 for r in failed]
+        notes = [f"`{r.rung}` failed in {r.failed_phase or '?'}: {_error_text(r.error or '')}" for r in failed]
         if pruned:
             notes.append(f"{pruned} search trial(s) stopped early by the pruner (their CI upper bound could not "
                          "reach the target)")
@@ -352,13 +351,13 @@ def _metric(e: dict) -> str:
     return f"{e['metric']:.4f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
-def _config_table(rec: policy.Recommendation, group: dict[str, dict]) -> Block:
+def _config_table(rec: policy.Recommendation, group: dict[str, Record]) -> Block:
     headers = ["config", "kind", "model", "knobs", f"{rec.metric} [95% CI]", "adequate", "J/query", "params",
                "load J", "fit J", "infer J", "seconds", "note"]
     rows = []
     for e in rec.configs:
-        r = group.get(e["key"], {})
-        joules = r.get("joules") or {}
+        r = group[e["key"]]
+        joules = r.joules or {}
         notes = [n for n, on in (("recommended", rec.chosen and e["key"] == rec.chosen["key"]),
                                  ("largest", e["key"] == rec.largest["key"]), ("front", e["pareto"])) if on]
         config = e["config"] or {}
@@ -370,7 +369,7 @@ def _config_table(rec: policy.Recommendation, group: dict[str, dict]) -> Block:
                      energy_quality.with_uncertainty(e["joules_per_query"], e.get("joules_per_query_uncertainty"),
                                                      human_joules),
                      human_count(e["n_params"]), *(human_joules(joules.get(p)) for p in ("load", "fit", "infer")),
-                     f"{r.get('seconds_total', 0):.1f}", ", ".join(notes)])
+                     f"{r.seconds_total or 0:.1f}", ", ".join(notes)])
     return ("table", headers, rows, "llllrlrrrrrrl")
 
 

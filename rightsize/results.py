@@ -1,4 +1,5 @@
-"""The evidence store: an append-only ``runs.jsonl`` (one JSON object per evaluation).
+"""The evidence store: an append-only ``runs.jsonl`` (one JSON object per evaluation, a
+:class:`rightsize.records.Record`), and the other files of a run folder.
 
 Each record is written with a single ``write`` under an exclusive lock, flushed and fsynced, so a
 crash or Ctrl-C can at worst leave one torn, unfinished line at the end; that fragment is moved
@@ -18,15 +19,16 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from rightsize.errors import RightsizeError
+from rightsize.records import Record
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "rightsize.record/1"
 RUNS_FILE = "runs.jsonl"
 ENVIRONMENT_FILE = "environment.jsonl"
 LOCKS_DIR = "locks"  # one lock file per evaluation key being evaluated (RunLog.evaluating)
 _KEY = re.compile(r"[0-9a-f]{8,64}")
 PLAN_FILE = "plan.jsonl"  # what each run set out to evaluate, and how a search ended (rightsize.coverage)
+STUDY_FILE = "study.db"  # the search's Optuna study, unless --storage names another database
 
 
 class RunLog:
@@ -69,10 +71,10 @@ class RunLog:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: Record) -> None:
         """Append one record. A write that fails part way (a full disk) is cut back off, so the file
         ends with the last whole record, and the failure is one line (RightsizeError)."""
-        line = (json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+        line = (json.dumps(record.to_dict(), ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -85,7 +87,7 @@ class RunLog:
                 os.fsync(fd)
             except OSError as exc:
                 os.ftruncate(fd, size)
-                raise RightsizeError(f"{self.path}: could not record {record.get('rung', 'a record')!r} "
+                raise RightsizeError(f"{self.path}: could not record {record.rung or 'a record'!r} "
                                      f"({exc.strerror or exc}); the file is as it was before") from None
         finally:
             os.close(fd)
@@ -105,12 +107,12 @@ class RunLog:
         finally:
             os.close(fd)  # closing releases the lock
 
-    def records(self) -> list[dict[str, Any]]:
-        return list(iter_records(self.path))
+    def records(self) -> list[Record]:
+        return read_records(self.path)
 
-    def completed(self) -> dict[str, dict[str, Any]]:
+    def completed(self) -> dict[str, Record]:
         """The latest successful record for each evaluation key (what a rerun can skip)."""
-        return {r["key"]: r for r in self.records() if r.get("status") == "ok" and "key" in r}
+        return {r.key: r for r in self.records() if r.ok and r.key is not None}
 
     def write_environment(self, env: dict[str, Any]) -> None:
         _append_line(self.dir / ENVIRONMENT_FILE, env)
@@ -119,10 +121,10 @@ class RunLog:
         _append_line(self.dir / PLAN_FILE, entry)
 
     def plans(self) -> list[dict[str, Any]]:
-        return list(iter_records(self.dir / PLAN_FILE))
+        return [obj for _, obj in _json_lines(self.dir / PLAN_FILE)]
 
     def environments(self) -> list[dict[str, Any]]:
-        return list(iter_records(self.dir / ENVIRONMENT_FILE))
+        return [obj for _, obj in _json_lines(self.dir / ENVIRONMENT_FILE)]
 
 
 def _append_line(path: Path, obj: dict[str, Any]) -> None:
@@ -132,8 +134,14 @@ def _append_line(path: Path, obj: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def iter_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Records of a JSONL file; an unparseable line (a torn write) is skipped with a warning."""
+def read_records(path: Path) -> list[Record]:
+    """The records of a runs.jsonl file (none while it does not exist)."""
+    return [Record.from_dict(obj, f"{path}:{number}") for number, obj in _json_lines(path)]
+
+
+def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of each JSON object of a JSONL file; an unparseable line (a torn write)
+    is skipped with a warning."""
     if not path.exists():
         return
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -147,4 +155,4 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
                 log.warning("%s:%d is not a complete JSON record; skipped", path, number)
                 continue
             if isinstance(obj, dict):
-                yield obj
+                yield number, obj

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Sequence
 
 from rightsize.coverage import plan_entry
 from rightsize.evaluate import (EvalPlan, evaluate_rung, evaluation_key, measured_alike, measurement_settings,
                                  task_identity)
+from rightsize.records import Record
 from rightsize.rungs import RungSpec
 from rightsize.session import RunOptions, open_run
+from rightsize.tables import SHOWN_STATUS
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +29,9 @@ def run_evaluation(
     request: EvaluationRequest,
     on_start: Callable[[int, int, RungSpec, bool], None] | None = None,
     specs: Sequence[RungSpec] | None = None,
-) -> Iterator[dict]:
-    """Yield one record per rung (already-recorded ones are yielded from the log, not redone).
+) -> Iterator[Record]:
+    """Yield one record per rung (already-recorded ones are yielded from the log, not redone, with
+    ``SHOWN_STATUS`` "recorded earlier" in ``extra``).
 
     ``specs``: evaluate these rungs instead of the request's ladder (check's current config); the
     plan then lists just them.
@@ -52,21 +55,21 @@ def run_evaluation(
                 if on_start:
                     on_start(i, len(run.ladder.rungs), spec, previous is not None)
                 if previous is not None:
-                    record = {**previous, "_shown_status": "recorded earlier"}
+                    record = replace(previous, extra={**previous.extra, SHOWN_STATUS: "recorded earlier"})
                 else:
                     record = evaluate_rung(run.data, spec, run.meter, run.context, plan, run_id=run.run_id,
                                            artifacts=run.artifacts)
                     run.run_log.append(record)
-                    if record["status"] != "ok":
-                        log.warning("rung %s failed: %s", spec.name, record.get("error"))
+                    if not record.ok:
+                        log.warning("rung %s failed: %s", spec.name, record.error)
             yield record
 
 
-def _reusable(previous: dict | None, spec: RungSpec, meter) -> dict | None:
+def _reusable(previous: Record | None, spec: RungSpec, meter) -> Record | None:
     """The recorded evaluation, when it was measured as this run would measure it (else None, said)."""
     if previous is None or measured_alike(previous, meter):
         return previous
-    then = {k: previous.get(k) for k in measurement_settings(meter)}
+    then = {k: getattr(previous, k) for k in measurement_settings(meter)}
     log.warning("%s was measured with %s; measuring it again with %s", spec.name, _settings_text(then),
                 _settings_text(measurement_settings(meter)))
     return None

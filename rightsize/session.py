@@ -22,6 +22,7 @@ from rightsize.errors import RightsizeError
 from rightsize.evaluate import new_run_id
 from rightsize.ladder import Ladder, load_ladder
 from rightsize.models import checked_folder
+from rightsize.records import Record
 from rightsize.results import RunLog
 from rightsize.rungs import RunContext, RungSpec, rung_class
 from rightsize.naming import NAME_RE
@@ -116,7 +117,7 @@ class _RunLog(RunLog):
     def add_environment(self, env: dict) -> None:
         self._environments.append(env)
 
-    def append(self, record: dict) -> None:
+    def append(self, record: Record) -> None:
         for env in self._environments:
             self.write_environment(env)
         self._environments.clear()

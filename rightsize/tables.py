@@ -6,6 +6,11 @@ import math
 from typing import Any, Sequence
 
 from rightsize import energy_quality
+from rightsize.records import Record
+
+# What the status column shows for a record that was not evaluated now: an ``extra`` key of the records
+# ``rightsize evaluate`` yields (and prints with --json), never written to runs.jsonl.
+SHOWN_STATUS = "_shown_status"
 
 
 def human_count(n: int | None) -> str:
@@ -65,21 +70,18 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str | N
     return "\n".join(lines)
 
 
-def records_table(records: Sequence[dict[str, Any]], metric: str) -> str:
+def records_table(records: Sequence[Record], metric: str) -> str:
     rows = []
     for r in records:
-        if r.get("status") == "ok":
-            value = r["metrics"][metric]
-            lo, hi = r.get("ci", {}).get(metric, (None, None))
-            shown = f"{value:.4f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
-            jpq = energy_quality.with_uncertainty(r.get("joules_per_query"), energy_quality.jpq_uncertainty(r),
-                                                  human_joules)
-            status = "; ".join([r.get("_shown_status", "ok"), *energy_quality.notes(r)])
-            rows.append([r["rung"], human_count(r.get("n_params")), shown, jpq,
-                         human_joules(r.get("joules_total")), f"{r.get('seconds_total', 0):.1f}",
-                         r.get("energy_source", "-"), status])
+        seconds, source = f"{r.seconds_total or 0:.1f}", r.energy_source or "-"
+        if r.ok:
+            lo, hi = r.interval(metric) or (None, None)
+            shown = f"{r.score(metric):.4f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
+            jpq = energy_quality.with_uncertainty(r.joules_per_query, energy_quality.jpq_uncertainty(r), human_joules)
+            status = "; ".join([r.extra.get(SHOWN_STATUS, "ok"), *energy_quality.notes(r)])
+            rows.append([r.rung, human_count(r.n_params), shown, jpq, human_joules(r.joules_total), seconds, source,
+                         status])
         else:
-            rows.append([r["rung"], "-", "-", "-", "-", f"{r.get('seconds_total', 0):.1f}", r.get("energy_source", "-"),
-                         f"FAILED ({r.get('error', '')[:60]})"])
+            rows.append([r.rung, "-", "-", "-", "-", seconds, source, f"FAILED ({(r.error or '')[:60]})"])
     headers = ["rung", "params", f"{metric} [95% CI]", "J/query", "energy", "seconds", "source", "status"]
     return render(headers, rows, "lrrrrrll")

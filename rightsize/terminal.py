@@ -9,6 +9,7 @@ from rightsize import energy_quality
 from rightsize.footprint import JOULES_PER_KWH, footprint_lines
 from rightsize.held_out import verdict_sentence
 from rightsize.recommend import multiplicity_sentence
+from rightsize.records import Record
 from rightsize.tables import (ESTIMATE_NOTE, human_count, human_grams, human_joules, records_table, relative_energy,
                               render)
 
@@ -18,10 +19,10 @@ def progress_line(index: int, total: int, spec, cached: bool) -> str:
     return f"[{index}/{total}] {spec.name}{note}"
 
 
-def evaluation_text(records: Sequence[dict], runs_file: Path) -> str:
-    lines = [records_table(records, records[0]["metric"]), f"\nrecords: {runs_file}",
+def evaluation_text(records: Sequence[Record], runs_file: Path) -> str:
+    lines = [records_table(records, records[0].metric), f"\nrecords: {runs_file}",
              *energy_quality.reading_notes(records)]
-    if any("estimate" in r.get("energy_source", "") for r in records):
+    if any(r.estimated for r in records):
         lines.append(ESTIMATE_NOTE)
     return "\n".join(lines)
 

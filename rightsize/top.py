@@ -16,9 +16,10 @@ from typing import Any, Mapping, Sequence
 from rightsize.cost_model import CostModel, compute_weights_of
 from rightsize.coverage import plan_matches
 from rightsize.errors import RightsizeError
+from rightsize.records import Record
 
 
-def top_rung(plans: Sequence[Mapping[str, Any]], anchor: Mapping[str, Any]) -> dict | None:
+def top_rung(plans: Sequence[Mapping[str, Any]], anchor: Record) -> dict | None:
     """The planned rung ``{name, key, config, compute_weights}`` with the most compute weights
     (ties: the first planned), or None when no planned rung runs a readable model."""
     from rightsize.recommend import spec_from_config
@@ -38,8 +39,8 @@ def top_rung(plans: Sequence[Mapping[str, Any]], anchor: Mapping[str, Any]) -> d
     return best
 
 
-def against_top(records: Sequence[Mapping[str, Any]], plans: Sequence[Mapping[str, Any]],
-                anchor: Mapping[str, Any], chosen: Mapping[str, Any] | None) -> dict | None:
+def against_top(records: Sequence[Record], plans: Sequence[Mapping[str, Any]],
+                anchor: Record, chosen: Mapping[str, Any] | None) -> dict | None:
     """The chosen config against the ladder's top rung: ``measured`` (J/query and split) or
     ``estimate`` (J/query from the cost model), each with the percent the choice saves; None without
     a top rung or a choice."""
@@ -50,15 +51,14 @@ def against_top(records: Sequence[Mapping[str, Any]], plans: Sequence[Mapping[st
         return None
     out: dict[str, Any] = {"rung": top["name"], "key": top["key"], "config": top["config"],
                            "compute_weights": top["compute_weights"], "measured": None, "estimate": None}
-    same_run = ("task", "limit", "seed")
-    ok = [r for r in records if r.get("status") == "ok" and isinstance(r.get("joules_per_query"), (int, float))
-          and all(r.get(k) == anchor.get(k) for k in same_run)]
-    on_validation = [r for r in ok if r.get("key") == top["key"]]
-    on_test = [r for r in ok if r.get("split") == "test" and r.get("config") == top["config"]]
+    ok = [r for r in records if r.ok and isinstance(r.joules_per_query, (int, float))
+          and (r.task, r.limit, r.seed) == (anchor.task, anchor.limit, anchor.seed)]
+    on_validation = [r for r in ok if r.key == top["key"]]
+    on_test = [r for r in ok if r.split == "test" and r.config == top["config"]]
     found = (on_validation or on_test or [None])[-1]
     if found is not None:
-        out["measured"] = _saved(chosen["joules_per_query"], found["joules_per_query"],
-                                 split=found.get("split", "validation"), energy_source=found.get("energy_source"))
+        out["measured"] = _saved(chosen["joules_per_query"], found.joules_per_query,
+                                 split=found.split or "validation", energy_source=found.energy_source)
         return out
     expected = CostModel.from_records(records).expected(spec_from_config(str(top["name"]), top["config"]))
     if expected is not None:

@@ -16,6 +16,10 @@ import pytest
 
 from rightsize.energy.counter import StepFree
 
+# Child processes (the CLI and writers the fault tests start) import this checkout's rightsize, not the
+# copy an editable install of another checkout points at.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                          os.environ.get("PYTHONPATH")]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

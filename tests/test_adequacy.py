@@ -73,8 +73,8 @@ def test_within_one_flip_in_100_is_not_within_002_but_is_within_005():
     loose = judge([best, cand], Target(within=0.05), "accuracy")
     assert loose.verdicts[KEY.format("cand")].adequate
     assert "best" in loose.verdicts[KEY.format("cand")].detail and "-0.05" in loose.verdicts[KEY.format("cand")].detail
-    assert loose.best["rung"] == "best" and loose.bar == pytest.approx(0.95)
-    assert loose.cheapest_adequate["rung"] == "cand"
+    assert loose.best.rung == "best" and loose.bar == pytest.approx(0.95)
+    assert loose.cheapest_adequate.rung == "cand"
 
 
 def test_within_five_flips_in_1000_is_within_002():
@@ -110,9 +110,9 @@ def test_min_rule_uses_the_ci_lower_bound():
     verdict = strict.verdicts[KEY.format("ninety")]
     assert not verdict.adequate  # the point estimate 0.90 clears 0.88, the evidence does not
     # The bound is the stored 95% CI's lower end (same resamples, same seed).
-    assert verdict.bound == pytest.approx(ninety["ci"]["accuracy"][0])
+    assert verdict.bound == pytest.approx(ninety.ci["accuracy"][0])
     assert "0.88" in verdict.detail
-    assert strict.bar == 0.88 and strict.cheapest_adequate["rung"] == "perfect"
+    assert strict.bar == 0.88 and strict.cheapest_adequate.rung == "perfect"
     # Every resample of an all-correct config scores 1.0: the bound equals min 1.0, and ">=" clears it.
     assert verdicts([perfect], {"min": 1.0})[KEY.format("perfect")].adequate
 
@@ -127,9 +127,9 @@ def test_cheapest_adequate_takes_least_joules_then_fewest_params():
     lean = record("lean", y, y, jpq=1.0, n_params=10)
     costly = record("costly", y, y, jpq=3.0, n_params=1)
     for order in ([big, fat, lean, costly], [costly, lean, fat, big]):
-        assert judge(order, {"within": 0.02}, "accuracy").cheapest_adequate["rung"] == "lean"
+        assert judge(order, {"within": 0.02}, "accuracy").cheapest_adequate.rung == "lean"
     weak = record("weak", flipped(y, 30), y, jpq=0.1, n_params=1)  # cheapest but 70% accurate
-    assert judge([big, weak], {"within": 0.02}, "accuracy").cheapest_adequate["rung"] == "big"
+    assert judge([big, weak], {"within": 0.02}, "accuracy").cheapest_adequate.rung == "big"
     assert judge([weak], {"min": 0.9}, "accuracy").cheapest_adequate is None
 
 
@@ -137,7 +137,7 @@ def test_best_ties_go_to_the_lower_joules():
     y = refs(30)
     a, b = record("a", y, y, jpq=2.0, n_params=10), record("b", y, y, jpq=1.0, n_params=10)
     judged = judge([a, b], {"within": 0.02}, "accuracy")
-    assert judged.best["rung"] == "b" and judged.bar == pytest.approx(0.98)
+    assert judged.best.rung == "b" and judged.bar == pytest.approx(0.98)
 
 
 def test_constraints_are_the_gap_to_the_bar_signed_by_adequacy():
@@ -156,7 +156,7 @@ def test_judge_runs_the_bootstrap_once(monkeypatch):
     calls = []
     draw = M.bootstrap_indices
     monkeypatch.setattr(M, "bootstrap_indices", lambda *a: calls.append(a) or draw(*a))
-    assert judge(records, {"within": 0.1}, "accuracy").cheapest_adequate["rung"] == "b"
+    assert judge(records, {"within": 0.1}, "accuracy").cheapest_adequate.rung == "b"
     assert len(calls) == 1
     calls.clear()
     rec = R.recommend(records, target={"within": 0.1})
@@ -185,5 +185,5 @@ def test_comparable_keeps_ok_validation_records_on_the_same_examples_latest_per_
     test = record("c", y, y, split="test")
     other = record("d", refs(20), refs(20), limit=20)  # another sample: a smaller group
     group = comparable([old, failed, test, other, new, record("e", y, y)])
-    assert [r["rung"] for r in group] == ["a", "e"]
-    assert group[0]["metrics"]["accuracy"] == 1.0
+    assert [r.rung for r in group] == ["a", "e"]
+    assert group[0].metrics["accuracy"] == 1.0

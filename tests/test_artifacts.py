@@ -132,88 +132,88 @@ def store(run):
 
 def test_a_fit_is_saved_and_the_record_names_its_manifest(data, run, store):
     record = evaluate(data, RungSpec("tfidf", "tfidf"), store, log_to=run)
-    assert record["status"] == "ok"
-    ref = record["artifact"]
-    assert ref["path"] == f"artifacts/{record['fit_key']}" and "restored" not in ref
-    artifact = store.find(record["fit_key"], ref["sha256"])
-    assert artifact.manifest["fit"]["joules"] == record["joules"]["fit"]
-    assert artifact.manifest["config"] == record["config"] and artifact.manifest["label_names"] == data.labels
+    assert record.status == "ok"
+    ref = record.artifact
+    assert ref["path"] == f"artifacts/{record.fit_key}" and "restored" not in ref
+    artifact = store.find(record.fit_key, ref["sha256"])
+    assert artifact.manifest["fit"]["joules"] == record.joules["fit"]
+    assert artifact.manifest["config"] == record.config and artifact.manifest["label_names"] == data.labels
 
 
 def test_the_test_split_restores_the_validation_fit_and_is_charged_its_recorded_cost(data, run, store, monkeypatch,
                                                                                      tiny_encoder):
     spec = RungSpec("probe", "probe", str(tiny_encoder), {"batch_size": 8})
     validation = evaluate(data, spec, store, log_to=run)
-    assert validation["split"] == "validation" and validation["status"] == "ok"
+    assert validation.split == "validation" and validation.status == "ok"
 
     def no_fit(*args):
         raise AssertionError("fitted although a verified artifact exists")
 
     monkeypatch.setattr(ProbeRung, "fit", no_fit)
     test = evaluate(data, spec, store, split="test", log_to=run)
-    assert test["status"] == "ok", test.get("error")
-    assert test["key"] != validation["key"] and test["fit_key"] == validation["fit_key"]
-    assert test["artifact"]["restored"] is True and test["artifact"]["sha256"] == validation["artifact"]["sha256"]
+    assert test.status == "ok", test.error
+    assert test.key != validation.key and test.fit_key == validation.fit_key
+    assert test.artifact["restored"] is True and test.artifact["sha256"] == validation.artifact["sha256"]
     # Charged, not spent: the config costs what its fit cost; the restore is what this run spent.
-    assert test["joules"]["fit"] == validation["joules"]["fit"]
-    assert test["seconds"]["fit"] == validation["seconds"]["fit"]
-    assert test["joules_spent"]["fit"] != test["joules"]["fit"]
-    assert test["joules_total"] == pytest.approx(sum(test["joules"].values()))
+    assert test.joules["fit"] == validation.joules["fit"]
+    assert test.seconds["fit"] == validation.seconds["fit"]
+    assert test.joules_spent["fit"] != test.joules["fit"]
+    assert test.joules_total == pytest.approx(sum(test.joules.values()))
 
 
 def test_a_corrupt_artifact_is_detected_deleted_refitted_and_logged(data, run, store, caplog):
     spec = RungSpec("tfidf", "tfidf")
     first = evaluate(data, spec, store, log_to=run)
-    state = store.folder(first["fit_key"]) / STATE
+    state = store.folder(first.fit_key) / STATE
     (state / "idf.safetensors").write_bytes(b"not what was saved")
     with caplog.at_level(logging.WARNING, logger="rightsize.evaluate"):
         again = evaluate(data, spec, store, split="test", log_to=run)
-    assert again["status"] == "ok"
+    assert again.status == "ok"
     assert "corrupt" in caplog.text and "idf.safetensors does not match its sha256" in caplog.text
-    assert again["artifact"]["refit"].startswith("corrupt: idf.safetensors")
-    assert "restored" not in again["artifact"] and again["artifact"]["sha256"] != first["artifact"]["sha256"]
+    assert again.artifact["refit"].startswith("corrupt: idf.safetensors")
+    assert "restored" not in again.artifact and again.artifact["sha256"] != first.artifact["sha256"]
     # fitted again with the same seed: the recorded validation predictions are reproduced
-    check = again["artifact"]["check"]
-    assert check["against"] == first["key"] and check["differing"] == 0 and check["examples"] == first["n_examples"]
-    assert store.find(again["fit_key"], again["artifact"]["sha256"]) is not None  # the new one is sound
+    check = again.artifact["check"]
+    assert check["against"] == first.key and check["differing"] == 0 and check["examples"] == first.n_examples
+    assert store.find(again.fit_key, again.artifact["sha256"]) is not None  # the new one is sound
 
 
 def test_an_artifact_that_passes_its_checksums_but_cannot_be_read_is_refitted(data, store, caplog):
     spec = RungSpec("tfidf", "tfidf")
     first = evaluate(data, spec, store)  # not logged: no record expects a manifest digest
-    artifact = store.find(first["fit_key"])
+    artifact = store.find(first.fit_key)
     (artifact.state / "vocabulary.json").write_text('["two", "terms"]')
     write_manifest(artifact.folder, {**artifact.manifest, "files": file_listing(artifact.state)})
     with caplog.at_level(logging.WARNING, logger="rightsize.evaluate"):
         again = evaluate(data, spec, store)
-    assert again["status"] == "ok" and again["predictions"] == first["predictions"]
-    assert again["artifact"]["refit"].startswith("corrupt: restore failed: ValueError")
-    assert set(again["joules"]) == {"load", "fit", "infer"} and "restored" not in again["artifact"]
+    assert again.status == "ok" and again.predictions == first.predictions
+    assert again.artifact["refit"].startswith("corrupt: restore failed: ValueError")
+    assert set(again.joules) == {"load", "fit", "infer"} and "restored" not in again.artifact
 
 
 def test_a_missing_artifact_is_refitted_with_the_same_seed_and_checked(data, run, store, caplog):
     spec = RungSpec("tfidf", "tfidf")
     first = evaluate(data, spec, store, log_to=run)
-    store.delete(first["fit_key"])  # the record came from another machine's run folder
+    store.delete(first.fit_key)  # the record came from another machine's run folder
     with caplog.at_level(logging.WARNING, logger="rightsize.evaluate"):
         test = evaluate(data, spec, store, split="test", log_to=run)
     assert "missing" in caplog.text
-    assert test["artifact"]["refit"] == "missing"
-    assert test["artifact"]["check"]["differing"] == 0 and "note" not in test["artifact"]["check"]
-    assert store.find(test["fit_key"], test["artifact"]["sha256"]) is not None
+    assert test.artifact["refit"] == "missing"
+    assert test.artifact["check"]["differing"] == 0 and "note" not in test.artifact["check"]
+    assert store.find(test.fit_key, test.artifact["sha256"]) is not None
 
 
 def test_a_refit_that_does_not_reproduce_the_recorded_predictions_says_so(data, run, store):
     spec = RungSpec("tfidf", "tfidf")
     first = evaluate(data, spec, store)
-    n_labels = len(first["label_names"])
-    first["predictions"] = [(p + 1) % n_labels for p in first["predictions"]]  # as if recorded by another fit
+    n_labels = len(first.label_names)
+    first.predictions = [(p + 1) % n_labels for p in first.predictions]  # as if recorded by another fit
     run.append(first)
-    store.delete(first["fit_key"])
+    store.delete(first.fit_key)
     test = evaluate(data, spec, store, split="test", log_to=run)
-    check = test["artifact"]["check"]
-    assert check["differing"] == first["n_examples"]
-    assert f"{first['n_examples']} of {first['n_examples']} validation predictions differ" in check["note"]
+    check = test.artifact["check"]
+    assert check["differing"] == first.n_examples
+    assert f"{first.n_examples} of {first.n_examples} validation predictions differ" in check["note"]
 
 
 class Constant(Rung):
@@ -261,16 +261,16 @@ for _kind in (Constant, Trained):
 
 def test_a_kind_that_cannot_save_is_evaluated_without_an_artifact(data, store):
     record = evaluate(data, RungSpec("plain", "test-constant"), store)
-    assert record["status"] == "ok" and "artifact" not in record
+    assert record.status == "ok" and record.artifact is None
     assert not store.root.exists() or list(store.root.iterdir()) == []
 
 
 def test_what_a_training_fit_did_is_recorded_and_restored_with_its_artifact(data, run, store):
     spec = RungSpec("trained", "test-trained")
     fitted = evaluate(data, spec, store, log_to=run)
-    assert fitted["training"] == {"epochs": 2, "examples": 90}
+    assert fitted.training == {"epochs": 2, "examples": 90}
     restored = evaluate(data, spec, store, split="test", log_to=run)
-    assert restored["artifact"]["restored"] is True and restored["training"] == fitted["training"]
+    assert restored.artifact["restored"] is True and restored.training == fitted.training
 
 
 def test_recommend_confirms_on_test_from_the_artifacts(tiny_task, tiny_ladder, tmp_path, monkeypatch):
@@ -278,16 +278,16 @@ def test_recommend_confirms_on_test_from_the_artifacts(tiny_task, tiny_ladder, t
     args = ["evaluate", str(tiny_task), "--ladder", str(tiny_ladder), "--out", str(out), "--meter", "estimate",
             "--quiet"]
     assert CliRunner().invoke(cli, args).exit_code == 0
-    validation = {r["fit_key"]: r for r in RunLog(out, create=False).records()}
-    assert all(r["artifact"]["sha256"] for r in validation.values())
+    validation = {r.fit_key: r for r in RunLog(out, create=False).records()}
+    assert all(r.artifact["sha256"] for r in validation.values())
     monkeypatch.setattr(TfidfRung, "fit", lambda *a: pytest.fail("the confirmation fitted again"))
     result = CliRunner().invoke(cli, ["recommend", str(out), "--json"])
     assert result.exit_code in (0, 3), result.output
-    tests = [r for r in RunLog(out, create=False).records() if r["split"] == "test"]
+    tests = [r for r in RunLog(out, create=False).records() if r.split == "test"]
     assert tests
     for t in tests:
-        assert t["artifact"]["restored"] is True
-        assert t["joules"]["fit"] == validation[t["fit_key"]]["joules"]["fit"]
+        assert t.artifact["restored"] is True
+        assert t.joules["fit"] == validation[t.fit_key].joules["fit"]
 
 
 # ------------------------------------------------------------------ Ctrl-C and kill

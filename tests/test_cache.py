@@ -182,34 +182,34 @@ def test_energy_rule_a_cached_run_costs_the_same_and_spends_nothing_on_encoding(
     n_train, n_val = len(data.train.texts), len(data.validation.texts)
 
     first = evaluate_rung(data, spec, meter, context, EvalPlan())
-    assert first["status"] == "ok", first.get("error")
-    assert first["joules_spent"] == first["joules"]  # nothing was cached: cost is what was spent
-    assert first["joules"]["fit"] == pytest.approx(n_train) and first["joules"]["infer"] == pytest.approx(n_val)
-    assert first["cache"]["misses"] == n_train + n_val and first["cache"]["hits"] == 0
+    assert first.status == "ok", first.error
+    assert first.joules_spent == first.joules  # nothing was cached: cost is what was spent
+    assert first.joules["fit"] == pytest.approx(n_train) and first.joules["infer"] == pytest.approx(n_val)
+    assert first.cache["misses"] == n_train + n_val and first.cache["hits"] == 0
 
     second = evaluate_rung(data, spec, meter, context, EvalPlan())
-    assert second["joules_spent"]["fit"] == 0.0 and second["joules_spent"]["infer"] == 0.0
-    assert second["joules"] == pytest.approx(first["joules"])  # the config's cost does not change
-    assert second["joules_per_query"] == pytest.approx(first["joules_per_query"])
-    assert second["joules_per_query_spent"] == 0.0
-    assert second["cache"]["hits"] == n_train + n_val and second["cache"]["misses"] == 0
-    assert second["cache"]["charged_joules"] == pytest.approx(n_train + n_val)
+    assert second.joules_spent["fit"] == 0.0 and second.joules_spent["infer"] == 0.0
+    assert second.joules == pytest.approx(first.joules)  # the config's cost does not change
+    assert second.joules_per_query == pytest.approx(first.joules_per_query)
+    assert second.joules_per_query_spent == 0.0
+    assert second.cache["hits"] == n_train + n_val and second.cache["misses"] == 0
+    assert second.cache["charged_joules"] == pytest.approx(n_train + n_val)
 
 
 def test_energy_rule_other_configs_with_the_same_encoder_are_charged_too(data, tiny_encoder, tmp_path, counter):
     context, meter = RunContext(cache=EmbeddingCache(tmp_path / "c")), Meter([counter])
     knn = evaluate_rung(data, RungSpec("knn", "knn", str(tiny_encoder), {"batch_size": 4}), meter, context)
     probe = evaluate_rung(data, RungSpec("probe", "probe", str(tiny_encoder), {"batch_size": 4}), meter, context)
-    assert probe["joules_total_spent"] == 0.0
-    assert probe["joules"]["fit"] == pytest.approx(knn["joules"]["fit"])
+    assert probe.joules_total_spent == 0.0
+    assert probe.joules["fit"] == pytest.approx(knn.joules["fit"])
 
 
 def test_without_a_cache_every_run_spends_its_cost(data, tiny_encoder, counter):
     spec = RungSpec("r", "knn", str(tiny_encoder), {"batch_size": 4})
     for _ in range(2):
         record = evaluate_rung(data, spec, Meter([counter]), RunContext(cache=None))
-        assert record["joules"] == record["joules_spent"]
-        assert record["joules"]["fit"] == pytest.approx(len(data.train.texts))
+        assert record.joules == record.joules_spent
+        assert record.joules["fit"] == pytest.approx(len(data.train.texts))
 
 
 @pytest.mark.parametrize("command", ["evaluate", "search"])
@@ -242,7 +242,7 @@ def test_no_cache_encodes_every_time(tiny_task, tiny_ladder, tmp_path):
                                           "--cache-dir", str(root), "--meter", "estimate", "--quiet"])
         assert result.exit_code == 0, result.output
     records = RunLog(tmp_path / "run", create=False).records()
-    assert [r["cache"]["hits"] for r in records] == [0, 0] and not root.exists()
+    assert [r.cache["hits"] for r in records] == [0, 0] and not root.exists()
 
 
 def test_the_attention_kernel_is_keyed_as_loaded(tiny_encoder, tmp_path, counter):

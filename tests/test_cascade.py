@@ -165,13 +165,13 @@ def test_a_real_cascade_fits_on_train_and_pays_the_probe_only_for_deferred_queri
                     "  - {name: up, kind: cascade, stages: [tfidf, probe], threshold: 0.7}\n")
     spec = load_ladder(path)["up"]
     record = evaluate_rung(data, spec, Meter([counter]), RunContext(cache=None))
-    assert record["status"] == "ok", record.get("error")
+    assert record.status == "ok", record.error
     held = calibration_slice(data.train.labels, 0.2, 0)
-    assert record["joules"]["fit"] == pytest.approx(len(held) - held.sum())
-    shares = record["facts"]["answered_share"]
+    assert record.joules["fit"] == pytest.approx(len(held) - held.sum())
+    shares = record.facts["answered_share"]
     n = len(data.validation.texts)
     assert sum(shares) == pytest.approx(1.0) and 0 < shares[1] < 1  # both stages answered some
-    assert record["joules"]["infer"] == pytest.approx(round(shares[1] * n))
+    assert record.joules["infer"] == pytest.approx(round(shares[1] * n))
 
 
 BAD = {

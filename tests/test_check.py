@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -16,6 +17,7 @@ from rightsize.check import (CRITERIA, SCHEMA, Current, check, evaluate_for_chec
 from rightsize.cli import cli
 from rightsize.errors import RightsizeError
 from rightsize.recommend import largest
+from rightsize.records import Record
 from rightsize.results import RunLog
 
 FIXTURE = Path(__file__).parent / "fixtures" / "runs"
@@ -23,7 +25,7 @@ MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 @pytest.fixture(scope="module")
-def records() -> list[dict]:
+def records() -> list[Record]:
     return RunLog(FIXTURE, create=False).records()
 
 
@@ -245,7 +247,7 @@ def test_cli_with_a_task_evaluates_first(tiny_task, tiny_ladder, tmp_path):
     assert result.exit_code in (0, 1), result.output
     doc = json.loads(result.stdout)
     assert doc["current"]["rung"] == "tfidf-unigrams" and doc["n_examples"] == 12
-    rungs = [r["rung"] for r in RunLog(out, create=False).records()]
+    rungs = [r.rung for r in RunLog(out, create=False).records()]
     assert rungs == ["tfidf", "tiny-knn", "tiny-probe", "tfidf-unigrams"]
     # The current config runs on its own (rung specs, no ladder file): its plan lists just it.
     plans = RunLog(out, create=False).plans()
@@ -273,8 +275,8 @@ def test_a_current_config_the_ladder_has_under_another_name_is_evaluated_once(ti
                                 limit=12)
     seen = []
     records, plans = evaluate_for_check(request, load_current(str(shipped)), on_start=lambda *a: seen.append(a[2].name))
-    assert [r["rung"] for r in records] == seen == ["tfidf", "tiny-knn", "tiny-probe"] and len(plans) == 1
-    assert all("_shown_status" not in r for r in records)
+    assert [r.rung for r in records] == seen == ["tfidf", "tiny-knn", "tiny-probe"] and len(plans) == 1
+    assert all("_shown_status" not in r.extra for r in records)
     assert check(records, load_current(str(shipped))).current["rung"] == "tfidf"
     with pytest.raises(RightsizeError, match="no such rung"):
         evaluate_for_check(request, Current("nope"))
@@ -299,21 +301,21 @@ def test_cli_task_with_an_unreachable_current_model_evaluates_nothing(tiny_task,
 
 
 def test_a_config_only_evaluated_on_test_is_not_judged(records):
-    test_only = [dict(r, rung="confirmed-only") for r in records if r.get("split") == "test"]
+    test_only = [replace(r, rung="confirmed-only") for r in records if r.split == "test"]
     with pytest.raises(RightsizeError, match="no such rung"):
         check(list(records) + test_only, Current("confirmed-only"))
 
 
 def test_the_current_configs_test_verdict_is_shown_not_gated(records):
     def on_test(record, right):
-        refs, n = record["references"], len(record["label_names"])
-        return {**record, "key": record["key"] + "-test", "split": "test",
-                "predictions": refs if right else [(p + 1) % n for p in refs],
-                "metrics": {**record["metrics"], "accuracy": 1.0 if right else 0.0}}
+        refs, n = record.references, len(record.label_names)
+        return replace(record, key=record.key + "-test", split="test",
+                       predictions=refs if right else [(p + 1) % n for p in refs],
+                       metrics={**record.metrics, "accuracy": 1.0 if right else 0.0})
 
     current = find_current(records, Current("minilm-probe"))
     biggest = largest(comparable(same_evaluation(records, current)))
-    assert biggest["key"] != current["key"]
+    assert biggest.key != current.key
     result = check([*records, on_test(current, False), on_test(biggest, True)], Current("minilm-probe"))
     assert result.test_verdict["confirmed"] is False and result.passed  # shown, not gated
     assert "test verdict: NOT CONFIRMED" in to_markdown(result)
@@ -323,7 +325,7 @@ def test_the_current_configs_test_verdict_is_shown_not_gated(records):
 
 def test_not_oversized_decides_on_the_jpq_intervals_when_recorded(records):
     def with_interval(record, low, high):
-        return {**record, "joules_per_query_repeats": {"repeats": 5, "interval": [low, high]}}
+        return replace(record, joules_per_query_repeats={"repeats": 5, "interval": [low, high]})
 
     plain = check(records, Current("mpnet-probe"))
     cheapest, current = plain.cheapest_adequate, plain.current
@@ -331,9 +333,9 @@ def test_not_oversized_decides_on_the_jpq_intervals_when_recorded(records):
     gate = {c.name: c for c in plain.criteria}["not-oversized"]
     assert gate.status == "fail"
     # Intervals that overlap within the tolerance: the same records no longer show the current config oversized.
-    widened = [with_interval(r, r["joules_per_query"] * 0.5, cheapest["joules_per_query"] * 1.0 / 0.95)
-               if r["key"] == current["key"] else
-               with_interval(r, r["joules_per_query"], current["joules_per_query"] * 0.5 / 0.95)
-               if r["key"] == cheapest["key"] else r for r in records]
+    widened = [with_interval(r, r.joules_per_query * 0.5, cheapest["joules_per_query"] * 1.0 / 0.95)
+               if r.key == current["key"] else
+               with_interval(r, r.joules_per_query, current["joules_per_query"] * 0.5 / 0.95)
+               if r.key == cheapest["key"] else r for r in records]
     gate = {c.name: c for c in check(widened, Current("mpnet-probe")).criteria}["not-oversized"]
     assert gate.status == "pass", gate.message

@@ -21,9 +21,9 @@ def test_evaluate_prints_a_table_and_appends_records(tiny_task, tiny_ladder, tmp
         assert rung in result.output
     assert "J/query" in result.output and "estimate" in result.output
     records = RunLog(out, create=False).records()
-    assert [r["rung"] for r in records] == ["tfidf", "tiny-knn", "tiny-probe"]
+    assert [r.rung for r in records] == ["tfidf", "tiny-knn", "tiny-probe"]
     env = RunLog(out, create=False).environments()
-    assert len(env) == 1 and env[0]["versions"]["torch"] and env[0]["run_id"] == records[0]["run_id"]
+    assert len(env) == 1 and env[0]["versions"]["torch"] and env[0]["run_id"] == records[0].run_id
 
 
 def test_json_output_and_rerun_skips_recorded_configs(tiny_task, tiny_ladder, tmp_path):
@@ -49,16 +49,16 @@ def test_another_cpu_wattage_measures_again_and_another_sample_is_kept_apart(tin
     assert again.exit_code == 0 and "recorded earlier" not in again.output
     assert "measured with estimate at 5 W per core; measuring it again with estimate at 10 W per core" in again.output
     records = RunLog(out, create=False).records()
-    assert [r["cpu_watts_per_core"] for r in records] == [5.0, 10.0] and records[0]["key"] == records[1]["key"]
+    assert [r.cpu_watts_per_core for r in records] == [5.0, 10.0] and records[0].key == records[1].key
     # The estimate meter measures inference ENERGY_REPEATS times: J/query has an interval and a CV.
-    repeats = records[1]["joules_per_query_repeats"]
+    repeats = records[1].joules_per_query_repeats
     assert repeats["repeats"] == 5 and repeats["interval"][0] <= repeats["mean"] <= repeats["interval"][1]
     assert repeats["cv"] is not None and repeats["cv_met"] == (repeats["cv"] <= 0.05)
     assert "recorded earlier" in run(*base, "--cpu-watts", 10).output
     # A sample of the validation split is another evaluation: its own key, not compared with the rest.
     limited = run(*base, "--cpu-watts", 10, "--limit", 4)
     assert limited.exit_code == 0 and "recorded earlier" not in limited.output
-    assert len({r["key"] for r in RunLog(out, create=False).records()}) == 2
+    assert len({r.key for r in RunLog(out, create=False).records()}) == 2
     answer = run("recommend", out, "--no-confirm")
     assert "kept apart: 2 validation records of another task or sample" in answer.output, answer.output
 
@@ -116,7 +116,7 @@ def test_records_survive_a_torn_last_line(tiny_task, tiny_ladder, tmp_path):
     result = run("evaluate", tiny_task, "--ladder", tiny_ladder, "--rungs", "tfidf,tiny-knn", "--out", out, "--quiet")
     assert result.exit_code == 0, result.output
     records = RunLog(out, create=False).records()
-    assert [r["rung"] for r in records] == ["tfidf", "tiny-knn"]
+    assert [r.rung for r in records] == ["tfidf", "tiny-knn"]
     assert "half-writ" in (out / "runs.jsonl.torn").read_text()
 
 

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from rightsize.cli import cli
 from rightsize.coverage import assess_coverage, plan_entry, search_end_entry
 from rightsize.naming import variant_labels
+from rightsize.records import Record
 from rightsize.search import run_search
 from test_search import _small_and_big, _task_with, request, task, wide_encoder  # noqa: F401 (fixtures)
 
@@ -112,15 +113,15 @@ def test_search_names_each_variant_by_the_knobs_that_set_it_apart(task, tmp_path
 
 
 def _record(key, rung, config, jpq, status="ok"):
-    return {"key": key, "rung": rung, "config": config, "joules_per_query": jpq, "status": status,
-            "task": "t", "split": "validation", "limit": None, "seed": 0}
+    return Record(key=key, rung=rung, config=config, joules_per_query=jpq, status=status,
+                  task="t", split="validation", limit=None, seed=0)
 
 
 def test_labels_name_only_the_knobs_that_differ_between_siblings():
-    entries = [{"key": "a", "rung": "tfidf", "config": {"kind": "tfidf", "C": 1.0, "threads": 1}},
-               {"key": "b", "rung": "tfidf", "config": {"kind": "tfidf", "C": 1.0, "threads": None}},
-               {"key": "c", "rung": "probe", "config": {"kind": "probe", "model": "org/m", "layers": 3}}]
-    assert variant_labels(entries) == {"a": "tfidf (threads=1)", "b": "tfidf (threads=-)", "c": "probe"}
+    records = [Record(key="a", rung="tfidf", config={"kind": "tfidf", "C": 1.0, "threads": 1}),
+               Record(key="b", rung="tfidf", config={"kind": "tfidf", "C": 1.0, "threads": None}),
+               Record(key="c", rung="probe", config={"kind": "probe", "model": "org/m", "layers": 3})]
+    assert variant_labels(records) == {"a": "tfidf (threads=1)", "b": "tfidf (threads=-)", "c": "probe"}
 
 
 def test_a_min_answer_is_certain_but_not_minimal_while_a_search_leaves_cheaper_configs():

@@ -62,11 +62,11 @@ def test_the_students_fit_holds_the_teachers_fit_and_labelling(data, tiny_encode
     n_train, n_transfer = len(data.train.texts), n_texts(transfer) if with_transfer else 0
 
     record = evaluate_rung(data, spec, Meter([counter]), RunContext(cache=None), EvalPlan())
-    assert record["status"] == "ok", record.get("error")
+    assert record.status == "ok", record.error
     # The teacher encodes the train texts to fit, then the train and transfer texts to label them.
-    assert record["joules"]["fit"] == pytest.approx(2 * n_train + n_transfer)
-    assert record["joules"]["load"] == 0.0 and record["joules"]["infer"] == 0.0  # the TF-IDF student's
-    assert record["metrics"]["accuracy"] >= 0.8  # the tiny probe teaches its keywords well
+    assert record.joules["fit"] == pytest.approx(2 * n_train + n_transfer)
+    assert record.joules["load"] == 0.0 and record.joules["infer"] == 0.0  # the TF-IDF student's
+    assert record.metrics["accuracy"] >= 0.8  # the tiny probe teaches its keywords well
 
 
 def test_a_warm_cache_serves_the_teacher_and_its_cost_is_still_charged_to_the_fit(data, tiny_encoder, tmp_path,
@@ -76,13 +76,13 @@ def test_a_warm_cache_serves_the_teacher_and_its_cost_is_still_charged_to_the_fi
     n_train, n_transfer = len(data.train.texts), n_texts(transfer)
 
     teacher = evaluate_rung(data, rungs["tiny-probe"], meter, context)  # warms the cache: train and validation
-    assert teacher["joules_spent"]["fit"] == pytest.approx(n_train)
+    assert teacher.joules_spent["fit"] == pytest.approx(n_train)
     student = evaluate_rung(data, rungs["student"], meter, context)
-    assert student["status"] == "ok", student.get("error")
-    assert student["joules_spent"]["fit"] == pytest.approx(n_transfer)  # only the transfer texts were new
-    assert student["joules"]["fit"] == pytest.approx(2 * n_train + n_transfer)  # charged as if encoded
-    assert student["cache"]["hits"] == 2 * n_train
-    assert student["cache"]["charged_joules"] == pytest.approx(2 * n_train)
+    assert student.status == "ok", student.error
+    assert student.joules_spent["fit"] == pytest.approx(n_transfer)  # only the transfer texts were new
+    assert student.joules["fit"] == pytest.approx(2 * n_train + n_transfer)  # charged as if encoded
+    assert student.cache["hits"] == 2 * n_train
+    assert student.cache["charged_joules"] == pytest.approx(2 * n_train)
 
 
 def test_training_reports_the_teachers_share_and_the_examples_taught(data, tiny_encoder, tmp_path, counter, transfer):
@@ -223,5 +223,5 @@ def test_an_unreadable_transfer_file_is_one_line_and_exit_2(tiny_task, tiny_enco
 def test_without_a_cache_the_students_fit_is_all_spent(data, tiny_encoder, tmp_path):
     spec = load_ladder(ladder(tmp_path, tiny_encoder))["student"]
     record = evaluate_rung(data, spec, make_meter("estimate"), RunContext(cache=None))
-    assert record["status"] == "ok" and record["cache"]["charged_joules"] == 0.0
-    assert record["joules"]["fit"] == record["joules_spent"]["fit"] > 0
+    assert record.status == "ok" and record.cache["charged_joules"] == 0.0
+    assert record.joules["fit"] == record.joules_spent["fit"] > 0

@@ -26,17 +26,17 @@ def data(tiny_task):
 def test_each_kind_yields_a_complete_ok_record(data, tiny_ladder, rung):
     spec = load_ladder(tiny_ladder)[rung]
     record = evaluate_rung(data, spec, make_meter("estimate"), RunContext(), EvalPlan())
-    assert record["status"] == "ok", record.get("error")
-    assert REQUIRED <= set(record)
-    assert set(record["seconds"]) == set(record["joules"]) == {"load", "fit", "infer"}
-    assert record["n_examples"] == len(data.validation.texts)
-    assert record["joules_per_query"] == pytest.approx(record["joules"]["infer"] / record["n_examples"])
-    assert 0.0 <= record["metrics"]["accuracy"] <= 1.0
-    lo, hi = record["ci"]["accuracy"]
-    assert lo <= record["metrics"]["accuracy"] <= hi
-    assert record["energy_source"] == "estimate"
-    assert len(record["predictions"]) == len(record["references"]) == record["n_examples"]
-    json.dumps(record, allow_nan=False)  # the record must be valid JSON
+    assert record.status == "ok", record.error
+    assert REQUIRED <= set(record.to_dict())
+    assert set(record.seconds) == set(record.joules) == {"load", "fit", "infer"}
+    assert record.n_examples == len(data.validation.texts)
+    assert record.joules_per_query == pytest.approx(record.joules["infer"] / record.n_examples)
+    assert 0.0 <= record.metrics["accuracy"] <= 1.0
+    lo, hi = record.ci["accuracy"]
+    assert lo <= record.metrics["accuracy"] <= hi
+    assert record.energy_source == "estimate"
+    assert len(record.predictions) == len(record.references) == record.n_examples
+    json.dumps(record.to_dict(), allow_nan=False)  # the record must be valid JSON
 
 
 def test_params_are_measured_from_the_loaded_model(data, tiny_ladder, tiny_encoder):
@@ -45,9 +45,9 @@ def test_params_are_measured_from_the_loaded_model(data, tiny_ladder, tiny_encod
     expected = sum(p.numel() for p in SentenceTransformer(str(tiny_encoder)).parameters())
     knn = evaluate_rung(data, load_ladder(tiny_ladder)["tiny-knn"], make_meter("estimate"), RunContext())
     probe = evaluate_rung(data, load_ladder(tiny_ladder)["tiny-probe"], make_meter("estimate"), RunContext())
-    assert knn["n_params"] == expected
+    assert knn.n_params == expected
     n_classes, dim = 3, 32
-    assert probe["n_params"] == expected + n_classes * dim + n_classes
+    assert probe.n_params == expected + n_classes * dim + n_classes
 
 
 def test_layers_knob_keeps_the_first_layers(data, tiny_encoder):
@@ -56,14 +56,14 @@ def test_layers_knob_keeps_the_first_layers(data, tiny_encoder):
     r_full = evaluate_rung(data, full, make_meter("estimate"), RunContext())
     r_one = evaluate_rung(data, one, make_meter("estimate"), RunContext())
     # one BERT layer of hidden 32 / intermediate 64: 4*(32*32+32) + 2*32 + 32*64+64 + 64*32+32 + 2*32
-    assert r_full["n_params"] - r_one["n_params"] == 4 * (32 * 32 + 32) + 2 * 32 + (32 * 64 + 64) + (64 * 32 + 32) + 2 * 32
+    assert r_full.n_params - r_one.n_params == 4 * (32 * 32 + 32) + 2 * 32 + (32 * 64 + 64) + (64 * 32 + 32) + 2 * 32
 
 
 def test_limit_takes_a_seeded_sample(data, tiny_ladder):
     spec = load_ladder(tiny_ladder)["tfidf"]
     a = evaluate_rung(data, spec, make_meter("estimate"), RunContext(seed=3), EvalPlan(limit=5))
     b = evaluate_rung(data, spec, make_meter("estimate"), RunContext(seed=3), EvalPlan(limit=5))
-    assert a["n_examples"] == 5 and a["references"] == b["references"] and a["key"] == b["key"]
+    assert a.n_examples == 5 and a.references == b.references and a.key == b.key
 
 
 class _Exploding(Rung):
@@ -86,10 +86,10 @@ def test_a_failing_rung_is_recorded_as_failed(data):
     if "test-exploding" not in RUNG_KINDS:
         register(_Exploding)
     record = evaluate_rung(data, RungSpec("boom", "test-exploding"), make_meter("estimate"), RunContext())
-    assert record["status"] == "failed"
-    assert record["error"].startswith("MemoryError: simulated out of memory")
-    assert record["failed_phase"] == "fit"
-    assert "load" in record["joules"] and "infer" not in record["joules"]
+    assert record.status == "failed"
+    assert record.error.startswith("MemoryError: simulated out of memory")
+    assert record.failed_phase == "fit"
+    assert "load" in record.joules and "infer" not in record.joules
 
 
 def test_knn_vote_weights_close_neighbours_more():
@@ -136,7 +136,7 @@ def test_a_configs_thread_count_does_not_leak_into_the_next_config(data, tiny_en
         threads.restore_threads()
         assert blas() == before
         one = RungSpec("knn-1", "knn", str(tiny_encoder), {"threads": 1})
-        assert evaluate_rung(data, one, make_meter("estimate"), RunContext(), EvalPlan(limit=10))["status"] == "ok"
+        assert evaluate_rung(data, one, make_meter("estimate"), RunContext(), EvalPlan(limit=10)).status == "ok"
         # threads unset means "as the process had it", not the previous config's single thread
         assert (torch.get_num_threads(), faiss.omp_get_max_threads()) == (2, 2) and blas() == before
     finally:

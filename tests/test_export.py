@@ -48,8 +48,8 @@ def evaluated(tmp_path_factory, tiny_encoder):
     result = CliRunner().invoke(cli, ["evaluate", str(task), "--ladder", str(ladder), "--out", str(out), "--meter",
                                       "estimate", "--quiet"])
     assert result.exit_code == 0, result.output
-    records = {r["rung"]: r for r in RunLog(out, create=False).records()}
-    assert set(records) == set(KINDS) and all(r["status"] == "ok" for r in records.values())
+    records = {r.rung: r for r in RunLog(out, create=False).records()}
+    assert set(records) == set(KINDS) and all(r.status == "ok" for r in records.values())
     texts, _ = subsample(load_data(load_task(task)).validation, None, 0)
     inputs = root / "validation.txt"
     inputs.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
@@ -67,7 +67,7 @@ def labels_of(output: str) -> list[str]:
 
 
 def recorded_labels(record) -> list[str]:
-    return [record["label_names"][i] for i in record["predictions"]]
+    return [record.label_names[i] for i in record.predictions]
 
 
 @pytest.mark.parametrize("rung", KINDS)
@@ -77,7 +77,7 @@ def test_an_exported_config_predicts_what_its_record_predicted(evaluated, rung, 
     assert result.exit_code == 0, result.output
     assert f"exported {rung} to {folder}" in result.output
     info = json.loads((folder / "export.json").read_text())
-    assert info["config"] == evaluated["records"][rung]["config"] and info["label_names"] == ["money", "sports",
+    assert info["config"] == evaluated["records"][rung].config and info["label_names"] == ["money", "sports",
                                                                                                  "weather"]
     assert (folder / "README.txt").read_text().startswith(f'rightsize export of config "{rung}"')
     models = info["models"]
@@ -174,5 +174,5 @@ def test_a_config_whose_artifact_is_gone_cannot_be_exported(evaluated, tmp_path)
     run = tmp_path / "run-copy"
     shutil.copytree(evaluated["run"], run)
     record = evaluated["records"]["knn"]
-    shutil.rmtree(run / record["artifact"]["path"])
+    shutil.rmtree(run / record.artifact["path"])
     one_line_error(run_cli("export", run, "knn", "--out", tmp_path / "z"), "knn: its fitted state was not saved")

@@ -166,7 +166,7 @@ def test_evaluate_survives_ctrl_c_and_kill_9_and_resumes_without_redoing(tmp_pat
     assert [(r["rung"], r["status"]) for r in records] == [
         ("tfidf", "ok"), ("tiny-knn", "ok"), ("sleepy", "ok"), ("tfidf-c1", "ok")]
     assert len({r["key"] for r in records}) == 4
-    assert RunLog(out, create=False).records() == records
+    assert [r.to_dict() for r in RunLog(out, create=False).records()] == records
 
 
 @pytest.mark.subprocess
@@ -226,13 +226,14 @@ def test_search_survives_ctrl_c_and_kill_9_and_resumes_without_redoing(tmp_path,
 
 WRITER = textwrap.dedent('''
     import hashlib, sys
+    from rightsize.records import Record
     from rightsize.results import RunLog
 
     log = RunLog(sys.argv[1])
     i = 0
     while True:  # large records: a kill lands inside a write as often as between two
         payload = hashlib.sha256(str(i).encode()).hexdigest() * 20000
-        log.append({"key": f"k{i}", "status": "ok", "payload": payload})
+        log.append(Record(key=f"k{i}", status="ok", extra={"payload": payload}))
         i += 1
 ''')
 
@@ -256,7 +257,7 @@ def test_kill_9_while_appending_never_loses_a_finished_record(tmp_path):
         proc.wait()
     log = RunLog(out)  # opening repairs a torn tail, if the kill left one
     records = complete_lines(out / "runs.jsonl")
-    assert len(records) >= 3 and records == log.records()
+    assert len(records) >= 3 and records == [r.to_dict() for r in log.records()]
     for r in records:  # every record is whole, not a mix of two writes
         i = int(r["key"][1:])
         assert r["payload"] == hashlib.sha256(str(i).encode()).hexdigest() * 20000
@@ -296,14 +297,14 @@ def test_a_config_that_runs_out_of_memory_is_recorded_and_the_rest_go_on(tmp_pat
     result = CliRunner().invoke(cli, [str(a) for a in args])
     assert result.exit_code == 0, result.output
     records = RunLog(out, create=False).records()
-    assert [(r["rung"], r["status"]) for r in records] == [("tfidf", "ok"), ("huge", "failed"), ("tfidf-c1", "ok")]
+    assert [(r.rung, r.status) for r in records] == [("tfidf", "ok"), ("huge", "failed"), ("tfidf-c1", "ok")]
     failed = records[1]
-    assert failed["failed_phase"] == "fit" and "OutOfMemoryError" in failed["error"]
-    assert set(failed["joules"]) == {"load"}  # the phases that ran are still measured
+    assert failed.failed_phase == "fit" and "OutOfMemoryError" in failed.error
+    assert set(failed.joules) == {"load"}  # the phases that ran are still measured
     # A rerun retries only the failed config.
     again = CliRunner().invoke(cli, [str(a) for a in args[:-1]])
     assert again.exit_code == 0
-    assert [r["rung"] for r in RunLog(out, create=False).records()] == ["tfidf", "huge", "tfidf-c1", "huge"]
+    assert [r.rung for r in RunLog(out, create=False).records()] == ["tfidf", "huge", "tfidf-c1", "huge"]
 
 
 # ------------------------------------------------------------------ a full disk
@@ -355,6 +356,6 @@ def test_a_full_disk_while_writing_an_artifact_keeps_the_record_and_says_so(tmp_
     assert result.exit_code == 0, result.output
     assert "could not save the artifact of tfidf" in result.output and "No space left" in result.output
     (record,) = RunLog(out, create=False).records()
-    assert record["status"] == "ok" and record["artifact"]["path"] is None
+    assert record.status == "ok" and record.artifact["path"] is None
     leftovers = list((out / "artifacts").glob("*")) if (out / "artifacts").exists() else []
     assert leftovers == []  # the partial folder was removed

@@ -190,18 +190,18 @@ def test_a_diverging_loss_fails_the_record_naming_the_epoch(data, tiny_encoder, 
     monkeypatch.setattr(torch.nn.functional, "cross_entropy", diverging)
     spec = RungSpec("ft", "finetune", str(tiny_encoder), FAST)
     record = evaluate_rung(data, spec, make_meter("estimate"), RunContext(), EvalPlan())
-    assert record["status"] == "failed" and record["failed_phase"] == "fit"
-    assert record["error"].startswith(f"TrainingDiverged: the train loss became nan in epoch 2 of {EPOCHS} (step 2 of")
-    assert "load" in record["joules"] and "infer" not in record["joules"]
+    assert record.status == "failed" and record.failed_phase == "fit"
+    assert record.error.startswith(f"TrainingDiverged: the train loss became nan in epoch 2 of {EPOCHS} (step 2 of")
+    assert "load" in record.joules and "infer" not in record.joules
 
 
 def test_a_finetune_record_through_the_evaluator(data, tiny_encoder):
     spec = RungSpec("ft", "finetune", str(tiny_encoder), FAST)
     record = evaluate_rung(data, spec, make_meter("estimate"), RunContext(), EvalPlan())
-    assert record["status"] == "ok", record.get("error")
-    assert record["metrics"]["accuracy"] >= 0.7 and record["joules"]["fit"] > 0
-    assert record["facts"]["trainable_params"] == record["n_params"]
-    assert record["cache"]["hits"] == 0  # a fine-tune never reads the embedding cache
+    assert record.status == "ok", record.error
+    assert record.metrics["accuracy"] >= 0.7 and record.joules["fit"] > 0
+    assert record.facts["trainable_params"] == record.n_params
+    assert record.cache["hits"] == 0  # a fine-tune never reads the embedding cache
 
 
 def test_soft_targets_train_too(data, tiny_encoder):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -84,13 +85,13 @@ def test_defaults_keep_pue_1_2_and_no_reuse():
 def test_a_search_folder_shifts_the_search_itself(tmp_path):
     run = RunLog(tmp_path / "run")
     for r in RunLog(FIXTURE, create=False).records():
-        run.append({**r, "search": {"study": "s", "trial": 0, "searched": {}}})
+        run.append(replace(r, search={"study": "s", "trial": 0, "searched": {}}))
     (tmp_path / "run" / "environment.jsonl").write_text((FIXTURE / "environment.jsonl").read_text())
     result = invoke("recommend", tmp_path / "run", "--no-confirm", "--json", "--intensity-profile",
                     night_profile(tmp_path), "--window", "2026-12-03T00:00Z/2026-12-03T12:00Z")
     shifts = {s["job"]: s for s in json.loads(result.output)["footprint"]["shifts"]}
     records = RunLog(FIXTURE, create=False).records()
-    spent = sum(sum((r.get("joules_spent") or r["joules"]).values()) for r in records if r["status"] in ("ok", "pruned"))
+    spent = sum(sum((r.joules_spent or r.joules).values()) for r in records if r.status in ("ok", "pruned"))
     assert shifts["search"]["it_energy"]["value"] == pytest.approx(spent / KWH)
 
 

@@ -120,7 +120,7 @@ def test_the_lm_rung_runs_a_gguf_folder(tiny_gguf, tiny_task):
     folder, model = tiny_gguf
     spec = RungSpec("tiny-gguf", "lm", str(folder), {"batch_size": 4})
     record = evaluate_rung(load_data(load_task(tiny_task)), spec, make_meter("estimate"), RunContext())
-    assert record["status"] == "ok", record.get("error")
-    assert record["facts"]["gguf_file"] == "tiny.gguf" and record["facts"]["lm_params"] == count_parameters(model)
-    assert sorted(record["label_names"]) == ["money", "sports", "weather"]
-    assert len(record["predictions"]) == record["n_examples"] and set(record["predictions"]) <= {0, 1, 2}
+    assert record.status == "ok", record.error
+    assert record.facts["gguf_file"] == "tiny.gguf" and record.facts["lm_params"] == count_parameters(model)
+    assert sorted(record.label_names) == ["money", "sports", "weather"]
+    assert len(record.predictions) == record.n_examples and set(record.predictions) <= {0, 1, 2}

@@ -18,6 +18,7 @@ from rightsize.encoder import Encoder, PackedTokens
 from rightsize.energy import make_meter
 from rightsize.evaluate import EvalPlan, evaluate_rung
 from rightsize.ladder import load_ladder
+from rightsize.records import Record
 from rightsize.rungs import RunContext, RungSpec
 from rightsize.rungs.tfidf import TfidfRung
 from rightsize.tasks import load_data, load_task
@@ -70,37 +71,39 @@ def gpu_encoder(monkeypatch, gpu: FakeTorchCuda, per_token_s: float) -> None:
 def test_a_gpu_record_carries_net_and_gross_energy_its_uncertainty_and_flags(monkeypatch, gpu, meter, data):
     gpu_tfidf(monkeypatch, gpu, load_s=0.05, fit_s=1.5, per_text_s=0.004)
     record = evaluate_rung(data, RungSpec("tfidf", "tfidf"), meter, RunContext(device="cuda"), EvalPlan())
-    assert record["status"] == "ok", record.get("error")
-    step, idle = meter.resolution_s, record["idle_watts"]
+    assert record.status == "ok", record.error
+    step, idle = meter.resolution_s, record.idle_watts
     assert step == pytest.approx(STEP_S, abs=1e-3) and idle == pytest.approx(IDLE_W, rel=0.01)
-    assert record["energy_basis"] == "net-of-idle" and record["energy_resolution_s"] == step
+    assert record.energy_basis == "net-of-idle" and record.energy_resolution_s == step
 
     # load: 50 ms, half a step: below resolution, bounded by the board's power limit.
-    assert record["below_resolution"] == ["load"]
-    assert record["energy_uncertainty"]["load"] == pytest.approx(step * LIMIT_W)
+    assert record.below_resolution == ["load"]
+    assert record.energy_uncertainty["load"] == pytest.approx(step * LIMIT_W)
 
     # fit: 1.5 s at 400 W, resolved. Gross is what the board read, net leaves the idle draw out.
-    fit_gross, fit_s = record["joules_gross"]["fit"], record["seconds"]["fit"]
+    fit_gross, fit_s = record.joules_gross["fit"], record.seconds["fit"]
     assert fit_s == pytest.approx(1.5)
-    assert record["energy_uncertainty"]["fit"] == pytest.approx(step * fit_gross / fit_s)  # ~40 J
-    assert abs(fit_gross - LOAD_W * 1.5) <= record["energy_uncertainty"]["fit"]
-    assert record["joules"]["fit"] == pytest.approx(fit_gross - idle * fit_s)
-    assert record["energy_parts"]["fit"] == pytest.approx({"gpu:0": record["joules"]["fit"]})
+    assert record.energy_uncertainty["fit"] == pytest.approx(step * fit_gross / fit_s)  # ~40 J
+    assert abs(fit_gross - LOAD_W * 1.5) <= record.energy_uncertainty["fit"]
+    assert record.joules["fit"] == pytest.approx(fit_gross - idle * fit_s)
+    assert record.energy_parts["fit"] == pytest.approx({"gpu:0": record.joules["fit"]})
 
     # infer: 4 ms a text is below resolution, so it ran until the window was MIN_STEPS steps long.
-    n = record["n_examples"]
+    n = record.n_examples
     one_pass = 0.004 * n
     passes = math.ceil(meter.min_window_s / one_pass - 1e-9)
-    assert passes > 1 and record["infer_repeats"] == [passes]
-    assert record["seconds"]["infer"] == pytest.approx(one_pass)  # per pass
-    infer_gross = record["joules_gross"]["infer"]
+    assert passes > 1 and record.infer_repeats == [passes]
+    assert record.seconds["infer"] == pytest.approx(one_pass)  # per pass
+    infer_gross = record.joules_gross["infer"]
     # The window's uncertainty (one step x its mean power), divided like the energy.
-    assert record["energy_uncertainty"]["infer"] == pytest.approx(step * (infer_gross / one_pass) / passes)
-    assert abs(record["joules"]["infer"] - (LOAD_W - IDLE_W) * one_pass) <= record["energy_uncertainty"]["infer"] + 0.01
-    assert record["joules_per_query"] == pytest.approx(record["joules"]["infer"] / n)
-    assert record["joules_per_query_gross"] == pytest.approx(infer_gross / n)
-    assert record["energy_read_errors"] == []
-    json.dumps(record)  # every new field is JSON
+    assert record.energy_uncertainty["infer"] == pytest.approx(step * (infer_gross / one_pass) / passes)
+    assert abs(record.joules["infer"] - (LOAD_W - IDLE_W) * one_pass) <= record.energy_uncertainty["infer"] + 0.01
+    assert record.joules_per_query == pytest.approx(record.joules["infer"] / n)
+    assert record.joules_per_query_gross == pytest.approx(infer_gross / n)
+    assert record.energy_read_errors == []
+    line = json.dumps(record.to_dict())  # every new field is JSON, and reads back as it was written
+    again = Record.from_dict(json.loads(line))
+    assert again == record and json.dumps(again.to_dict()) == line
 
 
 def test_a_failed_read_marks_its_phase(monkeypatch, gpu, meter, data):
@@ -114,7 +117,7 @@ def test_a_failed_read_marks_its_phase(monkeypatch, gpu, meter, data):
 
     monkeypatch.setattr(TfidfRung, "fit", fit)
     record = evaluate_rung(data, RungSpec("tfidf", "tfidf"), meter, RunContext(device="cuda"), EvalPlan())
-    assert record["status"] == "ok" and record["energy_read_errors"] == ["fit"]
+    assert record.status == "ok" and record.energy_read_errors == ["fit"]
 
 
 def test_a_cuda_error_at_a_window_edge_fails_that_config_not_the_run(monkeypatch, gpu, meter, data):
@@ -127,23 +130,24 @@ def test_a_cuda_error_at_a_window_edge_fails_that_config_not_the_run(monkeypatch
 
     monkeypatch.setattr(TfidfRung, "predict", faulting)
     failed = evaluate_rung(data, RungSpec("tfidf", "tfidf"), meter, RunContext(device="cuda"), EvalPlan())
-    assert failed["status"] == "failed" and failed["failed_phase"] == "infer"
-    assert failed["error"] == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    assert failed.status == "failed" and failed.failed_phase == "infer"
+    assert failed.error == "RuntimeError: CUDA error: an illegal memory access was encountered"
     assert meter.open_windows == []
     gpu.sync_error = None  # the next config runs on (a real sticky CUDA error would fail it too)
     monkeypatch.setattr(TfidfRung, "predict", real_predict)
     ok = evaluate_rung(data, RungSpec("tfidf", "tfidf", knobs={"C": 1.0}), meter, RunContext(device="cuda"),
                        EvalPlan())
-    assert ok["status"] == "ok"
+    assert ok.status == "ok"
 
 
 def test_an_old_record_without_the_new_fields_still_reads():
     from rightsize import energy_quality
     from rightsize.tables import records_table
 
-    old = {"rung": "tfidf", "status": "ok", "metrics": {"accuracy": 0.9}, "ci": {"accuracy": [0.8, 0.95]},
-           "joules_per_query": 0.002, "joules_total": 3.0, "seconds_total": 1.0, "energy_source": "rapl",
-           "n_params": 1000, "n_examples": 10}
+    old = Record.from_dict({"rung": "tfidf", "status": "ok", "metrics": {"accuracy": 0.9},
+                            "ci": {"accuracy": [0.8, 0.95]}, "joules_per_query": 0.002, "joules_total": 3.0,
+                            "seconds_total": 1.0, "energy_source": "rapl", "n_params": 1000, "n_examples": 10})
+    assert old.basis == "gross" and old.gross_joules_per_query == 0.002 and "idle_watts" not in old.to_dict()
     assert energy_quality.jpq_uncertainty(old) is None and energy_quality.notes(old) == []
     assert energy_quality.reading_notes([old]) == []
     assert "2 mJ " in records_table([old], "accuracy") and "±" not in records_table([old], "accuracy")
@@ -195,25 +199,25 @@ def test_inference_that_filled_the_cache_is_flagged_a_cached_one_is_repeated(mon
     context = RunContext(device="cpu", cache=EmbeddingCache(tmp_path / "cache"))
     knn = load_ladder(tiny_ladder)["tiny-knn"]
     cold = evaluate_rung(data, knn, meter, context, EvalPlan())
-    assert cold["status"] == "ok"
+    assert cold.status == "ok"
     # The train encode (45 texts) is resolved and sets the rate; the validation encode (15 texts,
     # under a second) is stored at the rate's share, so repeating it would only read the cache.
-    assert cold["infer_repeats"] == [1] and "infer" in cold["below_resolution"]
-    assert cold["cache"]["misses"] == cold["n_train"] + cold["n_examples"]
+    assert cold.infer_repeats == [1] and "infer" in cold.below_resolution
+    assert cold.cache["misses"] == cold.n_train + cold.n_examples
 
     warm = evaluate_rung(data, RungSpec(knn.name, knn.kind, knn.model, {**knn.knobs, "k": 3}), meter, context,
                          EvalPlan())
-    assert warm["status"] == "ok" and warm["cache"]["misses"] == 0
+    assert warm.status == "ok" and warm.cache["misses"] == 0
     # Served from the cache, the inference does the same work on every pass: repeated, and counted once.
-    (passes,) = warm["infer_repeats"]
-    assert passes > 1 and "infer" not in warm["below_resolution"]
-    assert warm["cache"]["hits"] == warm["n_train"] + warm["n_examples"]
+    (passes,) = warm.infer_repeats
+    assert passes > 1 and "infer" not in warm.below_resolution
+    assert warm.cache["hits"] == warm.n_train + warm.n_examples
     # Charged once (not per pass): the validation texts' stored cost, the encode rate's share of their tokens.
-    charged = warm["joules"]["infer"] - warm["joules_spent"]["infer"]
+    charged = warm.joules["infer"] - warm.joules_spent["infer"]
     enc = Encoder(knn.model, max_length=knn.knobs.get("max_length"))
     enc.load()
     tokens = PackedTokens.of(enc.st.tokenizer, list(data.validation.texts), enc.max_length).lengths.sum()
-    rate = context.cache.encode_rate(cold["facts"]["embedding_cache"])
+    rate = context.cache.encode_rate(cold.facts["embedding_cache"])
     assert charged == pytest.approx(rate * tokens)
 
 
@@ -243,7 +247,7 @@ def test_the_terminal_shows_uncertainty_flags_and_basis(gpu_run):
     records = RunLog(gpu_run, create=False).records()
     text = terminal.evaluation_text(records, gpu_run / "runs.jsonl")
     assert "±" in text and "below resolution: load" in text and "inference repeated x" in text
-    idle = records[0]["idle_watts"]
+    idle = records[0].idle_watts
     assert idle == pytest.approx(IDLE_W, rel=0.01)
     assert f"J/query is net of the GPU's idle draw ({round(idle, 1):g} W, measured when the meter opened)" in text
 

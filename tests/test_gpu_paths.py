@@ -187,10 +187,10 @@ def test_evaluate_on_cuda_records_gpu_energy(tiny_task, tiny_ladder, tmp_path):
                                       "tiny-probe", "--device", "cuda", "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
     (record,) = RunLog(out, create=False).records()
-    assert record["status"] == "ok" and record["device"] == "cuda"
-    assert record["energy_source"].startswith("nvml")
-    assert all("gpu:0" in parts for parts in record["energy_parts"].values())
-    assert record["energy_basis"] == "net-of-idle" and record["idle_watts"] > 0
-    assert set(record["energy_uncertainty"]) == {"load", "fit", "infer"}
+    assert record.status == "ok" and record.device == "cuda"
+    assert record.energy_source.startswith("nvml")
+    assert all("gpu:0" in parts for parts in record.energy_parts.values())
+    assert record.energy_basis == "net-of-idle" and record.idle_watts > 0
+    assert set(record.energy_uncertainty) == {"load", "fit", "infer"}
     # The tiny probe's inference takes milliseconds: repeated to a resolvable window, or flagged.
-    assert record["infer_repeats"][0] > 1 or "infer" in record["below_resolution"]
+    assert record.infer_repeats[0] > 1 or "infer" in record.below_resolution

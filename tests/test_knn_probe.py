@@ -76,11 +76,11 @@ def test_train_embeddings_are_computed_once(data, tiny_encoder, monkeypatch):
 def test_record_with_each_index(data, tiny_encoder, index):
     spec = RungSpec("kp", "knn-probe", str(tiny_encoder), {"index": index, "k": 5, "weight": 0.5})
     record = evaluate_rung(data, spec, make_meter("estimate"), RunContext())
-    assert record["status"] == "ok", record.get("error")
-    assert record["facts"]["index"] == index and record["facts"]["index_vectors"] == record["n_train"]
+    assert record.status == "ok", record.error
+    assert record.facts["index"] == index and record.facts["index_vectors"] == record.n_train
     # the index holds train vectors, not parameters: the rung has exactly the probe's parameters
     probe = evaluate_rung(data, RungSpec("p", "probe", str(tiny_encoder), {}), make_meter("estimate"), RunContext())
-    assert record["n_params"] == probe["n_params"]
+    assert record.n_params == probe.n_params
 
 
 def test_weight_outside_zero_one_is_rejected():
@@ -96,8 +96,8 @@ def test_minilm_depth_2_4_6_on_real_weights(data):
     for layers in (2, 4, 6):
         spec = RungSpec(f"l{layers}", "knn-probe", "sentence-transformers/all-MiniLM-L6-v2", {"layers": layers})
         record = evaluate_rung(data, spec, make_meter("estimate"), RunContext())
-        assert record["status"] == "ok", record.get("error")
-        params.append(record["n_params"])
+        assert record.status == "ok", record.error
+        params.append(record.n_params)
     block = 4 * (384 * 384 + 384) + 2 * 384 + (384 * 1536 + 1536) + (1536 * 384 + 384) + 2 * 384
     assert params[1] - params[0] == params[2] - params[1] == 2 * block
 

@@ -67,7 +67,7 @@ def trained_pair():
     """Both adequate: `trained` costs 40 kJ to fit and 0.1 J/query, `frozen` 1 kJ and 0.5 J/query."""
     y = refs(300)
     trained = record("trained", y, y, jpq=0.1, fit=40_000.0)
-    trained["training"] = {"epochs": 3, "examples": 900, "loss": 0.1}
+    trained.training = {"epochs": 3, "examples": 900, "loss": 0.1}
     frozen = record("frozen", flipped(y, 1), y, jpq=0.5, fit=1_000.0)
     return [trained, frozen]
 

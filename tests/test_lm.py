@@ -165,12 +165,12 @@ def data(tiny_task):
 def test_zero_shot_record(data, tiny_lm, lm_model):
     spec = RungSpec("lm0", "lm", str(tiny_lm), {"batch_size": 4})
     record = evaluate_rung(data, spec, make_meter("estimate"), RunContext())
-    assert record["status"] == "ok", record.get("error")
-    assert record["n_params"] == sum(p.numel() for p in lm_model.parameters())
-    facts = record["facts"]
+    assert record.status == "ok", record.error
+    assert record.n_params == sum(p.numel() for p in lm_model.parameters())
+    facts = record.facts
     assert facts["kv_reuse"] is True and facts["labels_scored"] == 3 and facts["prefix_tokens"] > 5
-    assert len(record["predictions"]) == record["n_examples"] == len(data.validation.texts)
-    assert record["joules"]["infer"] > 0 and record["cache"]["misses"] == 0  # no encoder: nothing to cache
+    assert len(record.predictions) == record.n_examples == len(data.validation.texts)
+    assert record.joules["infer"] > 0 and record.cache["misses"] == 0  # no encoder: nothing to cache
 
 
 class BagOfWords:
@@ -228,12 +228,12 @@ def test_few_shot_record_counts_the_retriever(data, tiny_lm, tiny_encoder, lm_mo
 
     spec = RungSpec("lm2", "lm", str(tiny_lm), {"shots": 2, "retriever": str(tiny_encoder), "batch_size": 4})
     record = evaluate_rung(data, spec, make_meter("estimate"), RunContext())
-    assert record["status"] == "ok", record.get("error")
+    assert record.status == "ok", record.error
     retriever = sum(p.numel() for p in SentenceTransformer(str(tiny_encoder)).parameters())
-    assert record["n_params"] == sum(p.numel() for p in lm_model.parameters()) + retriever
-    assert record["facts"]["retriever_params"] == retriever and record["facts"]["index"] == "flat"
+    assert record.n_params == sum(p.numel() for p in lm_model.parameters()) + retriever
+    assert record.facts["retriever_params"] == retriever and record.facts["index"] == "flat"
     # the retriever embeds the train split (fit) and every query (infer): both are in the rung's cost
-    assert record["cache"]["misses"] == record["n_train"] + record["n_examples"]
+    assert record.cache["misses"] == record.n_train + record.n_examples
 
 
 def test_models_lists_the_retriever_only_for_few_shot():
@@ -252,7 +252,7 @@ def test_optional_rung_with_a_missing_model_is_skipped(tiny_task, tmp_path):
                                       "--meter", "estimate", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "big skipped (optional)" in result.output and "no-such-org/no-such-lm" in result.output
-    assert [r["rung"] for r in RunLog(out, create=False).records()] == ["t"]
+    assert [r.rung for r in RunLog(out, create=False).records()] == ["t"]
 
 
 def test_a_missing_retriever_stops_the_run_before_any_evaluation(tiny_task, tmp_path, tiny_lm):
@@ -272,9 +272,9 @@ def test_smollm2_zero_shot_on_real_weights(data):
     from rightsize.evaluate import EvalPlan
 
     record = evaluate_rung(data, spec, make_meter("estimate"), RunContext(), EvalPlan(limit=6))
-    assert record["status"] == "ok", record.get("error")
-    assert record["facts"]["kv_reuse"] is True and record["facts"]["gguf_file"].endswith(".gguf")
-    assert 130e6 < record["n_params"] < 140e6
+    assert record.status == "ok", record.error
+    assert record.facts["kv_reuse"] is True and record.facts["gguf_file"].endswith(".gguf")
+    assert 130e6 < record.n_params < 140e6
 
 
 def test_options_sharing_leading_tokens_are_fed_once(lm_model):

@@ -14,6 +14,7 @@ import pytest
 from rightsize import markdown as md
 from rightsize.check import Current, check, to_markdown
 from rightsize.report import build_report
+from rightsize.results import RunLog
 
 FIXTURE = Path(__file__).parent / "fixtures" / "runs"
 RUNG = "tf<script>alert(1)</script>|*x*_y_[a](javascript:b)"
@@ -87,7 +88,7 @@ def test_report_markdown_escapes_names_labels_and_errors(nasty_run, tmp_path):
 
 
 def test_check_markdown_escapes_names_and_errors(nasty_run):
-    records = [json.loads(line) for line in (nasty_run / "runs.jsonl").read_text().splitlines()]
+    records = RunLog(nasty_run, create=False).records()
     for current in (RUNG, "smollm-zeroshot"):  # an adequate config, and one whose error is shown
         text = to_markdown(check(records, Current(current)))
         rendered = render(text)

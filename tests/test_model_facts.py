@@ -13,6 +13,7 @@ from rightsize.errors import RightsizeError
 from rightsize.ladder import parse_ladder
 from rightsize.model_facts import ModelFacts, facts_at, facts_of
 from rightsize.models import checked_folder
+from rightsize.records import Record
 from rightsize.rungs import RungSpec
 from rightsize.space import build_space
 
@@ -53,7 +54,7 @@ def test_facts_are_read_once_per_folder_however_it_is_named(tiny_encoder, tmp_pa
     ladder = parse_ladder({"rungs": [{"name": "knn", "kind": "knn", "model": str(folder)}]}, "l.yaml")
     assert {d.knob: d.values for d in build_space(ladder, "cpu")["knn"].dims}["layers"] == (1, None)
     cost = CostModel()
-    cost.observe(RungSpec("k", "knn", str(folder), {}), {"joules_per_query": 2.0})
+    cost.observe(RungSpec("k", "knn", str(folder), {}), Record(joules_per_query=2.0))
     for layers in (1, 2, None, 1):
         assert cost.lower_bound(RungSpec("k", "knn", str(folder), {"layers": layers})) is not None
     assert len(reads) == len(list(folder.rglob("*.safetensors"))) == 1

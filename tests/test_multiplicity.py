@@ -8,18 +8,19 @@ import pytest
 
 from rightsize.adequacy import judge
 from rightsize.errors import RightsizeError
+from rightsize.records import Record
 
 
-def _records(rng: np.random.Generator, accuracies: list[float], n: int) -> list[dict]:
+def _records(rng: np.random.Generator, accuracies: list[float], n: int) -> list[Record]:
     references = rng.integers(0, 2, size=n)
     out = []
     for i, acc in enumerate(accuracies):
         right = rng.random(n) < acc
         predictions = np.where(right, references, 1 - references)
-        out.append({"key": f"c{i}", "rung": f"c{i}", "config": {"kind": "tfidf"}, "status": "ok",
-                    "metrics": {"accuracy": float(right.mean())}, "references": references.tolist(),
-                    "predictions": predictions.tolist(), "label_names": ["a", "b"],
-                    "joules_per_query": 1.0 + i, "n_params": 10})
+        out.append(Record(key=f"c{i}", rung=f"c{i}", config={"kind": "tfidf"}, status="ok",
+                          metrics={"accuracy": float(right.mean())}, references=references.tolist(),
+                          predictions=predictions.tolist(), label_names=["a", "b"],
+                          joules_per_query=1.0 + i, n_params=10))
     return out
 
 
@@ -49,20 +50,20 @@ def test_holm_changes_nothing_for_a_clear_winner_and_says_when_it_changes_the_an
     rng = np.random.default_rng(3)
     clear = _records(rng, [0.99, 0.6, 0.6], 400)
     j = judge(clear, {"min": 0.9}, "accuracy", adjust="holm")
-    assert j.cheapest_adequate["key"] == "c0" and not j.correction_changed_answer and j.compared == 3
+    assert j.cheapest_adequate.key == "c0" and not j.correction_changed_answer and j.compared == 3
     assert "Holm-adjusted over 3 configs" in j.verdicts["c0"].detail
     # A cheap config barely over the bar on its own: adequate unadjusted, not after Holm over 30.
     marginal = _records(np.random.default_rng(11), [0.935] + [0.5] * 29, 300)
     plain = judge(marginal, {"min": 0.9}, "accuracy")
     holm = judge(marginal, {"min": 0.9}, "accuracy", adjust="holm")
     if plain.verdicts["c0"].adequate and not holm.verdicts["c0"].adequate:
-        assert holm.correction_changed_answer and holm.cheapest_unadjusted["key"] == "c0"
+        assert holm.correction_changed_answer and holm.cheapest_unadjusted.key == "c0"
 
 
 def test_within_targets_do_not_test_the_best_against_itself():
     records = _records(np.random.default_rng(5), [0.9, 0.89, 0.6], 500)
     j = judge(records, {"within": 0.05}, "accuracy", adjust="holm")
-    assert j.compared == 2 and j.verdicts[j.best["key"]].adequate
+    assert j.compared == 2 and j.verdicts[j.best.key].adequate
 
 
 def test_an_unknown_adjustment_is_one_line():

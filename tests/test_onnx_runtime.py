@@ -174,6 +174,6 @@ def test_an_onnx_probe_records_its_runtime_and_measured_energy(tiny_task, tiny_e
 
     spec = RungSpec("p", "probe", str(tiny_encoder), {"runtime": "onnx", "precision": "int8", "threads": 1})
     record = evaluate_rung(load_data(load_task(tiny_task)), spec, make_meter("estimate"), RunContext())
-    assert record["status"] == "ok", record.get("error")
-    assert record["facts"]["runtime"] == "onnx" and record["config"]["runtime"] == "onnx"
-    assert record["joules_per_query"] > 0 and record["energy_source"] == "estimate"
+    assert record.status == "ok", record.error
+    assert record.facts["runtime"] == "onnx" and record.config["runtime"] == "onnx"
+    assert record.joules_per_query > 0 and record.energy_source == "estimate"

@@ -15,6 +15,7 @@ from rightsize.cli import cli
 from rightsize.errors import RightsizeError
 from rightsize.held_out import held_out_verdict
 from rightsize.ladder import load_ladder
+from rightsize.records import Record
 from rightsize.results import RunLog
 from rightsize.tables import relative_energy
 
@@ -26,21 +27,21 @@ def record(rung, predictions, references, *, jpq=0.001, n_params=1000, fit=1.0, 
     """A record as evaluate_rung writes it, built by hand."""
     y_true, y_pred = np.asarray(references), np.asarray(predictions)
     n = len(references)
-    return {
-        "schema": "rightsize.record/1", "key": key or f"{rung}-{split}-{limit}", "run_id": "r", "time": "t",
-        "task": "hand", "task_file": "/nonexistent/hand.yaml", "metric": metric,
-        "target": target or {"min": None, "within": 0.02}, "rung": rung,
-        "config": {"kind": "tfidf", "model": None, "C": float(len(rung))} | {"tag": rung},
-        "split": split, "limit": limit, "train_limit": None, "n_train": 10, "n_examples": n, "device": "cpu",
-        "seed": 0, "energy_source": source, "seconds": {"load": 0.1, "fit": 0.1, "infer": 0.1},
-        "joules": {"load": 0.5, "fit": fit, "infer": jpq * n},
-        "energy_parts": {p: {source: 0.1} for p in ("load", "fit", "infer")},
-        "metrics": {m: M.score(m, y_true, y_pred, N_CLASSES) for m in M.METRICS},
-        "ci": {m: list(M.confidence_interval(m, y_true, y_pred, N_CLASSES)) for m in M.METRICS},
-        "label_names": ["a", "b", "c"], "references": y_true.tolist(), "predictions": y_pred.tolist(),
-        "n_params": n_params, "facts": {}, "joules_per_query": jpq, "joules_total": 0.5 + fit + jpq * n,
-        "seconds_total": 0.3, "status": status,
-    }
+    return Record(
+        key=key or f"{rung}-{split}-{limit}", run_id="r", time="t",
+        task="hand", task_file="/nonexistent/hand.yaml", metric=metric,
+        target=target or {"min": None, "within": 0.02}, rung=rung,
+        config={"kind": "tfidf", "model": None, "C": float(len(rung))} | {"tag": rung},
+        split=split, limit=limit, train_limit=None, n_train=10, n_examples=n, device="cpu",
+        seed=0, energy_source=source, seconds={"load": 0.1, "fit": 0.1, "infer": 0.1},
+        joules={"load": 0.5, "fit": fit, "infer": jpq * n},
+        energy_parts={p: {source: 0.1} for p in ("load", "fit", "infer")},
+        metrics={m: M.score(m, y_true, y_pred, N_CLASSES) for m in M.METRICS},
+        ci={m: list(M.confidence_interval(m, y_true, y_pred, N_CLASSES)) for m in M.METRICS},
+        label_names=["a", "b", "c"], references=y_true.tolist(), predictions=y_pred.tolist(),
+        n_params=n_params, facts={}, joules_per_query=jpq, joules_total=0.5 + fit + jpq * n,
+        seconds_total=0.3, status=status,
+    )
 
 
 def refs(n):
@@ -62,8 +63,8 @@ def test_largest_tie_breaks():
     y = refs(30)
     a = record("a", y, y, jpq=2.0, n_params=10)
     b = record("b", y, y, jpq=1.0, n_params=10)
-    assert R.largest([a, b])["rung"] == "a"  # same params: more J/query
-    assert R.largest([a, b, record("c", flipped(y, 5), y, jpq=0.1, n_params=11)])["rung"] == "c"
+    assert R.largest([a, b]).rung == "a"  # same params: more J/query
+    assert R.largest([a, b, record("c", flipped(y, 5), y, jpq=0.1, n_params=11)]).rung == "c"
 
 
 def test_pareto_front_on_a_hand_made_set():
@@ -72,7 +73,7 @@ def test_pareto_front_on_a_hand_made_set():
     # D (1.0, 5 J) dominates E (1.0, 6 J). The front, cheapest first: F, B, D.
     points = {"A": (10, 1.0), "B": (5, 2.0), "C": (6, 3.0), "D": (0, 5.0), "E": (0, 6.0), "F": (9, 1.0)}
     records = [record(name, flipped(y, wrong), y, jpq=j) for name, (wrong, j) in points.items()]
-    assert [r["rung"] for r in R.pareto_front(records, "accuracy")] == ["F", "B", "D"]
+    assert [r.rung for r in R.pareto_front(records, "accuracy")] == ["F", "B", "D"]
 
 
 def test_spec_from_config_inverts_config(tiny_ladder):
@@ -162,13 +163,13 @@ def test_recommend_without_records_is_a_user_error():
 
 def test_recommend_when_every_evaluation_stopped_says_what_was_tried():
     failed = record("a", refs(5), refs(5), status="failed")
-    failed["error"] = "out of memory"
+    failed.error = "out of memory"
     pruned = record("b", refs(5), refs(5), status="pruned")
-    pruned["pruned"] = {"reason": "accuracy 0.2 on 10/40 examples: 95% CI upper bound 0.4 < 0.8 needed"}
+    pruned.pruned = {"reason": "accuracy 0.2 on 10/40 examples: 95% CI upper bound 0.4 < 0.8 needed"}
     with pytest.raises(R.NothingCompleted) as caught:
         R.recommend([failed, pruned])
     assert [(t["label"], t["status"], t["reason"]) for t in caught.value.tried] == [
-        ("a", "failed", "out of memory"), ("b", "pruned", pruned["pruned"]["reason"])]
+        ("a", "failed", "out of memory"), ("b", "pruned", pruned.pruned["reason"])]
 
 
 # ------------------------------------------------------------------------------------ CLI
@@ -241,15 +242,15 @@ def test_cli_end_to_end_with_test_confirmation(tiny_task, tiny_ladder, tmp_path)
     assert result.exit_code == 3, result.output
     assert "UNCERTAIN: tiny-knn was not evaluated: the best may be higher" in result.output
     records = RunLog(out, create=False).records()
-    tests = [r for r in records if r["split"] == "test"]
-    validation = {r["rung"]: r for r in records if r["split"] == "validation"}
+    tests = [r for r in records if r.split == "test"]
+    validation = {r.rung: r for r in records if r.split == "validation"}
     rec = R.recommend(records, region="de")
     # TF-IDF is perfect on this task and far cheaper than a BERT forward pass; the probe has more parameters.
     assert (rec.chosen["rung"], rec.largest["rung"]) == ("tfidf", "tiny-probe")
-    assert {r["rung"] for r in tests} == {rec.chosen["rung"], rec.largest["rung"]}
+    assert {r.rung for r in tests} == {rec.chosen["rung"], rec.largest["rung"]}
     for t in tests:
-        v = validation[t["rung"]]
-        assert t["status"] == "ok" and t["config"] == v["config"] and t["n_examples"] == 30  # the whole test split
+        v = validation[t.rung]
+        assert t.status == "ok" and t.config == v.config and t.n_examples == 30  # the whole test split
     assert f"recommendation: {rec.chosen['rung']}" in result.output
     assert "test " in result.output and "evaluated" in result.output and "estimate" in result.output
     assert rec.chosen["test"] is not None and rec.largest["test"] is not None
@@ -272,7 +273,7 @@ def test_cli_task_without_test_split_says_so(tmp_path):
     result = run("recommend", out)
     assert result.exit_code == 0, result.output
     assert "tfidf no test split" in result.output and "test       not evaluated" in result.output
-    assert all(r["split"] == "validation" for r in RunLog(out, create=False).records())
+    assert all(r.split == "validation" for r in RunLog(out, create=False).records())
 
 
 def _marginal_run(tmp_path):

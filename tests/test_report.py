@@ -206,15 +206,16 @@ def test_cli_report_on_a_folder_without_records(tmp_path):
 
 
 def test_failures_fixed_by_a_later_run_are_not_reported():
+    from rightsize.records import Record
     from rightsize.report import unresolved_failures
 
     records = [
-        {"rung": "a", "key": "k1", "status": "failed", "error": "E1"},
-        {"rung": "a", "key": "k2", "status": "ok"},          # the rung run again with another knob
-        {"rung": "b", "key": "k3", "status": "failed", "error": "E2"},
-        {"rung": "b-again", "key": "k3", "status": "ok"},    # the same config under another name
-        {"rung": "c", "key": "k4", "status": "ok"},
-        {"rung": "c", "key": "k4", "status": "failed", "error": "E3"},  # broke after it worked: news
-        {"rung": "d", "key": "k5", "status": "pruned"},
+        Record(rung="a", key="k1", status="failed", error="E1"),
+        Record(rung="a", key="k2", status="ok"),          # the rung run again with another knob
+        Record(rung="b", key="k3", status="failed", error="E2"),
+        Record(rung="b-again", key="k3", status="ok"),    # the same config under another name
+        Record(rung="c", key="k4", status="ok"),
+        Record(rung="c", key="k4", status="failed", error="E3"),  # broke after it worked: news
+        Record(rung="d", key="k5", status="pruned"),
     ]
-    assert [(r["rung"], r["error"]) for r in unresolved_failures(records)] == [("c", "E3")]
+    assert [(r.rung, r.error) for r in unresolved_failures(records)] == [("c", "E3")]

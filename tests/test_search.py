@@ -25,6 +25,7 @@ from rightsize.energy import make_meter
 from rightsize.errors import RightsizeError
 from rightsize.evaluate import StopEvaluation, evaluate_rung
 from rightsize.ladder import load_ladder, parse_ladder
+from rightsize.records import Record
 from rightsize.results import RunLog
 from rightsize.rungs import RunContext
 from rightsize import search as search_module
@@ -170,9 +171,9 @@ def test_staged_inference_fits_once_and_matches_a_plain_evaluation(task):
     seen = []
     staged = evaluate_rung(data, spec, make_meter("estimate"), RunContext(), steps=(0.25, 0.5, 1.0),
                            on_step=lambda s: seen.append((s.n, s.final, len(s.references))))
-    assert staged["status"] == "ok" and staged["key"] == plain["key"]
-    assert staged["references"] == plain["references"] and staged["predictions"] == plain["predictions"]
-    n = plain["n_examples"]
+    assert staged.status == "ok" and staged.key == plain.key
+    assert staged.references == plain.references and staged.predictions == plain.predictions
+    n = plain.n_examples
     assert seen == [(30, False, 30), (60, False, 60), (n, True, n)]
 
     def stop(step):
@@ -180,9 +181,9 @@ def test_staged_inference_fits_once_and_matches_a_plain_evaluation(task):
             raise StopEvaluation("enough")
 
     pruned = evaluate_rung(data, spec, make_meter("estimate"), RunContext(), steps=(0.25, 0.5, 1.0), on_step=stop)
-    assert pruned["status"] == "pruned" and pruned["n_examples"] == 60
-    assert pruned["pruned"] == {"after": 60, "of": n, "reason": "enough"}
-    assert len(pruned["predictions"]) == 60 and "infer" in pruned["joules"]
+    assert pruned.status == "pruned" and pruned.n_examples == 60
+    assert pruned.pruned == {"after": 60, "of": n, "reason": "enough"}
+    assert len(pruned.predictions) == 60 and "infer" in pruned.joules
 
 
 # ------------------------------------------------------------------------------------ pruner, claims, recovery
@@ -206,12 +207,12 @@ def test_pruner_compares_the_ci_upper_bound_with_the_bar_after_enough_examples()
     assert AdequacyPruner("within", 0.05).threshold(optuna.create_study()) is None  # no best yet
 
 
-def _record(key: str, predictions: list[int], references: list[int]) -> dict:
+def _record(key: str, predictions: list[int], references: list[int]) -> Record:
     accuracy = sum(p == r for p, r in zip(predictions, references)) / len(references)
-    return {"key": key, "rung": key, "task": "t", "split": "validation", "limit": None, "seed": 0, "status": "ok",
-            "label_names": ["a", "b"], "references": references, "predictions": predictions,
-            "metrics": {"accuracy": accuracy}, "config": {"kind": "tfidf"}, "joules": {"infer": 1.0},
-            "joules_per_query": 0.01}
+    return Record(key=key, rung=key, task="t", split="validation", limit=None, seed=0, status="ok",
+                  label_names=["a", "b"], references=references, predictions=predictions,
+                  metrics={"accuracy": accuracy}, config={"kind": "tfidf"}, joules={"infer": 1.0},
+                  joules_per_query=0.01)
 
 
 def test_the_sampler_sees_adequacy_as_it_stands_now_not_when_the_trial_ended():
@@ -225,7 +226,7 @@ def test_the_sampler_sees_adequacy_as_it_stands_now_not_when_the_trial_ended():
         trial = study.ask()
         trial.set_user_attr("config_key", key)
         predictions = [r if i < right else 1 - r for i, r in enumerate(references)]
-        compat.set_system_attr(trial, RECORD_ATTR, _record(key, predictions, references))
+        compat.set_system_attr(trial, RECORD_ATTR, _record(key, predictions, references).to_dict())
         trial.set_constraint("adequacy", -0.02)
         study.tell(trial, 0.01)
     stored = {t.user_attrs["config_key"]: t.constraints["adequacy"] for t in study.trials}
@@ -287,7 +288,7 @@ def test_small_rungs_are_tried_first_in_ladder_order(task, tmp_path):
     study = study_of(out)
     space = build_space(load_ladder(ladder))
     assert [t.params for t in study.trials[:3]] == space.small_first()
-    assert [r["rung"] for r in RunLog(out, create=False).records()][:3] == ["uni", "bi", "tri"]
+    assert [r.rung for r in RunLog(out, create=False).records()][:3] == ["uni", "bi", "tri"]
     assert result.stopped.startswith("4 configs evaluated")
 
 
@@ -301,11 +302,11 @@ def test_a_hopeless_config_is_pruned_on_part_of_the_validation_split(task, tmp_p
     result = run_search(request(task, ladder, out, trials=2), on_trial=outcomes.append)
     assert [o.outcome for o in outcomes] == ["complete", "pruned"]
     tfidf, knn = RunLog(out, create=False).records()
-    assert tfidf["status"] == "ok" and tfidf["metrics"]["accuracy"] == 1.0
+    assert tfidf.status == "ok" and tfidf.metrics["accuracy"] == 1.0
     # An encoder that reads no word, with one neighbour, is at chance: its CI upper bound on the first
     # 25% (30 examples) is far below the best (1.0) minus 0.05, so it never sees the rest.
-    assert knn["status"] == "pruned" and knn["n_examples"] == 30 < tfidf["n_examples"]
-    assert "95% CI upper bound" in knn["pruned"]["reason"]
+    assert knn.status == "pruned" and knn.n_examples == 30 < tfidf.n_examples
+    assert "95% CI upper bound" in knn.pruned["reason"]
     trial = study_of(out).trials[1]
     assert trial.state.name == "PRUNED" and list(trial.intermediate_values) == [30]
     assert trial.constraints["adequacy"] > 0  # the sampler sees it as infeasible
@@ -347,7 +348,7 @@ def test_a_config_that_cannot_undercut_an_adequate_one_is_skipped_without_an_eva
     result = run_search(request(_task_with(task, "{min: 0.2}"), ladder, out, trials=2), on_trial=outcomes.append)
     assert [(o.rung, o.outcome) for o in outcomes][:2] == [("small-knn", "complete"), ("big-knn", "skipped")]
     assert outcomes[0].adequate and "costs at least" in outcomes[1].detail and outcomes[1].joules == 0.0
-    assert [r["rung"] for r in RunLog(out, create=False).records()] == ["small-knn"]  # never encoded
+    assert [r.rung for r in RunLog(out, create=False).records()] == ["small-knn"]  # never encoded
     # TPE knows nothing of the bound: it proposes big-knn again, and the search stops when the
     # proposals evaluate nothing 20 times in a row
     assert {o.outcome for o in outcomes[2:]} <= {"skipped", "duplicate"}
@@ -503,7 +504,7 @@ def _two_workers(task, ladder, out, *extra) -> None:
 
 
 def _assert_each_config_once(out: Path, expected: int) -> None:
-    keys = collections.Counter(r["key"] for r in RunLog(out, create=False).records())
+    keys = collections.Counter(r.key for r in RunLog(out, create=False).records())
     assert keys and max(keys.values()) == 1, [k for k, n in keys.items() if n > 1]
     assert len(keys) >= expected
 
@@ -565,7 +566,7 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(task, tfidf_lad
     assert proc.poll() is None, "the search finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    before = {r["key"] for r in RunLog(out, create=False).records()}
+    before = {r.key for r in RunLog(out, create=False).records()}
     assert before
     again = subprocess.run(_search_cmd(task, tfidf_ladder, out, "--trials", 6), env=_env(),
                            capture_output=True, text=True, timeout=120)
@@ -573,7 +574,7 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(task, tfidf_lad
     records = RunLog(out, create=False).records()  # every line parses (a torn one would be moved aside)
     assert all(json.loads(line) for line in runs.read_text().splitlines())
     _assert_each_config_once(out, 6)
-    assert before <= {r["key"] for r in records}
+    assert before <= {r.key for r in records}
     study = study_of(out)
     assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
     assert "every config of the space evaluated (6)" in again.stdout

@@ -56,7 +56,7 @@ def test_a_search_only_run_folder_has_its_environment_in_the_report(tiny_task, t
     assert searched.exit_code == 0, searched.output
     env = RunLog(out, create=False).environments()
     records = RunLog(out, create=False).records()
-    assert len(env) == 1 and {r["run_id"] for r in records} == {env[0]["run_id"]}
+    assert len(env) == 1 and {r.run_id for r in records} == {env[0]["run_id"]}
     reported = run("report", out, "--format", "png")
     assert reported.exit_code == 0, reported.output
     md = (out / "report.md").read_text(encoding="utf-8")
@@ -78,6 +78,6 @@ def test_every_meter_a_run_makes_is_closed(tiny_task, tfidf_ladder, tmp_path, me
         (record,) = run_evaluation(EvaluationRequest(**options))
         if command == "confirm":
             meters.clear()
-            (confirmed,) = confirm_on_test(tmp_path / "run", [record["key"]])
+            (confirmed,) = confirm_on_test(tmp_path / "run", [record.key])
             assert confirmed.status == "evaluated"
     assert meters and all(m.closed for m in meters)

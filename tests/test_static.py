@@ -36,13 +36,13 @@ def fitted(spec: RungSpec, data):
 
 def test_a_static_model_distilled_from_the_tiny_encoder_classifies_the_task(data, tiny_encoder):
     record = evaluate_rung(data, static(tiny_encoder), make_meter("estimate"), RunContext(), EvalPlan())
-    assert record["status"] == "ok", record.get("error")
-    assert record["metrics"]["accuracy"] >= 0.9  # the class words survive as static vectors
+    assert record.status == "ok", record.error
+    assert record.metrics["accuracy"] >= 0.9  # the class words survive as static vectors
     n_classes = 3
-    assert record["n_params"] == VOCABULARY * 16 + n_classes * 16 + n_classes  # the table and the head
-    assert record["facts"]["tokens_distilled"] == VOCABULARY and record["facts"]["embedding_dim"] == 16
-    assert record["facts"]["encoder_params"] > record["n_params"]
-    assert record["joules"]["fit"] > 0  # the distillation is the fit's, measured
+    assert record.n_params == VOCABULARY * 16 + n_classes * 16 + n_classes  # the table and the head
+    assert record.facts["tokens_distilled"] == VOCABULARY and record.facts["embedding_dim"] == 16
+    assert record.facts["encoder_params"] > record.n_params
+    assert record.joules["fit"] > 0  # the distillation is the fit's, measured
 
 
 def test_each_tokens_vector_is_the_encoders_mean_over_special_token_text_special_token(tiny_encoder):

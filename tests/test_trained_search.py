@@ -9,6 +9,7 @@ import pytest
 from conftest import make_examples, write_jsonl
 from rightsize.adequacy import Target
 from rightsize.recommend import Objective
+from rightsize.records import Record
 from rightsize.results import RunLog
 from rightsize.rungs import RungSpec
 from rightsize.search import run_search
@@ -35,14 +36,14 @@ def test_a_hopeless_finetune_is_pruned_after_its_first_epoch(task, tmp_path, bli
     run_search(request(task, ladder, out, trials=2, steps=(0.5, 1.0)), on_trial=outcomes.append)
     assert [o.outcome for o in outcomes] == ["complete", "pruned"]
     tfidf, ft = RunLog(out, create=False).records()
-    assert tfidf["metrics"]["accuracy"] == 1.0
+    assert tfidf.metrics["accuracy"] == 1.0
     # An encoder that reads no word is at chance after an epoch: far below the bar (1.0 - 0.05).
-    assert ft["status"] == "pruned" and ft["pruned"]["epoch"] == 1
-    assert "after epoch 1 of 3" in ft["pruned"]["reason"] and ft["n_examples"] == 60
+    assert ft.status == "pruned" and ft.pruned["epoch"] == 1
+    assert "after epoch 1 of 3" in ft.pruned["reason"] and ft.n_examples == 60
     # The epochs after the first were never run: one pass over the train split, and no inference.
-    assert ft["training"]["epochs"] == 1 and ft["training"]["examples_seen"] == ft["n_train"]
-    assert ft["training"]["stopped"].startswith("pruned after epoch 1")
-    assert ft["joules"]["fit"] > 0 and ft["joules"]["infer"] == 0 and ft["joules_per_query"] is None
+    assert ft.training["epochs"] == 1 and ft.training["examples_seen"] == ft.n_train
+    assert ft.training["stopped"].startswith("pruned after epoch 1")
+    assert ft.joules["fit"] > 0 and ft.joules["infer"] == 0 and ft.joules_per_query is None
     trial = study_of(out).trials[1]
     assert trial.state.name == "PRUNED" and list(trial.intermediate_values) == [epoch_step(60, 1, 3)]
     assert trial.constraints["adequacy"] > 0
@@ -60,14 +61,14 @@ def test_the_training_cost_bound_by_hand(tiny_encoder):
     cost = CostModel()
     assert cost.fit_lower_bound(full, 100) is None  # nothing measured
     assert cost.fit_lower_bound(probe, 100) == 0.0  # a probe does not train in epochs
-    cost.observe(probe, {"joules_per_query": 0.01})
+    cost.observe(probe, Record(joules_per_query=0.01))
     # No fit measured yet: 3 forward passes per train example at the inference rate (2 for LoRA).
     assert cost.fit_lower_bound(full, 100) == pytest.approx(SAFETY * (0.01 / weights) * 3 * weights * 2 * 100)
     lora = RungSpec("ft", "finetune", str(tiny_encoder), {**run, "epochs": 2, "method": "lora"})
     assert cost.fit_lower_bound(lora, 100) == pytest.approx(SAFETY * 0.01 * 2 * 2 * 100)
     # A full fine-tune measured (fit 12 J over 300 examples): its rate is used for full fine-tunes.
     cost.observe(RungSpec("ft", "finetune", str(tiny_encoder), {**run, "epochs": 3}),
-                 {"joules_per_query": 0.01, "joules": {"fit": 12.0}, "training": {"examples_seen": 300}})
+                 Record(joules_per_query=0.01, joules={"fit": 12.0}, training={"examples_seen": 300}))
     assert cost.fit_lower_bound(full, 100) == pytest.approx(SAFETY * (12.0 / (300 * weights)) * weights * 2 * 100)
     assert cost.fit_lower_bound(lora, 100) == pytest.approx(SAFETY * 0.01 * 2 * 2 * 100)  # other method
     # Settings never measured: UNSEEN_SETTINGS times the least rate of any, as the J/query bound.
@@ -96,11 +97,11 @@ def test_under_lifetime_a_finetune_that_cannot_win_is_skipped_without_training(t
     assert [(o.rung, o.outcome) for o in outcomes] == [("tfidf", "complete"), ("knn", "complete")]
     assert result.stopped.startswith("every config of the space evaluated or ruled out by cost")
     records = RunLog(out, create=False).records()
-    assert {r["rung"] for r in records} == {"tfidf", "knn"}  # the fine-tune never trained
+    assert {r.rung for r in records} == {"tfidf", "knn"}  # the fine-tune never trained
     standing = Standing(records, Target(min=0.8), "accuracy", Objective("lifetime", 0, 365).joules)
     ft = RungSpec("ft", "finetune", str(tiny_encoder), {"epochs": 3, "batch_size": 16, "threads": 1})
-    assert standing.cost.fit_lower_bound(ft, 240) > standing.incumbent["joules"]["fit"]
+    assert standing.cost.fit_lower_bound(ft, 240) > standing.incumbent.joules["fit"]
     assert result.recommendation.objective["name"] == "lifetime"
-    fits = {r["rung"]: r["joules"]["fit"] for r in RunLog(out, create=False).records()}
+    fits = {r.rung: r.joules["fit"] for r in RunLog(out, create=False).records()}
     values = {t.user_attrs["rung"]: t.value for t in study_of(out).trials if t.user_attrs.get("outcome") == "complete"}
     assert values == pytest.approx(fits)  # the study's objective value: lifetime joules (here the fit alone)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, Iterable
 
 from rightsize.energy.counter import StepFree
 
@@ -21,6 +21,12 @@ from rightsize.energy.counter import StepFree
 # = 4.4 W), desktop parts higher, and CPU time counts SMT siblings as separate CPUs. So this is an
 # upper-end default, not a property of this machine: pass cpu_watts when absolute joules matter.
 DEFAULT_CPU_WATTS_PER_CORE: float = 12.0
+
+
+def is_estimate(source: str, parts: Iterable[str] = ()) -> bool:
+    """Whether energy from ``source`` ("rapl", "nvml+estimate", ...) with meter ``parts`` ("gpu:0",
+    "cpu-estimate", ...) includes this estimate: the one rule every figure and record is labelled by."""
+    return "estimate" in source.split("+") or any(part.endswith("estimate") for part in parts)
 
 
 class EstimateCounter(StepFree):

@@ -17,7 +17,7 @@ from typing import Any
 from rightsize.energy import cuda, nvml, rapl
 from rightsize.energy.clock import SYSTEM_CLOCK, Clock
 from rightsize.energy.counter import MIN_STEPS, Counter, Unavailable
-from rightsize.energy.estimate import DEFAULT_CPU_WATTS_PER_CORE, EstimateCounter
+from rightsize.energy.estimate import DEFAULT_CPU_WATTS_PER_CORE, EstimateCounter, is_estimate
 from rightsize.energy.nvml import NvmlCounter
 from rightsize.energy.rapl import DEFAULT_POWERCAP_ROOT, RaplCounter
 from rightsize.errors import RightsizeError
@@ -45,9 +45,7 @@ class Measurement:
     @property
     def estimated(self) -> bool:
         """True when any part comes from the CPU-time model rather than a hardware counter."""
-        return "estimate" in self.source.split("+") or any(
-            p.endswith("estimate") for p in self.parts
-        )
+        return is_estimate(self.source, self.parts)
 
     @property
     def net_parts(self) -> dict[str, float]:

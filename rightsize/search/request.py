@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rightsize.errors import RightsizeError
+from rightsize.records import Record
 from rightsize.session import RunOptions
 
 STEPS = (0.25, 0.5, 1.0)  # the nested parts of the validation split a trial is scored on
@@ -75,7 +76,7 @@ class SearchResult:
     trials: list[TrialOutcome]  # this worker's
     study_counts: dict[str, int]  # every worker's trials, by outcome
     energy: dict[str, Any]
-    records: list[dict] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
     recommendation: Any = None  # rightsize.recommend.Recommendation, or None
     no_recommendation: str | None = None
     pareto: list[dict] = field(default_factory=list)

@@ -127,8 +127,8 @@ class SearchWorker:
         if rec is not None:
             group = comparable(records)
             labels = variant_labels(group)
-            front = [{"rung": r["rung"], "label": labels[r["key"]], "config": r["config"], "key": r["key"],
-                      "metric": r["metrics"][ctx.metric], "joules_per_query": r["joules_per_query"]}
+            front = [{"rung": r.rung, "label": labels[r.key], "config": r.config, "key": r.key,
+                      "metric": r.score(ctx.metric), "joules_per_query": r.joules_per_query}
                      for r in pareto_front(group, ctx.metric)]
         elif not records:
             why = "no trial evaluated a config"

@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from rightsize.adequacy import Target, comparable, judge
 from rightsize.search import _optuna_compat as compat
-from rightsize.search.standing import RECORD_ATTR
+from rightsize.search.standing import trial_record
 
 
 class FreshAdequacyTPESampler(optuna.samplers.TPESampler):
@@ -56,9 +56,9 @@ class FreshAdequacyTPESampler(optuna.samplers.TPESampler):
             return self._memo[1]
         records = {}
         for t in trials:
-            record = t.system_attrs.get(RECORD_ATTR)
-            if t.state == TrialState.COMPLETE and isinstance(record, dict) and record.get("status") == "ok":
-                records.setdefault(record["key"], record)
+            record = trial_record(t) if t.state == TrialState.COMPLETE else None
+            if record is not None and record.ok:
+                records.setdefault(record.key, record)
         gaps = judge(comparable(list(records.values())), self._target, self._metric).constraints
         self._memo = (done, gaps)
         return gaps

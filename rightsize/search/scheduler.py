@@ -42,7 +42,7 @@ class Scheduler:
     def standing(self, study, trials: list | None = None) -> Standing:
         """The study's records so far: the incumbent, the cost model, the encoders already run."""
         records = study_records(study, trials)
-        done = tuple(sorted(r["key"] for r in records))
+        done = tuple(sorted(r.key for r in records))
         if self._standing_memo is None or self._standing_memo[0] != done:
             self._standing_memo = (done, Standing(records, self.ctx.target, self.ctx.metric,
                                                              self.ctx.objective.joules))
@@ -58,12 +58,12 @@ class Scheduler:
         if self.ctx.objective.name == "lifetime":
             return self._ruled_out_over_lifetime(standing, spec)
         bound = standing.cost.lower_bound(spec)
-        if bound is None or bound <= incumbent["joules_per_query"]:
+        if bound is None or bound <= incumbent.joules_per_query:
             return ""
         from rightsize.tables import human_joules
 
         return (f"costs at least {human_joules(bound)}/query by the rates measured so far; "
-                f"{incumbent['rung']} is adequate at {human_joules(incumbent['joules_per_query'])}/query")
+                f"{incumbent.rung} is adequate at {human_joules(incumbent.joules_per_query)}/query")
 
     def _ruled_out_over_lifetime(self, standing: Standing, spec) -> str:
         """The lifetime objective: the training bound plus the queries times the J/query bound (an
@@ -80,7 +80,7 @@ class Scheduler:
         from rightsize.tables import human_joules
 
         return (f"costs at least {human_joules(bound)} over the lifetime (training at least "
-                f"{human_joules(fit or 0.0)}) by the rates measured so far; {incumbent['rung']} is adequate "
+                f"{human_joules(fit or 0.0)}) by the rates measured so far; {incumbent.rung} is adequate "
                 f"at {human_joules(best)}")
 
     def plan_next(self, study) -> None:
@@ -142,9 +142,9 @@ class Scheduler:
         not taken yet and bounded below ``ceiling``."""
         anchor = standing.incumbent or standing.best
         candidates = []
-        if anchor is not None and anchor["rung"] in self.ctx.space.names:
-            searched = searched_of(trials, anchor["key"])
-            space = self.ctx.space[anchor["rung"]]
+        if anchor is not None and anchor.rung in self.ctx.space.names:
+            searched = searched_of(trials, anchor.key)
+            space = self.ctx.space[anchor.rung]
             for values in space.neighbours(searched) if searched is not None else []:
                 spec = space.spec_for(values)
                 if self.ctx.key_of(spec) in busy:
@@ -206,7 +206,7 @@ class Scheduler:
             if key in evaluated or key in self.ctx.ladder_keys:
                 continue  # ladder rungs are judged as rungs (rightsize.coverage)
             bound = cost.lower_bound(spec) if incumbent is not None else None
-            if bound is not None and bound > incumbent["joules_per_query"]:
+            if bound is not None and bound > incumbent.joules_per_query:
                 continue
             out.append((f"{name} ({knob_text(values)})" if values else name, key))
         return out

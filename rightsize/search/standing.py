@@ -7,18 +7,32 @@ from optuna.trial import TrialState
 
 from rightsize.adequacy import comparable, judge
 from rightsize.cost_model import CostModel, settings_of
+from rightsize.records import Record
 from rightsize.search.request import EVALUATED
 
 RECORD_ATTR = "rightsize:record"  # the trial's full record (system attribute: kept out of dashboards)
 
 
-def study_records(study, trials: list | None = None) -> list[dict]:
+def stored_record(record: Record) -> dict:
+    """What a trial stores under RECORD_ATTR: the record's JSON object."""
+    return {k: v for k, v in record.to_dict().items() if not k.startswith("_")}
+
+
+def trial_record(trial) -> Record | None:
+    """The record a trial stored (:func:`stored_record`), if it stored one with a key."""
+    stored = trial.system_attrs.get(RECORD_ATTR)
+    if not isinstance(stored, dict) or "key" not in stored:
+        return None
+    return Record.from_dict(stored, f"trial {trial.number} of the study")
+
+
+def study_records(study, trials: list | None = None) -> list[Record]:
     """The records of the study's trials (every worker's), one per config key, in trial order."""
-    out: dict[str, dict] = {}
+    out: dict[str, Record] = {}
     for t in study.get_trials(deepcopy=False) if trials is None else trials:
-        record = t.system_attrs.get(RECORD_ATTR)
-        if isinstance(record, dict) and "key" in record:
-            out.setdefault(record["key"], record)
+        record = trial_record(t)
+        if record is not None:
+            out.setdefault(record.key, record)
     return list(out.values())
 
 
@@ -42,17 +56,17 @@ class Standing:
     """What the search knows at one moment: the cheapest adequate config (the incumbent), the cost
     rates measured, and which encoder configurations have already run."""
 
-    def __init__(self, records: list[dict], target, metric: str, cost=None):
+    def __init__(self, records: list[Record], target, metric: str, cost=None):
         from rightsize.recommend import spec_from_config
 
         self.cost = CostModel()
         self._encoders: set[tuple] = set()
         for r in records:
-            if r.get("status") in ("ok", "pruned"):
-                spec = spec_from_config(r["rung"], r["config"])
+            if r.status in ("ok", "pruned"):
+                spec = spec_from_config(r.rung, r.config)
                 self.cost.observe(spec, r)
                 self._encoders.add(_encoder_identity(spec))
-        judgement = judge(comparable([r for r in records if r.get("status") == "ok"]), target, metric, cost=cost)
+        judgement = judge(comparable([r for r in records if r.ok]), target, metric, cost=cost)
         self.incumbent = judgement.cheapest_adequate
         self.best = judgement.best
 

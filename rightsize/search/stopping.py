@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rightsize.energy.estimate import is_estimate
 from rightsize.search.request import SearchRequest, TrialOutcome
 from rightsize.search.standing import evaluated_keys
 
@@ -80,7 +81,7 @@ class Ledger:
         evaluations = self.spent["evaluations"]
         return {
             "source": self.meter.source,
-            "estimated": "estimate" in self.meter.source,
+            "estimated": is_estimate(self.meter.source),
             "total_joules": self.total_joules,  # this worker: evaluations + sampling, storage, bookkeeping
             "evaluations_joules": evaluations,
             "pruned_joules": self.spent["pruned"],

@@ -18,6 +18,10 @@ HEARTBEAT_S = 10
 GRACE_S = 60  # a running trial without a heartbeat for this long is failed and its config queued again
 
 
+# Workers that start together race to create the tables, and a SQLite file can refuse a busy
+# writer at once (SQLITE_BUSY in WAL mode); waits of 0.5, 1.5, ... s add up to about 28 s.
+OPEN_ATTEMPTS = 8
+
 def masked(url: str) -> str:
     """The storage URL without its password, for messages."""
     try:
@@ -40,7 +44,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     if sqlite:
         engine_kwargs = {"connect_args": {"timeout": 120}}  # workers take turns on the file lock
         _sqlite_wal(url)
-    for attempt in range(5):
+    for attempt in range(OPEN_ATTEMPTS):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # heartbeat and the retry callback are "experimental"
             try:
@@ -55,7 +59,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
                 # loser sees "already exists" (or a locked SQLite file) and finds them on the next try.
                 racing = not isinstance(exc, OperationalError) or any(
                     w in str(exc) for w in ("already exists", "database is locked"))
-                if attempt == 4 or not racing:
+                if attempt == OPEN_ATTEMPTS - 1 or not racing:
                     raise RightsizeError(_storage_problem(url, exc)) from None
                 time.sleep(0.5 + attempt)
             except (SQLAlchemyError, ValueError, ImportError) as exc:

@@ -11,12 +11,11 @@ from dataclasses import asdict
 import optuna
 
 from rightsize.errors import RightsizeError
+from rightsize.results import STUDY_FILE
 from rightsize.search.context import SearchContext
 from rightsize.search.pruner import AdequacyPruner
 from rightsize.search.sampler import FreshAdequacyTPESampler, gamma
 from rightsize.search.storage import masked, open_storage
-
-STUDY_FILE = "study.db"  # in the run folder, unless --storage names another database
 
 
 def storage_url(ctx: SearchContext) -> str:

@@ -13,13 +13,14 @@ from optuna.trial import TrialState
 from rightsize import metrics as M
 from rightsize.adequacy import comparable, constraint, judge
 from rightsize.evaluate import Step, StopEvaluation, evaluate_rung, measured_alike
+from rightsize.records import Record
 from rightsize.rungs import knob_conflict, rung_class
 from rightsize.search import _optuna_compat as compat
 from rightsize.search.context import SearchContext
 from rightsize.search.pruner import AdequacyPruner
 from rightsize.search.request import DUPLICATE, SKIPPED, TrialOutcome
 from rightsize.search.scheduler import Scheduler
-from rightsize.search.standing import RECORD_ATTR, study_records
+from rightsize.search.standing import RECORD_ATTR, stored_record, study_records
 from rightsize.search.stopping import Ledger
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class TrialRunner:
                 return self._skip(trial, outcome, reason)
         self.ledger.proposed(evaluated=True)
         if record is not None:
-            outcome.outcome = "reused" if record["status"] == "ok" else "pruned"
+            outcome.outcome = "reused" if record.ok else "pruned"
             outcome.detail = "recorded earlier in runs.jsonl"
         else:
             on_step = self._reporter(trial) if ctx.smallest else None
@@ -87,33 +88,33 @@ class TrialRunner:
             on_epoch = self._epoch_reporter(trial, spec) if ctx.smallest and trains else None
             record = evaluate_rung(ctx.data, spec, self.ledger.meter, ctx.run_context, ctx.plan, run_id=ctx.run_id,
                                    steps=ctx.steps, on_step=on_step, artifacts=ctx.artifacts, on_epoch=on_epoch)
-            record["search"] = {"study": trial.study.study_name, "trial": trial.number, "searched": searched}
+            record.search = {"study": trial.study.study_name, "trial": trial.number, "searched": searched}
             ctx.run_log.append(record)
-            outcome.joules = _spent(record)
-            outcome.outcome = {"ok": "complete", "pruned": "pruned"}.get(record["status"], "failed")
-        compat.set_system_attr(trial, RECORD_ATTR, _storable(record))
+            outcome.joules = record.spent_joules
+            outcome.outcome = {"ok": "complete", "pruned": "pruned"}.get(record.status, "failed")
+        compat.set_system_attr(trial, RECORD_ATTR, stored_record(record))
         self._describe(trial, record, outcome)
         self.ledger.charge(outcome)
         trial.set_user_attr("eval_joules", outcome.joules)
         trial.set_user_attr("search_joules", self.ledger.segment())
         self._tell(outcome)
-        if record["status"] == "failed":
-            raise RungFailed(record.get("error", "failed"))
-        if record["status"] == "pruned":
+        if record.status == "failed":
+            raise RungFailed(record.error or "failed")
+        if record.status == "pruned":
             trial.set_constraint("adequacy", self._pruned_gap(trial.study, record))
             raise optuna.TrialPruned(outcome.detail)
         if ctx.request.objective == "pareto":
-            return record["metrics"][ctx.metric], record["joules_per_query"]
+            return record.score(ctx.metric), record.joules_per_query
         return ctx.objective.joules(record)
 
-    def _recorded(self, key: str) -> dict | None:
+    def _recorded(self, key: str) -> Record | None:
         """The latest record of ``key`` in runs.jsonl that a trial can stand on (a kill between the
         append and telling the study, or an earlier `rightsize evaluate`): ok, or pruned when pruning, and
         measured under this search's meter settings."""
         usable = ("ok", "pruned") if self.ctx.smallest else ("ok",)
         found = None
         for r in self.ctx.run_log.records():
-            if r.get("key") == key and r.get("status") in usable and measured_alike(r, self.ledger.meter):
+            if r.key == key and r.status in usable and measured_alike(r, self.ledger.meter):
                 found = r
         return found
 
@@ -152,29 +153,29 @@ class TrialRunner:
 
         return on_epoch
 
-    def _pruned_gap(self, study: optuna.Study, record: dict) -> float:
+    def _pruned_gap(self, study: optuna.Study, record: Record) -> float:
         """How far a pruned record falls short (> 0, the constraint): the bar minus its CI upper bound."""
-        names = record["label_names"]
-        _, hi = M.confidence_interval(self.ctx.metric, record["references"], record["predictions"], len(names))
+        names = record.label_names
+        _, hi = M.confidence_interval(self.ctx.metric, record.references, record.predictions, len(names))
         bar = study.pruner.threshold(study) if isinstance(study.pruner, AdequacyPruner) else None
         return max((bar - hi) if bar is not None else 0.0, 1e-9)
 
-    def _describe(self, trial, record: dict, outcome: TrialOutcome) -> None:
+    def _describe(self, trial, record: Record, outcome: TrialOutcome) -> None:
         """Readable user attributes (optuna-dashboard shows them) and the adequacy constraint."""
         trial.set_user_attr("outcome", outcome.outcome)
-        trial.set_user_attr("energy_source", record.get("energy_source"))
-        if record["status"] == "failed":
-            outcome.detail = record.get("error", "")
+        trial.set_user_attr("energy_source", record.energy_source)
+        if record.status == "failed":
+            outcome.detail = record.error or ""
             trial.set_user_attr("error", outcome.detail)
             return
-        score, jpq = record["metrics"][self.ctx.metric], record["joules_per_query"]
+        score, jpq = record.score(self.ctx.metric), record.joules_per_query
         outcome.score, outcome.joules_per_query = score, jpq
         trial.set_user_attr("score", score)
-        trial.set_user_attr("ci", record.get("ci", {}).get(self.ctx.metric))
+        trial.set_user_attr("ci", record.interval(self.ctx.metric))
         trial.set_user_attr("joules_per_query", jpq)
-        if record["status"] == "pruned":
+        if record.status == "pruned":
             outcome.adequate = False
-            outcome.detail = record["pruned"]["reason"]
+            outcome.detail = record.pruned_reason
             trial.set_user_attr("adequate", False)
             trial.set_user_attr("adequacy", f"pruned: {outcome.detail}")
             return
@@ -187,11 +188,11 @@ class TrialRunner:
         if self.ctx.smallest:
             trial.set_constraint("adequacy", constraint(verdict))
 
-    def _adequacy(self, study, record: dict):
+    def _adequacy(self, study, record: Record):
         group = comparable(study_records(study) + [record])
-        verdict = judge(group, self.ctx.target, self.ctx.metric).verdicts.get(record["key"])
+        verdict = judge(group, self.ctx.target, self.ctx.metric).verdicts.get(record.key)
         if verdict is None:
-            log.warning("trial record %s is not comparable with the study's records; no adequacy", record["key"])
+            log.warning("trial record %s is not comparable with the study's records; no adequacy", record.key)
         return verdict
 
     def _skip(self, trial, outcome: TrialOutcome, reason: str):
@@ -244,18 +245,3 @@ def epoch_step(first_part: int, epoch: int, epochs: int) -> int:
     in time order before the inference's, never collide with them, and stay about the number of
     examples behind the value, as the pruner's minimum reads it (docs/search.md)."""
     return first_part - (epochs - epoch) - 1
-
-
-def _storable(record: dict) -> dict:
-    return {k: v for k, v in record.items() if not k.startswith("_")}
-
-
-def _spent(record: dict) -> float:
-    """What an evaluation really spent (``joules_spent``: less than its cost when the embedding
-    cache served part of it); ``joules`` for records written before the cache existed."""
-    if isinstance(record.get("joules_total_spent"), (int, float)):
-        return float(record["joules_total_spent"])
-    spent = record.get("joules_spent")
-    if isinstance(spent, dict) and spent:
-        return float(sum(spent.values()))
-    return float(record.get("joules_total") or sum((record.get("joules") or {}).values()))
