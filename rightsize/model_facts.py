@@ -15,7 +15,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from rightsize.models import resolve_model
+from rightsize.models import read_json, resolve_model, transformer_folder
 
 # Embedding tables are looked up, not multiplied: they do not count as compute.
 _EMBEDDING = re.compile(r"(embeddings?\.|embed_tokens|token_embd|\bwte\b|\bwpe\b|position_embd|shared\.weight)")
@@ -49,17 +49,12 @@ class ModelFacts:
     @functools.cached_property
     def transformer_folder(self) -> Path:
         """The transformer module's folder: the root, or the sub-folder named in modules.json."""
-        modules = _read_json(self.root / "modules.json")
-        if isinstance(modules, list):
-            for m in modules:
-                if isinstance(m, dict) and "Transformer" in str(m.get("type", "")):
-                    return self.root / str(m.get("path", ""))
-        return self.root
+        return transformer_folder(self.root)
 
     @functools.cached_property
     def config(self) -> dict[str, Any]:
         """The transformer's config.json ({} when missing or unreadable)."""
-        config = _read_json(self.transformer_folder / "config.json")
+        config = read_json(self.transformer_folder / "config.json")
         return config if isinstance(config, dict) else {}
 
     @functools.cached_property
@@ -74,8 +69,8 @@ class ModelFacts:
         """The longest input in tokens: what sentence-transformers truncates at (sentence_bert_config.json
         up to v5, the tokenizer's model_max_length in v6), else the position embeddings."""
         folder = self.transformer_folder
-        candidates = [(_read_json(folder / "sentence_bert_config.json") or {}).get("max_seq_length"),
-                      (_read_json(folder / "tokenizer_config.json") or {}).get("model_max_length"),
+        candidates = [(read_json(folder / "sentence_bert_config.json") or {}).get("max_seq_length"),
+                      (read_json(folder / "tokenizer_config.json") or {}).get("model_max_length"),
                       self.config.get("max_position_embeddings")]
         return next((int(c) for c in candidates if isinstance(c, (int, float)) and 0 < c < 1_000_000), None)
 
@@ -161,10 +156,3 @@ def _gguf_sizes(path: Path) -> dict[str, int]:
     from gguf import GGUFReader
 
     return {t.name: int(t.n_elements) for t in GGUFReader(str(path)).tensors}
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None

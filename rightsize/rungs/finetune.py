@@ -25,7 +25,8 @@ import numpy as np
 
 from rightsize.encoder import Encoder, PackedTokens
 from rightsize.errors import RightsizeError
-from rightsize.models import count_parameters, read_json, resolve_model, transformer_folder
+from rightsize.model_facts import facts_of
+from rightsize.models import count_parameters, read_json
 from rightsize.rungs import register
 from rightsize.rungs.base import Knob, Rung, RungSpec
 from rightsize.rungs.encoder_rung import ENCODER_KNOBS
@@ -53,8 +54,7 @@ def lora_targets(model_type: str | None) -> list[str] | None:
 
 
 def _model_type(model: str) -> str | None:
-    config = read_json(transformer_folder(resolve_model(model)) / "config.json") or {}
-    return config.get("model_type")
+    return facts_of(model).config.get("model_type")
 
 
 @register
