@@ -77,11 +77,20 @@ def _sqlite_wal(url: str) -> None:
     path = make_url(url).database
     if not path or path == ":memory:":
         return
-    try:
-        with contextlib.closing(sqlite3.connect(path, timeout=120)) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-    except sqlite3.Error as exc:
-        raise RightsizeError(_storage_problem(url, exc)) from None
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            with contextlib.closing(sqlite3.connect(path, timeout=120)) as conn:
+                # Switching the mode needs the file to itself, and SQLite refuses at once (no busy
+                # wait) while another worker writes; a file already in WAL mode needs no switch.
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == OPEN_ATTEMPTS - 1:
+                raise RightsizeError(_storage_problem(url, exc)) from None
+            time.sleep(0.5 + attempt)
+        except sqlite3.Error as exc:
+            raise RightsizeError(_storage_problem(url, exc)) from None
 
 
 def _sqlite_transactions(storage) -> None:
