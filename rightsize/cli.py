@@ -716,6 +716,9 @@ def cache_clear(cache_dir):
               help="Expected queries per day, for --objective lifetime.")
 @click.option("--days", type=click.FloatRange(min=0), default=365, show_default=True,
               help="Deployment lifetime in days, for --objective lifetime.")
+@click.option("--adjust", type=click.Choice(["holm", "none"]), default="holm", show_default=True,
+              help="Multiplicity correction of the adequacy tests, for the search's stopping and its answer "
+                   "alike (docs/adequacy.md).")
 @run_options("Ladder YAML; its `search:` block shapes the space (default: the built-in ladder).",
              seed_help="Seed of the sampler (evaluations use seed 0, as evaluate).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
@@ -723,7 +726,7 @@ def cache_clear(cache_dir):
 @model_options
 @click.pass_context
 def search(ctx, task, trials, timeout, budget_joules, storage, study_name, objective, queries_per_day, days,
-           text_field, label_field,
+           adjust, text_field, label_field,
            save_task, allow_overlap, ladder_path, limit, train_limit, out_dir, meter, cpu_watts, device, seed, as_json,
            quiet, trust_remote_code, allow_pickle, cache_dir, no_cache):
     """Search the ladder's space (rung x knobs) with Optuna for the smallest adequate config.
@@ -749,7 +752,7 @@ def search(ctx, task, trials, timeout, budget_joules, storage, study_name, objec
         task=task_source(task, text_field, label_field, save_task), allow_overlap=allow_overlap, save_task=save_task,
         on_assumed=show_assumed, ladder=ladder_path, trials=trials, timeout=timeout, budget_joules=budget_joules,
         storage=storage, study=study_name, out_dir=out_dir, seed=seed, objective=objective,
-        queries_per_day=queries_per_day, days=days, limit=limit,
+        queries_per_day=queries_per_day, days=days, adjust=adjust, limit=limit,
         train_limit=train_limit, meter=meter, cpu_watts=cpu_watts, device=device, trust_remote_code=trust_remote_code,
         allow_pickle=allow_pickle, cache_dir=cache_dir, no_cache=no_cache,
     )

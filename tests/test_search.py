@@ -583,3 +583,31 @@ def test_a_killed_search_resumes_without_redoing_finished_trials(task, tfidf_lad
 def test_search_help_has_an_example():
     result = CliRunner().invoke(cli, ["search", "--help"])
     assert result.exit_code == 0 and "Example:" in result.output and "rightsize search tasks/" in result.output
+
+
+def test_the_searchs_incumbent_uses_the_same_multiplicity_correction_as_its_answer():
+    from rightsize.adequacy import Target
+    from rightsize.search.standing import Standing
+
+    # One config at 0.775 on 200 examples (95% lower bound ~0.72 >= 0.7) among eight at chance:
+    # adequate alone, not once Holm corrects over the nine compared. Stopping on it while the
+    # answer (Holm by default) rejects it left a search with no answer and costlier configs unrun.
+    references = [i % 2 for i in range(200)]
+    records = []
+    for i, right in enumerate([155] + [100] * 8):
+        predictions = [r if j < right else 1 - r for j, r in enumerate(references)]
+        record = _record(f"c{i}", predictions, references)
+        record.joules_per_query = 0.01 * (i + 1)
+        records.append(record)
+    assert Standing(records, Target(min=0.7), "accuracy", adjust="none").incumbent.key == "c0"
+    assert Standing(records, Target(min=0.7), "accuracy", adjust="holm").incumbent is None
+
+
+def test_search_refuses_an_unknown_adjustment(task, tfidf_ladder, tmp_path):
+    with pytest.raises(RightsizeError, match="--adjust 'bonferroni'"):
+        run_search(request(task, tfidf_ladder, tmp_path / "run", trials=1, adjust="bonferroni"))
+    result = CliRunner().invoke(cli, ["search", str(task), "--ladder", str(tfidf_ladder), "--trials", "1",
+                                      "--out", str(tmp_path / "run2"), "--meter", "estimate", "--no-cache",
+                                      "--adjust", "none", "--json"])
+    assert result.exit_code in (0, 3), result.output
+    assert json.loads(result.stdout)["recommendation"]["multiplicity"]["adjust"] == "none"

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rightsize.adequacy import ADJUSTMENTS
 from rightsize.errors import RightsizeError
 from rightsize.records import Record
 from rightsize.session import RunOptions
@@ -31,6 +32,7 @@ class SearchRequest(RunOptions):
     objective: str = "smallest"  # lifetime: the smallest adequate config by fit + queries_per_day x days x J/query
     queries_per_day: float = 10_000
     days: float = 365
+    adjust: str = "holm"  # the multiplicity correction of the adequacy verdicts (rightsize.adequacy.judge)
     steps: tuple[float, ...] = STEPS
     min_prune_examples: int = MIN_PRUNE_EXAMPLES
 
@@ -38,6 +40,8 @@ class SearchRequest(RunOptions):
         """The options checked (a RightsizeError names the first bad one); the steps, sorted."""
         if self.objective not in OBJECTIVES:
             raise RightsizeError(f"--objective {self.objective!r}: choose one of {', '.join(OBJECTIVES)}")
+        if self.adjust not in ADJUSTMENTS:
+            raise RightsizeError(f"--adjust {self.adjust!r}: choose one of {', '.join(ADJUSTMENTS)}")
         if self.trials < 1:
             raise RightsizeError(f"--trials must be at least 1, got {self.trials}")
         if self.budget_joules is not None and not self.budget_joules > 0:

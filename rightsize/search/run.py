@@ -119,7 +119,8 @@ class SearchWorker:
         rec, why, front, tried = None, None, [], []
         try:
             rec = recommend(records, plans=ctx.run_log.plans(), objective=ctx.objective.name,
-                            queries_per_day=ctx.objective.queries_per_day, days=ctx.objective.days)
+                            queries_per_day=ctx.objective.queries_per_day, days=ctx.objective.days,
+                            adjust=ctx.request.adjust)
         except NothingCompleted as exc:
             why, tried = str(exc), exc.tried
         except RightsizeError as exc:

@@ -45,7 +45,7 @@ class Scheduler:
         done = tuple(sorted(r.key for r in records))
         if self._standing_memo is None or self._standing_memo[0] != done:
             self._standing_memo = (done, Standing(records, self.ctx.target, self.ctx.metric,
-                                                             self.ctx.objective.joules))
+                                                  self.ctx.objective.joules, self.ctx.request.adjust))
         return self._standing_memo[1]
 
     def ruled_out(self, standing: Standing, spec, key: str) -> str:

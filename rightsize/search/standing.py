@@ -56,7 +56,7 @@ class Standing:
     """What the search knows at one moment: the cheapest adequate config (the incumbent), the cost
     rates measured, and which encoder configurations have already run."""
 
-    def __init__(self, records: list[Record], target, metric: str, cost=None):
+    def __init__(self, records: list[Record], target, metric: str, cost=None, adjust: str = "none"):
         from rightsize.recommend import spec_from_config
 
         self.cost = CostModel()
@@ -66,7 +66,9 @@ class Standing:
                 spec = spec_from_config(r.rung, r.config)
                 self.cost.observe(spec, r)
                 self._encoders.add(_encoder_identity(spec))
-        judgement = judge(comparable([r for r in records if r.ok]), target, metric, cost=cost)
+        # The same correction as the search's recommendation: else the search could stop on a config
+        # that its own answer, corrected over the configs compared, does not find adequate.
+        judgement = judge(comparable([r for r in records if r.ok]), target, metric, cost=cost, adjust=adjust)
         self.incumbent = judgement.cheapest_adequate
         self.best = judgement.best
 
