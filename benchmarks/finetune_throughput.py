@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     import numpy as np
     import torch
 
-    from rightsize.encoder import PackedTokens
+    from rightsize.token_batches import PackedTokens
     from rightsize.energy import make_meter
     from rightsize.rungs import RunContext, RungSpec, build_rung
     from rightsize.training import TrainSettings, epoch_batches, seed_everything, train

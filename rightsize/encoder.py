@@ -9,37 +9,32 @@ With ``runtime="onnx"`` the same module (depth and attention knobs applied) is e
 run by onnxruntime (:mod:`rightsize.onnx_runtime`); tokenizing and batching stay the same.
 
 With an :class:`~rightsize.cache.EmbeddingCache` and a meter, each text is encoded once per encoder
-configuration: misses are encoded inside their own meter window and stored with that measured cost
-net of idle (split by token share; at the namespace's encode rate when the window was too short for
-the meter to resolve); hits are served from disk and their stored cost is charged to the ledger,
-so a configuration's energy is the same whether or not the cache served it.
+configuration (:mod:`rightsize.cached_encoding`). Tokenizing and batching: :mod:`rightsize.token_batches`.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from rightsize.cache import CacheLedger, EmbeddingCache, split_cost, text_keys
+from rightsize.cache import CacheLedger, EmbeddingCache
+from rightsize.cached_encoding import CachedEncoding
 from rightsize.errors import RightsizeError
 from rightsize.models import checked_folder, count_parameters
+from rightsize.token_batches import CPU_PAD_SLACK, PackedTokens, length_batches
 
 if TYPE_CHECKING:
     from rightsize.energy import Meter
 
 log = logging.getLogger(__name__)
-_windows = itertools.count()
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 RUNTIMES = ("torch", "onnx")
-TOKENIZE_CHUNK = 2048  # texts tokenized per call before packing (bounds the tokenizer's objects)
-CPU_PAD_SLACK = 1.5  # on the CPU a batch's padded tokens stay within 1.5x its real tokens (_batches)
 
 
 class Encoder:
@@ -83,6 +78,7 @@ class Encoder:
         self.meter = meter
         self.ledger = ledger if ledger is not None else CacheLedger()
         self.namespace: str | None = None
+        self.cached: CachedEncoding | None = None  # with a cache: every encode goes through it
         self.st = None
         self.attn_used = None
         self.folder = None
@@ -125,6 +121,7 @@ class Encoder:
             self.onnx = self._onnx_encoder()
         if self.cache is not None:
             self.namespace = self._namespace()
+            self.cached = CachedEncoding(self.cache, self.namespace, self.meter, self.ledger)
 
     def _onnx_encoder(self):
         """The export of the loaded module, from the cache's ``onnx`` folder (or a temporary one)."""
@@ -158,7 +155,7 @@ class Encoder:
             "threads": self.threads, "energy_source": self.meter.source,
             # stored costs net of a GPU's idle draw are not comparable with gross ones
             **({"energy_basis": self.meter.basis} if self.meter.basis != "gross" else {}),
-            # how texts are cut into batches changes what an encode costs (see _batches)
+            # how texts are cut into batches changes what an encode costs (see length_batches)
             "batching": f"cpu-pad-{CPU_PAD_SLACK:g}" if self.device == "cpu" else "fixed",
         }
         if self.runtime != "torch":  # only then: torch namespaces written before the knob keep their entries
@@ -176,72 +173,11 @@ class Encoder:
         """Embed ``texts`` (L2-normalized float32, one row per text, input order kept)."""
         if self.st is None:
             raise RuntimeError("Encoder.encode called before load()")
-        if self.cache is None or self.namespace is None or self.meter is None:
+        if self.cached is None:
             vectors, _ = self._compute(texts)
             self.ledger.misses += len(texts)
             return vectors
-        window = f"encode-{next(_windows)}"
-        self.meter.begin(window)
-        try:
-            return self._encode_cached(texts)
-        finally:
-            m = self.meter.end(window)
-            self.ledger.encode_joules += m.net_joules
-            self.ledger.encode_seconds += m.seconds
-
-    def _encode_cached(self, texts: Sequence[str]) -> np.ndarray:
-        assert self.cache is not None and self.namespace is not None and self.meter is not None
-        keys = text_keys(texts)
-        served = self.cache.lookup(self.namespace, keys, self.dimension)
-        out = served.vectors
-        joules, seconds = served.joules, served.seconds
-        # Encode each missing text once, even if it occurs several times in ``texts``.
-        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        todo = np.sort(first[~served.found[first]])
-        if len(todo):
-            window = f"encode-miss-{next(_windows)}"
-            self.meter.begin(window)
-            try:
-                # Straight into the output's rows: no second (misses x dim) matrix to copy from.
-                _, tokens = self._compute([texts[i] for i in todo], out=out, rows=todo)
-            finally:
-                m = self.meter.end(window)
-            cost_j, cost_s = split_cost(m.net_joules, tokens), split_cost(m.seconds, tokens)
-            joules[todo], seconds[todo] = cost_j, cost_s
-            stored_j = self._stored_cost(m, tokens, cost_j)
-            if stored_j is not None:
-                # The shard needs the new rows contiguous: the output itself when every text was a new,
-                # distinct one (a cold cache), else a copy of just those rows.
-                self.cache.store(self.namespace, keys[todo], out if len(todo) == len(out) else out[todo],
-                                 stored_j, cost_s)
-                self.ledger.stored += len(todo)
-            # Repeats of a text encoded just now take its row and its cost.
-            source = first[np.ravel(inverse)]  # each text's first occurrence
-            repeats = np.flatnonzero(~served.found & (source != np.arange(len(texts))))
-            out[repeats] = out[source[repeats]]
-            joules[repeats], seconds[repeats] = joules[source[repeats]], seconds[source[repeats]]
-        # Everything not encoded just now (hits and repeats) is charged its measured cost.
-        charged = np.ones(len(texts), dtype=bool)
-        charged[todo] = False
-        self.ledger.hits += int(charged.sum())
-        self.ledger.misses += len(todo)
-        self.ledger.charged_joules += float(joules[charged].sum())
-        self.ledger.charged_seconds += float(seconds[charged].sum())
-        return out
-
-    def _stored_cost(self, m, tokens: np.ndarray, measured: np.ndarray) -> np.ndarray | None:
-        """What the cache keeps as these texts' cost: as measured when the window was resolved (which
-        also adds to the encode rate), else the encode rate's share; None (store nothing) before a rate."""
-        assert self.cache is not None and self.namespace is not None
-        if not m.below_resolution:
-            self.cache.add_to_encode_rate(self.namespace, m.net_joules, int(tokens.sum()))
-            return measured
-        rate = self.cache.encode_rate(self.namespace)
-        if rate is None:
-            log.debug("encode of %d texts below the meter's resolution and no encode rate yet: not cached",
-                      len(tokens))
-            return None
-        return rate * np.asarray(tokens, dtype=np.float64)
+        return self.cached.encode(texts, self._compute, self.dimension)
 
     def _compute(self, texts: Sequence[str], out: np.ndarray | None = None,
                  rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -263,39 +199,13 @@ class Encoder:
         order = np.argsort(-lengths, kind="stable")  # longest first: a too-large batch fails early
         bar = progress_bar(n, f"encode {self.model_id.split('/')[-1]}", self.progress)
         with torch.inference_mode():
-            for idx in self._batches(order, lengths):
+            for idx in length_batches(order, lengths, self.batch_size, self.device):
                 batch = tokens.pad(idx)
                 vectors = self._forward({k: v.to(self.device) for k, v in batch.items()})
                 out[idx if rows is None else rows[idx]] = vectors
                 bar.update(len(idx))
         bar.close()
         return out, lengths
-
-    def _batches(self, order: np.ndarray, lengths: np.ndarray) -> Iterator[np.ndarray]:
-        """Runs of ``order`` (longest first) of at most ``batch_size`` texts each. On the CPU a run
-        also ends before the padding would exceed :data:`CPU_PAD_SLACK` times its real tokens.
-
-        Why: a batch is padded to its longest text, and on the CPU a forward pass costs about its
-        padded tokens. A 50-text slice of Banking77 (median 14 tokens, longest 93) in one batch of
-        64 took 1.45x the CPU time of the same texts cut by length (measured here with MiniLM-L6);
-        growing-subset scoring in `rightsize search` encodes exactly such slices. On a GPU a batch
-        costs about the same until the device is full, so there only ``batch_size`` cuts."""
-        if self.device != "cpu":
-            for start in range(0, len(order), self.batch_size):
-                yield order[start : start + self.batch_size]
-            return
-        start = 0
-        while start < len(order):
-            longest = int(lengths[order[start]])
-            real = longest
-            end = start + 1
-            while end < len(order) and end - start < self.batch_size:
-                with_next = real + int(lengths[order[end]])
-                if (end - start + 1) * longest > CPU_PAD_SLACK * with_next:
-                    break
-                real, end = with_next, end + 1
-            yield order[start:end]
-            start = end
 
     def _forward(self, features: dict) -> np.ndarray:
         """One padded batch (CPU tensors) through the model: normalized float32 vectors."""
@@ -317,71 +227,6 @@ class Encoder:
             import torch
 
             torch.cuda.empty_cache()
-
-
-class PackedTokens:
-    """Texts tokenized once (truncated to ``max_length``, not padded), packed, and padded batch by batch.
-
-    Why packed: the tokenizer's own per-text objects take ~4 KB a text (200 MB for 50k short
-    texts, more than an encoder's output matrix); packed, a token costs 1 to 4 bytes, so memory
-    stays flat in n. Texts are tokenized ``TOKENIZE_CHUNK`` at a time; each output is kept in the
-    smallest integer type that holds it (see :func:`_compact`), and one with a single value across
-    a chunk (the attention mask before padding, single sentences' token type ids) as that value
-    alone. ``chunks`` holds one dict per chunk (text i is in chunk i // TOKENIZE_CHUNK), ``starts``
-    each text's start within its chunk and ``lengths`` each text's token count. The encoder's
-    inference and the training loop (rightsize.training) both cut their length-sorted batches here.
-    """
-
-    def __init__(self, tokenizer, chunks: list[dict[str, np.ndarray]], starts: np.ndarray, lengths: np.ndarray):
-        self.tokenizer = tokenizer
-        self.chunks = chunks
-        self.starts = starts
-        self.lengths = lengths
-
-    @classmethod
-    def of(cls, tokenizer, texts: Sequence[str], max_length: int) -> "PackedTokens":
-        n = len(texts)
-        chunks: list[dict[str, np.ndarray]] = []
-        lengths = np.empty(n, dtype=np.int32)
-        starts = np.zeros(n, dtype=np.int32)  # within a chunk: < TOKENIZE_CHUNK x max_length
-        for lo in range(0, n, TOKENIZE_CHUNK):
-            hi = min(n, lo + TOKENIZE_CHUNK)
-            encoded = tokenizer([texts[i] for i in range(lo, hi)], truncation=True, max_length=max_length,
-                                padding=False)
-            lengths[lo:hi] = [len(ids) for ids in encoded["input_ids"]]
-            np.cumsum(lengths[lo : hi - 1], out=starts[lo + 1 : hi])
-            chunks.append({key: _compact(np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64))
-                           for key, rows in encoded.items()})
-            del encoded
-        return cls(tokenizer, chunks, starts, lengths)
-
-    def row(self, key: str, i: int) -> list[int]:
-        """Text ``i``'s values of the tokenizer output ``key``."""
-        return _row(self.chunks[i // TOKENIZE_CHUNK][key], self.starts[i], self.lengths[i])
-
-    def pad(self, idx: Sequence[int]) -> dict:
-        """The texts ``idx`` as one batch of torch tensors, padded to the longest of them."""
-        features = {key: [self.row(key, i) for i in idx] for key in self.chunks[0]}
-        return self.tokenizer.pad(features, return_tensors="pt")
-
-
-def _compact(ids: np.ndarray) -> np.ndarray:
-    """``ids`` in the smallest signed integer type that holds them (masks and type ids fit in int8),
-    or a 0-d array of the one value when all are equal (read back by :func:`_row`)."""
-    if ids.size and (ids == ids[0]).all():
-        return np.array(ids[0])
-    for dtype in (np.int8, np.int16, np.int32):
-        info = np.iinfo(dtype)
-        if ids.size == 0 or (info.min <= ids.min() and ids.max() <= info.max):
-            return ids.astype(dtype)
-    return ids
-
-
-def _row(packed: np.ndarray, start: int, length: int) -> list[int]:
-    """One text's values of one tokenizer output, from its chunk's array packed by :func:`_compact`."""
-    if packed.ndim == 0:
-        return [int(packed)] * int(length)
-    return packed[start : start + length].tolist()
 
 
 def _keep_first_layers(hf_model, layers: int, model_id: str) -> None:

@@ -316,9 +316,7 @@ class _FitPhase:
                 self.meter.end("fit")
             except ValueError:
                 pass
-            for phases in (self.record.joules, self.record.seconds, self.record.energy_parts,
-                           self.record.joules_spent, self.record.seconds_spent):
-                phases.pop("fit", None)
+            self.record.forget_phase("fit")
             return self._discard(f"restore failed: {exc.__class__.__name__}: {str(exc).strip()[:200]}")
         fit = artifact.manifest.get("fit") or {}
         for per_phase, value in ((self.record.joules, fit.get("joules")), (self.record.seconds, fit.get("seconds"))):

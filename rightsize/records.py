@@ -21,6 +21,11 @@ from rightsize.energy.meter import GROSS
 from rightsize.errors import RightsizeError
 
 SCHEMA = "rightsize.record/1"
+# The fields that hold a figure per phase (``{"load": ..., "fit": ..., "infer": ...}``), and those that
+# list the phases a condition held in.
+PER_PHASE_FIGURES = ("seconds", "joules", "joules_gross", "energy_parts", "energy_uncertainty", "seconds_spent",
+                     "joules_spent")
+PHASE_FLAGS = ("below_resolution", "energy_read_errors")
 # Fields whose None a record made here writes as null, when it has the fields named beside them (the
 # layout evaluate writes): "no limit"; "no idle baseline"; "not the CPU-time estimate"; "scored, but no
 # inference ran" (a fine-tune the search pruned between epochs). A record read writes null where it had one.
@@ -177,6 +182,16 @@ class Record:
     def interval(self, metric: str) -> list[float] | None:
         """The 95% bootstrap interval of ``metric`` (None when it has none)."""
         return (self.ci or {}).get(metric)
+
+    def forget_phase(self, phase: str) -> None:
+        """Drop every figure and flag of ``phase``: what a window whose work failed (a restore that
+        raised) wrote must not stand beside, or add to, the phase measured again."""
+        for name in PER_PHASE_FIGURES:
+            (getattr(self, name) or {}).pop(phase, None)
+        for name in PHASE_FLAGS:
+            flagged = getattr(self, name)
+            if flagged and phase in flagged:
+                flagged.remove(phase)
 
 
 _FIELDS = tuple(f.name for f in fields(Record) if f.name not in ("extra", "nulls_read"))

@@ -1,4 +1,4 @@
-"""What the commands print: each result as terminal text, so cli.py only parses, calls, prints and exits."""
+"""What the commands print: each result as terminal text, so the CLI (rightsize.cli) only parses, calls, prints and exits."""
 
 from __future__ import annotations
 

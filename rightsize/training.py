@@ -6,7 +6,7 @@ running in the ``fit`` window (no checkpoints, logging integrations or evaluatio
 cut by length as the encoder does for inference, a per-epoch hook for the search, and a diverging
 run that fails with the epoch named. What it does:
 
-* texts are tokenized once (:class:`~rightsize.encoder.PackedTokens`); each epoch sorts them by
+* texts are tokenized once (:class:`~rightsize.token_batches.PackedTokens`); each epoch sorts them by
   token count (ties in a seeded random order), cuts batches of ``batch_size`` and runs the batches
   in a seeded random order, so a batch pads to about its own length instead of the longest text;
 * AdamW (no weight decay on biases and norms) with a linear warm-up over the first
@@ -30,7 +30,8 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from rightsize.encoder import PackedTokens, progress_bar
+from rightsize.encoder import progress_bar
+from rightsize.token_batches import PackedTokens
 
 WARMUP = 0.1  # share of the steps over which the learning rate rises linearly from zero
 PRECISIONS = ("fp32", "bf16")

@@ -4,6 +4,7 @@ and never half-written by a kill."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -189,6 +190,22 @@ def test_an_artifact_that_passes_its_checksums_but_cannot_be_read_is_refitted(da
     assert again.status == "ok" and again.predictions == first.predictions
     assert again.artifact["refit"].startswith("corrupt: restore failed: ValueError")
     assert set(again.joules) == {"load", "fit", "infer"} and "restored" not in again.artifact
+
+
+def test_a_failed_restore_leaves_no_figure_or_flag_of_its_fit_window(data, store):
+    """What a fit window wrote is forgotten whole when its restore fails: every per-phase figure
+    (gross joules and the energy uncertainty too) and the phase flags, found by their shape."""
+    record = evaluate(data, RungSpec("tfidf", "tfidf"), store)
+    record.below_resolution, record.energy_read_errors = ["fit", "infer"], ["fit"]
+    phases = {"load", "fit", "infer"}
+    per_phase = [f.name for f in dataclasses.fields(record)
+                 if isinstance(getattr(record, f.name), dict) and set(getattr(record, f.name)) <= phases
+                 and "fit" in getattr(record, f.name)]
+    assert {"joules_gross", "energy_uncertainty", "joules", "seconds"} <= set(per_phase)
+    record.forget_phase("fit")
+    assert [name for name in per_phase if "fit" in getattr(record, name)] == []
+    assert record.below_resolution == ["infer"] and record.energy_read_errors == []
+    assert set(record.joules) == {"load", "infer"}  # the other phases are kept
 
 
 def test_a_missing_artifact_is_refitted_with_the_same_seed_and_checked(data, run, store, caplog):

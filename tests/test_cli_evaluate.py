@@ -137,7 +137,9 @@ def test_every_command_has_help_with_an_example():
 
 
 def test_evaluate_search_and_check_share_their_run_options():
-    from rightsize.cli import check, evaluate, search
+    from rightsize.cli import cli
+
+    check, evaluate, search = (cli.commands[name] for name in ("check", "evaluate", "search"))
 
     def options(command):  # each option as click describes it, less what a command may word or default its own way
         return {p.name: {k: v for k, v in p.to_info_dict().items() if k not in ("help", "default")}

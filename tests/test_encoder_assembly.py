@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from rightsize import encoder as E
+from rightsize import token_batches as TB
 from rightsize.cache import EmbeddingCache, _checksum, text_keys
 from rightsize.energy.meter import Meter
 from rightsize.energy.counter import StepFree
@@ -41,7 +42,7 @@ class Counter(StepFree):
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    monkeypatch.setattr(E, "TOKENIZE_CHUNK", 5)  # many chunks, their edges inside batches
+    monkeypatch.setattr(TB, "TOKENIZE_CHUNK", 5)  # many chunks, their edges inside batches
 
 
 def loaded(folder, **kw) -> E.Encoder:
@@ -82,9 +83,9 @@ def test_compute_writes_each_batch_into_the_given_rows_only(tiny_encoder, small_
 def test_packed_tokens_read_back_as_the_tokenizer_output(tiny_encoder, small_chunks):
     texts = mixed_texts()
     enc = loaded(tiny_encoder)
-    tokens = E.PackedTokens.of(enc.st.tokenizer, texts, enc.max_length)
+    tokens = TB.PackedTokens.of(enc.st.tokenizer, texts, enc.max_length)
     want = enc.st.tokenizer(texts, truncation=True, max_length=enc.max_length, padding=False)
-    assert len(tokens.chunks) == -(-len(texts) // E.TOKENIZE_CHUNK)
+    assert len(tokens.chunks) == -(-len(texts) // TB.TOKENIZE_CHUNK)
     for key, rows in want.items():
         assert [tokens.row(key, i) for i in range(len(texts))] == rows, key
     # One value per chunk (a mask before padding, single sentences' type ids) costs no memory per token.
@@ -97,12 +98,12 @@ def test_packed_tokens_read_back_as_the_tokenizer_output(tiny_encoder, small_chu
 
 
 def test_compact_keeps_values_and_picks_the_smallest_type():
-    np.testing.assert_array_equal(E._compact(np.array([5, -3, 300])), [5, -3, 300])
-    assert E._compact(np.array([5, -3, 300])).dtype == np.int16
-    assert E._compact(np.array([1, 2**40])).dtype == np.int64
-    constant = E._compact(np.array([1, 1, 1]))
-    assert constant.ndim == 0 and E._row(constant, 7, 3) == [1, 1, 1]
-    assert E._compact(np.zeros(0, dtype=np.int64)).size == 0
+    np.testing.assert_array_equal(TB._compact(np.array([5, -3, 300])), [5, -3, 300])
+    assert TB._compact(np.array([5, -3, 300])).dtype == np.int16
+    assert TB._compact(np.array([1, 2**40])).dtype == np.int64
+    constant = TB._compact(np.array([1, 1, 1]))
+    assert constant.ndim == 0 and TB._row(constant, 7, 3) == [1, 1, 1]
+    assert TB._compact(np.zeros(0, dtype=np.int64)).size == 0
 
 
 @pytest.mark.parametrize("warm", [[], [0, 5, 9], list(range(12))])
@@ -164,10 +165,9 @@ def test_the_checksum_is_over_the_same_bytes_as_before():
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 def test_batches_cover_every_text_once_longest_first_within_the_batch_size(device):
-    enc = E.Encoder("unused", device=device, batch_size=4)
     lengths = np.array([3, 40, 5, 5, 6, 38, 4, 4, 5, 3], dtype=np.int32)
     order = np.argsort(-lengths, kind="stable")
-    batches = list(enc._batches(order, lengths))
+    batches = list(TB.length_batches(order, lengths, 4, device))
     assert np.array_equal(np.concatenate(batches), order) and all(len(b) <= 4 for b in batches)
     if device == "cuda":  # a GPU batch costs about the same until the device is full: size cuts only
         assert [len(b) for b in batches] == [4, 4, 2]
@@ -176,11 +176,10 @@ def test_batches_cover_every_text_once_longest_first_within_the_batch_size(devic
         # Then 5 5 5 4 (20 for 19), then 4 3 3 (12 for 10).
         assert [lengths[b].tolist() for b in batches] == [[40, 38, 6], [5, 5, 5, 4], [4, 3, 3]]
         for b in batches:
-            assert len(b) * lengths[b].max() <= E.CPU_PAD_SLACK * lengths[b].sum()
+            assert len(b) * lengths[b].max() <= TB.CPU_PAD_SLACK * lengths[b].sum()
 
 
 def test_a_text_longer_than_all_others_by_far_gets_a_batch_of_its_own():
-    enc = E.Encoder("unused", device="cpu", batch_size=64)
     lengths = np.array([2] * 10 + [100], dtype=np.int32)
-    batches = list(enc._batches(np.argsort(-lengths, kind="stable"), lengths))
+    batches = list(TB.length_batches(np.argsort(-lengths, kind="stable"), lengths, 64, "cpu"))
     assert [len(b) for b in batches] == [1, 10]

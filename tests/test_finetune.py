@@ -49,7 +49,7 @@ def accuracy(rung, split) -> float:
 
 
 def logits(rung, texts) -> np.ndarray:
-    from rightsize.encoder import PackedTokens
+    from rightsize.token_batches import PackedTokens
 
     tokens = PackedTokens.of(rung.encoder.st.tokenizer, texts, rung.encoder.max_length)
     return T.predict_logits(rung.model, tokens, 4, rung.k["precision"], "cpu")
@@ -214,7 +214,7 @@ def test_soft_targets_train_too(data, tiny_encoder):
     T.seed_everything(0)
     rung.classes = classes
     rung.model = rung._build(3)
-    from rightsize.encoder import PackedTokens
+    from rightsize.token_batches import PackedTokens
 
     tokens = PackedTokens.of(rung.encoder.st.tokenizer, data.train.texts, 32)
     report = T.train(rung.model, tokens, probs, rung._settings())

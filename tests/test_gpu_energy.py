@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from rightsize.cache import EmbeddingCache, text_keys
-from rightsize.encoder import Encoder, PackedTokens
+from rightsize.encoder import Encoder
+from rightsize.token_batches import PackedTokens
 from rightsize.energy import make_meter
 from rightsize.evaluate import EvalPlan, evaluate_rung
 from rightsize.ladder import load_ladder

@@ -634,8 +634,9 @@ def test_chunked_tokenization_gives_each_text_its_own_vector(tiny_encoder, monke
     import numpy as np
 
     from rightsize import encoder as E
+    from rightsize import token_batches as TB
 
-    monkeypatch.setattr(E, "TOKENIZE_CHUNK", 7)  # many chunks, edges inside batches
+    monkeypatch.setattr(TB, "TOKENIZE_CHUNK", 7)  # many chunks, edges inside batches
     texts = [" ".join(row["text"].split()[: 1 + i % 8]) for i, row in enumerate(make_examples(15, seed=3))]
     enc = E.Encoder(str(tiny_encoder), batch_size=4)
     enc.load()

@@ -23,7 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rightsize.encoder import Encoder, PackedTokens
+from rightsize.encoder import Encoder
+from rightsize.token_batches import PackedTokens
 from rightsize.errors import RightsizeError
 from rightsize.model_facts import facts_of
 from rightsize.models import count_parameters, read_json
