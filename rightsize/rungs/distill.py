@@ -29,14 +29,17 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from rightsize.errors import RightsizeError
 from rightsize.rungs import build_rung, register, rung_class
 from rightsize.rungs.base import Knob, Rung, RungSpec
 from rightsize.threads import restore_threads, set_threads
+
+if TYPE_CHECKING:
+    from rightsize.tasks import TaskData
 
 log = logging.getLogger(__name__)
 _windows = itertools.count()
@@ -129,6 +132,30 @@ class DistillRung(Rung):
                 raise RightsizeError(f"{where}: transfer: {exc}") from None
             knobs["transfer"] = str(path)
         return RungSpec(spec.name, spec.kind, spec.model, knobs, spec.optional)
+
+    @classmethod
+    def check_task(cls, spec: RungSpec, data: TaskData, allow_overlap: bool) -> None:
+        """The transfer texts against validation and test, as the task's own splits are checked
+        (:func:`rightsize.tasks.overlaps`): a student taught the teacher's labels of the texts it is
+        scored on would look better than it is. A RightsizeError when the transfer file holds a
+        held-out split or most of it (unless ``allow_overlap``), a logged warning for any shared text."""
+        from rightsize.tasks import Split, overlaps, read_texts
+
+        if spec.knobs.get("transfer") is None:
+            return
+        texts = read_texts(Path(spec.knobs["transfer"]), spec.knobs.get("transfer_field", "text"))
+        transfer = Split("transfer", texts, [""] * len(texts), "file")
+        found = [p for p in overlaps(replace(data, train=transfer)).pairs if "transfer" in p.splits]
+        for pair in found:
+            small = pair.smaller
+            shared = (f"rung {spec.name!r}: transfer {spec.knobs['transfer']} shares {pair.texts} text(s) with "
+                      f"{pair.splits[1]} ({pair.examples[small]} of {pair.splits[small]}'s {pair.sizes[small]} "
+                      f"examples, {pair.fraction:.0%}), e.g. {pair.samples[0]!r}")
+            if pair.blocking and not allow_overlap:
+                raise RightsizeError(f"{shared}; the student would learn its teacher's labels of the texts it is "
+                                     f"scored on: leave them out of the transfer file, or pass --allow-overlap "
+                                     f"to run anyway")
+            log.warning("%s (the student learns its teacher's labels of these)", shared)
 
     @classmethod
     def models(cls, spec: RungSpec) -> list[str]:
