@@ -131,6 +131,9 @@ def test_the_students_evaluation_key_follows_the_teachers_config(data, tiny_enco
     spec = load_ladder(ladder(tmp_path, tiny_encoder, extra=", transfer: unlabelled.jsonl"))["student"]
     assert spec.config()["teacher"] == load_ladder(tmp_path / "ladder.yaml")["tiny-probe"].config()
     assert spec.config()["transfer"] == str(transfer)  # found relative to the ladder, kept absolute
+    with_transfer = key(extra=", transfer: unlabelled.jsonl")
+    transfer.write_text(transfer.read_text().replace('"}', ' again"}', 1))  # other texts, same path
+    assert key(extra=", transfer: unlabelled.jsonl") != with_transfer
 
 
 def test_the_cost_model_bounds_the_students_inference_not_the_teachers(tiny_encoder, tmp_path):

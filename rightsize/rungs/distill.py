@@ -11,8 +11,8 @@ rungs:
 ```
 
 The ladder links the teacher (:meth:`DistillRung.link`): the student's config holds the teacher's
-full config and the transfer file's absolute path, so changing either changes the student's
-evaluation key. The fit phase holds all it takes to make the student: the teacher loaded and fit on
+full config, the transfer file's absolute path and the sha256 of its texts, so changing any of them
+changes the student's evaluation key (and its artifact's). The fit phase holds all it takes to make the student: the teacher loaded and fit on
 the gold train labels, its predictions on the train and transfer texts (where the embedding cache
 serves the teacher, the stored cost is charged to this fit: a cache makes the tool cheaper, never a
 config look cheaper), and the student fit on the predicted labels. Load, inference, the saved state
@@ -27,7 +27,9 @@ teacher level keeps each student's config and cost self-contained (name the stud
 from __future__ import annotations
 
 import gc
+import hashlib
 import itertools
+import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -100,6 +102,9 @@ class DistillRung(Rung):
                          help="unlabelled texts the teacher labels too (JSONL, CSV or one per line), "
                               "relative to the ladder"),
         "transfer_field": Knob(str, "text", help="the transfer file's text field (JSONL) or column (CSV)"),
+        "transfer_sha256": Knob(str, None, nullable=True,
+                                help="set when the ladder is read: the sha256 of the transfer texts, so that "
+                                     "other texts under the same path are another config"),
     }
 
     @classmethod
@@ -127,10 +132,11 @@ class DistillRung(Rung):
         if knobs.get("transfer") is not None:
             path = expand_path(knobs["transfer"], folder, f"{where}: transfer")
             try:
-                read_texts(path, knobs.get("transfer_field", cls.knobs["transfer_field"].default))
+                texts = read_texts(path, knobs.get("transfer_field", cls.knobs["transfer_field"].default))
             except RightsizeError as exc:
                 raise RightsizeError(f"{where}: transfer: {exc}") from None
             knobs["transfer"] = str(path)
+            knobs["transfer_sha256"] = hashlib.sha256(json.dumps(texts, ensure_ascii=False).encode()).hexdigest()
         return RungSpec(spec.name, spec.kind, spec.model, knobs, spec.optional)
 
     @classmethod
