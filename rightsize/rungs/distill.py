@@ -12,10 +12,12 @@ rungs:
 
 The ladder links the teacher (:meth:`DistillRung.link`): the student's config holds the teacher's
 full config, the transfer file's absolute path and the sha256 of its texts, so changing any of them
-changes the student's evaluation key (and its artifact's). The fit phase holds all it takes to make the student: the teacher loaded and fit on
-the gold train labels, its predictions on the train and transfer texts (where the embedding cache
-serves the teacher, the stored cost is charged to this fit: a cache makes the tool cheaper, never a
-config look cheaper), and the student fit on the predicted labels. Load, inference, the saved state
+changes the student's evaluation key (and its artifact's). Transfer texts that are validation or
+test texts are checked as overlapping splits are (:meth:`DistillRung.check_task`). The fit phase
+holds all it takes to make the student: the teacher loaded and fit on the gold train labels, its
+predictions on the train and transfer texts (where the embedding cache serves the teacher, the
+stored cost is charged to this fit: a cache makes the tool cheaper, never a config look cheaper),
+and the student fit on the predicted labels. Load, inference, the saved state
 and the parameter count are the student's alone: the teacher is not deployed.
 
 The student's mapping is its whole config: the ladder's ``defaults`` apply to the distill rung's own
