@@ -36,21 +36,26 @@ def figures(run_dir: str, against: str) -> list[dict]:
     return rows
 
 
+def table(rows: list[dict], against: str) -> list[str]:
+    """``rows`` (of :func:`figures`, in the order given) as the lines of a Markdown table."""
+    lines = [f"| config | {rows[0]['metric']} [95% CI] | fit J | J/query | break-even vs {against} |", "|---|---|---|---|---|"]
+    for r in rows:
+        ci = f" [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" if r["ci"] else ""
+        even = ("reference" if r["config"] == against else "cheaper at every volume"
+                if r["cheaper_at_every_volume"] else "never" if r["break_even_queries_vs_reference"] is None
+                else f"{r['break_even_queries_vs_reference']:,.0f} queries")
+        lines.append(f"| {r['config']} | {r['score']:.3f}{ci} | {r['fit_joules']:.1f} | "
+                     f"{r['joules_per_query'] * 1e3:.3f} m | {even} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
     p.add_argument("--against", default="mpnet-probe")
     args = p.parse_args(argv)
     rows = figures(args.run_dir, args.against)
-    print(f"| config | {rows[0]['metric']} [95% CI] | fit J | J/query | break-even vs {args.against} |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        ci = f" [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" if r["ci"] else ""
-        even = ("reference" if r["config"] == args.against else "cheaper at every volume"
-                if r["cheaper_at_every_volume"] else "never" if r["break_even_queries_vs_reference"] is None
-                else f"{r['break_even_queries_vs_reference']:,.0f} queries")
-        print(f"| {r['config']} | {r['score']:.3f}{ci} | {r['fit_joules']:.1f} | {r['joules_per_query'] * 1e3:.3f} m "
-              f"| {even} |")
+    print("\n".join(table(rows, args.against)))
     json.dump({"run_dir": args.run_dir, "against": args.against, "rows": rows}, sys.stderr)
 
 

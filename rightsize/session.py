@@ -220,6 +220,8 @@ def open_run(options: RunOptions, *, seed: int = 0, rungs: list[str] | None = No
     if getattr(data, split) is None:
         raise RightsizeError(f"task {task.path}: has no {split} split")
     shared = checked_overlaps(data, options.allow_overlap)
+    for spec in ladder.rungs:
+        rung_class(spec.kind).check_task(spec, data, options.allow_overlap)
     cache = None if options.no_cache else EmbeddingCache(options.cache_dir)
     if cache is not None:
         cache.check_writable()

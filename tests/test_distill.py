@@ -131,6 +131,9 @@ def test_the_students_evaluation_key_follows_the_teachers_config(data, tiny_enco
     spec = load_ladder(ladder(tmp_path, tiny_encoder, extra=", transfer: unlabelled.jsonl"))["student"]
     assert spec.config()["teacher"] == load_ladder(tmp_path / "ladder.yaml")["tiny-probe"].config()
     assert spec.config()["transfer"] == str(transfer)  # found relative to the ladder, kept absolute
+    with_transfer = key(extra=", transfer: unlabelled.jsonl")
+    transfer.write_text(transfer.read_text().replace('"}', ' again"}', 1))  # other texts, same path
+    assert key(extra=", transfer: unlabelled.jsonl") != with_transfer
 
 
 def test_the_cost_model_bounds_the_students_inference_not_the_teachers(tiny_encoder, tmp_path):
@@ -225,3 +228,41 @@ def test_without_a_cache_the_students_fit_is_all_spent(data, tiny_encoder, tmp_p
     record = evaluate_rung(data, spec, make_meter("estimate"), RunContext(cache=None))
     assert record.status == "ok" and record.cache["charged_joules"] == 0.0
     assert record.joules["fit"] == record.joules_spent["fit"] > 0
+
+
+# ------------------------------------------------------------------- transfer texts that are held-out texts
+
+@pytest.mark.parametrize("held_out", ["validation", "test"])
+def test_a_transfer_file_holding_a_held_out_split_is_one_line_and_exit_2(tiny_task, tiny_encoder, tmp_path, data,
+                                                                         held_out):
+    # the classic slip: the task's whole train file (validation was carved from it) or its test texts
+    source = {"validation": tmp_path / "data" / "train.jsonl", "test": tmp_path / "data" / "test.jsonl"}[held_out]
+    write_jsonl(tmp_path / "unlabelled.jsonl", [{"text": json.loads(line)["text"]}
+                                                for line in source.read_text().splitlines()])
+    path = ladder(tmp_path, tiny_encoder, extra=", transfer: unlabelled.jsonl")
+    out = tmp_path / "run"
+    result = invoke("evaluate", tiny_task, "--ladder", path, "--out", out, "--meter", "estimate", "--quiet")
+    shared = len({t.casefold() for t in getattr(data, held_out).texts})
+    assert_one_line_error(result, "rung 'student': transfer", f"shares {shared} text(s) with {held_out}",
+                          "--allow-overlap")
+    assert not out.exists()  # rejected before the run folder is touched
+
+
+def test_allow_overlap_runs_a_transfer_file_holding_validation_and_says_so(tiny_task, tiny_encoder, tmp_path, data):
+    write_jsonl(tmp_path / "unlabelled.jsonl", [{"text": t} for t in data.validation.texts])
+    path = ladder(tmp_path, tiny_encoder, extra=", transfer: unlabelled.jsonl")
+    result = invoke("evaluate", tiny_task, "--ladder", path, "--out", tmp_path / "run", "--meter", "estimate",
+                    "--quiet", "--allow-overlap")
+    assert result.exit_code == 0, result.output
+    assert f"shares {len(set(data.validation.texts))} text(s) with validation" in result.output
+
+
+def test_a_transfer_file_sharing_a_few_held_out_texts_is_warned_not_refused(tiny_task, tiny_encoder, tmp_path, data,
+                                                                             transfer):
+    texts = [json.loads(line)["text"] for line in transfer.read_text().splitlines()]
+    write_jsonl(transfer, [{"text": t} for t in texts + [data.validation.texts[0].upper()]])  # equal once case-folded
+    result = invoke("evaluate", tiny_task, "--ladder", ladder(tmp_path, tiny_encoder, extra=", transfer: unlabelled.jsonl"),
+                    "--out", tmp_path / "run", "--meter", "estimate", "--quiet")
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.output.splitlines() if "shares 1 text(s) with validation" in line]
+    assert len(warned) == 1 and data.validation.texts[0].upper() in warned[0]

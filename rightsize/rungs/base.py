@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from rightsize.cache import EmbeddingCache
     from rightsize.energy import Meter
+    from rightsize.tasks import TaskData
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,11 @@ class Rung(ABC):
     def preflight(cls, spec: RungSpec) -> None:
         """Checks a run makes before any evaluation starts, once the rung's models are known to be
         there (RightsizeError naming the problem): what would otherwise fail every evaluation."""
+
+    @classmethod
+    def check_task(cls, spec: RungSpec, data: TaskData, allow_overlap: bool) -> None:
+        """Checks of the rung against the task's loaded splits before any evaluation starts
+        (RightsizeError naming the problem): e.g. files of its own that share the held-out texts."""
 
     @abstractmethod
     def load(self) -> None:

@@ -11,11 +11,13 @@ rungs:
 ```
 
 The ladder links the teacher (:meth:`DistillRung.link`): the student's config holds the teacher's
-full config and the transfer file's absolute path, so changing either changes the student's
-evaluation key. The fit phase holds all it takes to make the student: the teacher loaded and fit on
-the gold train labels, its predictions on the train and transfer texts (where the embedding cache
-serves the teacher, the stored cost is charged to this fit: a cache makes the tool cheaper, never a
-config look cheaper), and the student fit on the predicted labels. Load, inference, the saved state
+full config, the transfer file's absolute path and the sha256 of its texts, so changing any of them
+changes the student's evaluation key (and its artifact's). Transfer texts that are validation or
+test texts are checked as overlapping splits are (:meth:`DistillRung.check_task`). The fit phase
+holds all it takes to make the student: the teacher loaded and fit on the gold train labels, its
+predictions on the train and transfer texts (where the embedding cache serves the teacher, the
+stored cost is charged to this fit: a cache makes the tool cheaper, never a config look cheaper),
+and the student fit on the predicted labels. Load, inference, the saved state
 and the parameter count are the student's alone: the teacher is not deployed.
 
 The student's mapping is its whole config: the ladder's ``defaults`` apply to the distill rung's own
@@ -27,16 +29,21 @@ teacher level keeps each student's config and cost self-contained (name the stud
 from __future__ import annotations
 
 import gc
+import hashlib
 import itertools
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from rightsize.errors import RightsizeError
 from rightsize.rungs import build_rung, register, rung_class
 from rightsize.rungs.base import Knob, Rung, RungSpec
 from rightsize.threads import restore_threads, set_threads
+
+if TYPE_CHECKING:
+    from rightsize.tasks import TaskData
 
 log = logging.getLogger(__name__)
 _windows = itertools.count()
@@ -97,6 +104,9 @@ class DistillRung(Rung):
                          help="unlabelled texts the teacher labels too (JSONL, CSV or one per line), "
                               "relative to the ladder"),
         "transfer_field": Knob(str, "text", help="the transfer file's text field (JSONL) or column (CSV)"),
+        "transfer_sha256": Knob(str, None, nullable=True,
+                                help="set when the ladder is read: the sha256 of the transfer texts, so that "
+                                     "other texts under the same path are another config"),
     }
 
     @classmethod
@@ -124,11 +134,36 @@ class DistillRung(Rung):
         if knobs.get("transfer") is not None:
             path = expand_path(knobs["transfer"], folder, f"{where}: transfer")
             try:
-                read_texts(path, knobs.get("transfer_field", cls.knobs["transfer_field"].default))
+                texts = read_texts(path, knobs.get("transfer_field", cls.knobs["transfer_field"].default))
             except RightsizeError as exc:
                 raise RightsizeError(f"{where}: transfer: {exc}") from None
             knobs["transfer"] = str(path)
+            knobs["transfer_sha256"] = hashlib.sha256(json.dumps(texts, ensure_ascii=False).encode()).hexdigest()
         return RungSpec(spec.name, spec.kind, spec.model, knobs, spec.optional)
+
+    @classmethod
+    def check_task(cls, spec: RungSpec, data: TaskData, allow_overlap: bool) -> None:
+        """The transfer texts against validation and test, as the task's own splits are checked
+        (:func:`rightsize.tasks.overlaps`): a student taught the teacher's labels of the texts it is
+        scored on would look better than it is. A RightsizeError when the transfer file holds a
+        held-out split or most of it (unless ``allow_overlap``), a logged warning for any shared text."""
+        from rightsize.tasks import Split, overlaps, read_texts
+
+        if spec.knobs.get("transfer") is None:
+            return
+        texts = read_texts(Path(spec.knobs["transfer"]), spec.knobs.get("transfer_field", "text"))
+        transfer = Split("transfer", texts, [""] * len(texts), "file")
+        found = [p for p in overlaps(replace(data, train=transfer)).pairs if "transfer" in p.splits]
+        for pair in found:
+            small = pair.smaller
+            shared = (f"rung {spec.name!r}: transfer {spec.knobs['transfer']} shares {pair.texts} text(s) with "
+                      f"{pair.splits[1]} ({pair.examples[small]} of {pair.splits[small]}'s {pair.sizes[small]} "
+                      f"examples, {pair.fraction:.0%}), e.g. {pair.samples[0]!r}")
+            if pair.blocking and not allow_overlap:
+                raise RightsizeError(f"{shared}; the student would learn its teacher's labels of the texts it is "
+                                     f"scored on: leave them out of the transfer file, or pass --allow-overlap "
+                                     f"to run anyway")
+            log.warning("%s (the student learns its teacher's labels of these)", shared)
 
     @classmethod
     def models(cls, spec: RungSpec) -> list[str]:
