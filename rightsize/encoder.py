@@ -21,7 +21,7 @@ import itertools
 import logging
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -147,8 +147,9 @@ class Encoder:
         return {"runtime": self.runtime, "onnx_file": self.onnx.path.name,
                 "onnx_cosine_to_torch": self.onnx.check_cosine}
 
-    def _namespace(self) -> str:
-        """The cache namespace: what the vectors depend on, and what their encoding costs depend on."""
+    def _namespace(self, **recipe: Any) -> str:
+        """The cache namespace: what the vectors depend on, and what their encoding costs depend on;
+        ``recipe`` names vectors other than the sentence embeddings made from the same configuration."""
         assert self.cache is not None and self.meter is not None and self.folder is not None
         facts = {
             "model": self.model_id, "weights_sha256": self.cache.weights_hash(self.folder),
@@ -163,6 +164,7 @@ class Encoder:
         }
         if self.runtime != "torch":  # only then: torch namespaces written before the knob keep their entries
             facts["runtime"] = self.runtime
+        facts.update(recipe)
         namespace = self.cache.namespace(**facts)
         self.cache.describe_namespace(namespace, facts)
         return namespace
@@ -180,22 +182,44 @@ class Encoder:
             vectors, _ = self._compute(texts)
             self.ledger.misses += len(texts)
             return vectors
+
+        def compute(todo: np.ndarray, out: np.ndarray) -> np.ndarray:
+            return self._compute([texts[i] for i in todo], out=out, rows=todo)[1]
+
+        return self._served(self.namespace, text_keys(texts), self.dimension, compute)
+
+    def derived_vectors(self, recipe: dict[str, Any], names: Sequence[str], dim: int,
+                        compute: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+        """Vectors made from this encoder's model other than its sentence embeddings (a static model's
+        token vectors), one per name (float32, ``dim`` wide). ``compute(todo, out)`` fills the rows
+        ``todo`` of ``out`` and returns the tokens each took. With a cache they are served, stored and
+        charged as encodes are, in the namespace of this configuration plus ``recipe``."""
+        if self.st is None:
+            raise RuntimeError("Encoder.derived_vectors called before load()")
+        if self.cache is None or self.meter is None:
+            out = np.empty((len(names), dim), dtype=np.float32)
+            compute(np.arange(len(names)), out)
+            self.ledger.misses += len(names)
+            return out
+        return self._served(self._namespace(**recipe), text_keys(names), dim, compute)
+
+    def _served(self, namespace: str, keys: np.ndarray, dim: int, compute) -> np.ndarray:
+        """The cached vectors of ``keys``, the missing ones computed, inside a window of what it spent."""
         window = f"encode-{next(_windows)}"
         self.meter.begin(window)
         try:
-            return self._encode_cached(texts)
+            return self._serve(namespace, keys, dim, compute)
         finally:
             m = self.meter.end(window)
             self.ledger.encode_joules += m.net_joules
             self.ledger.encode_seconds += m.seconds
 
-    def _encode_cached(self, texts: Sequence[str]) -> np.ndarray:
-        assert self.cache is not None and self.namespace is not None and self.meter is not None
-        keys = text_keys(texts)
-        served = self.cache.lookup(self.namespace, keys, self.dimension)
+    def _serve(self, namespace: str, keys: np.ndarray, dim: int, compute) -> np.ndarray:
+        assert self.cache is not None and self.meter is not None
+        served = self.cache.lookup(namespace, keys, dim)
         out = served.vectors
         joules, seconds = served.joules, served.seconds
-        # Encode each missing text once, even if it occurs several times in ``texts``.
+        # Compute each missing key once, even if it occurs several times in ``keys``.
         _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         todo = np.sort(first[~served.found[first]])
         if len(todo):
@@ -203,25 +227,25 @@ class Encoder:
             self.meter.begin(window)
             try:
                 # Straight into the output's rows: no second (misses x dim) matrix to copy from.
-                _, tokens = self._compute([texts[i] for i in todo], out=out, rows=todo)
+                tokens = compute(todo, out)
             finally:
                 m = self.meter.end(window)
             cost_j, cost_s = split_cost(m.net_joules, tokens), split_cost(m.seconds, tokens)
             joules[todo], seconds[todo] = cost_j, cost_s
-            stored_j = self._stored_cost(m, tokens, cost_j)
+            stored_j = self._stored_cost(namespace, m, tokens, cost_j)
             if stored_j is not None:
                 # The shard needs the new rows contiguous: the output itself when every text was a new,
                 # distinct one (a cold cache), else a copy of just those rows.
-                self.cache.store(self.namespace, keys[todo], out if len(todo) == len(out) else out[todo],
+                self.cache.store(namespace, keys[todo], out if len(todo) == len(out) else out[todo],
                                  stored_j, cost_s)
                 self.ledger.stored += len(todo)
             # Repeats of a text encoded just now take its row and its cost.
             source = first[np.ravel(inverse)]  # each text's first occurrence
-            repeats = np.flatnonzero(~served.found & (source != np.arange(len(texts))))
+            repeats = np.flatnonzero(~served.found & (source != np.arange(len(keys))))
             out[repeats] = out[source[repeats]]
             joules[repeats], seconds[repeats] = joules[source[repeats]], seconds[source[repeats]]
         # Everything not encoded just now (hits and repeats) is charged its measured cost.
-        charged = np.ones(len(texts), dtype=bool)
+        charged = np.ones(len(keys), dtype=bool)
         charged[todo] = False
         self.ledger.hits += int(charged.sum())
         self.ledger.misses += len(todo)
@@ -229,14 +253,14 @@ class Encoder:
         self.ledger.charged_seconds += float(seconds[charged].sum())
         return out
 
-    def _stored_cost(self, m, tokens: np.ndarray, measured: np.ndarray) -> np.ndarray | None:
+    def _stored_cost(self, namespace: str, m, tokens: np.ndarray, measured: np.ndarray) -> np.ndarray | None:
         """What the cache keeps as these texts' cost: as measured when the window was resolved (which
         also adds to the encode rate), else the encode rate's share; None (store nothing) before a rate."""
-        assert self.cache is not None and self.namespace is not None
+        assert self.cache is not None
         if not m.below_resolution:
-            self.cache.add_to_encode_rate(self.namespace, m.net_joules, int(tokens.sum()))
+            self.cache.add_to_encode_rate(namespace, m.net_joules, int(np.sum(tokens)))
             return measured
-        rate = self.cache.encode_rate(self.namespace)
+        rate = self.cache.encode_rate(namespace)
         if rate is None:
             log.debug("encode of %d texts below the meter's resolution and no encode rate yet: not cached",
                       len(tokens))
