@@ -9,9 +9,10 @@ Three spaces (ladders below, each with its ``search:`` block), ``--spaces``:
   2/4/6/8/10/12 layers: 20 configs, 18 of them on 9 encoder configurations;
 * ``trained``: TF-IDF, the MiniLM-L6 probe, MiniLM-L6 cut to 3 layers and fine-tuned with LoRA and
   in full for 1 or 2 epochs, static MiniLM embeddings at PCA 64/128, and the mpnet-base probe: 9
-  configs, 4 of them trained (the search prunes a fine-tune between epochs, docs/search.md). Its
-  exhaustive run is slow on a small CPU: each static config distils the vocabulary through MiniLM
-  in its fit (310 s for one at --train-limit 400 on 2 shared, heavily loaded cores).
+  configs, 4 of them trained (the search prunes a fine-tune between epochs, docs/search.md). The
+  two static configs share their costliest step, the vocabulary through MiniLM (310 s at
+  --train-limit 400 on 2 shared, heavily loaded cores), through the run's embedding cache; each is
+  still charged it in its fit.
 
 With the embedding cache, configs that share an encoder configuration share its encoding, so an
 exhaustive run costs about one encode per encoder configuration, and the search has to evaluate
@@ -47,7 +48,9 @@ stops once nothing left could undercut the answer, so the large encoder never ru
 Figures per task and target: the search's energy as a fraction of the exhaustive run's (mean and
 range over seeds), the agreement count, and a second fraction over the configs' *costs* (``joules``:
 what the evaluations would spend with no cache at all), which is derived from the records, not
-metered.
+metered. Where each run's energy went: ``by_rung`` (what each rung's evaluations spent, their
+``joules_spent``; a search's remainder is its sampling, storage and bookkeeping) and the configs
+each search evaluated.
 
 **Small budget** (``--small-trials``, default: the ladder's rungs + 2; ``--small-seeds`` seeds): the
 same search stopped early. Its answer may differ from the exhaustive one; what must not happen is a
@@ -228,6 +231,7 @@ def task_figures(name: str, ladder: Path, out: Path, args) -> dict:
     figures = {"exhaustive": {"configs": len(records), "joules": exhaustive["joules"],
                               "cost_joules": exhaustive["cost_joules"], "seconds": exhaustive["seconds"],
                               "energy_source": exhaustive["source"], "by_encoder": _by_encoder(records),
+                              "by_rung": _by_rung(records),
                               "scores": {_label(r.rung, r.config): round(r.score(r.metric), 4) for r in records}}}
     for which in args.targets.split(","):
         task_file, target = _task_with_target(name, which, out, args)
@@ -271,6 +275,7 @@ def target_figures(name: str, ladder: Path, out: Path, task_file: Path, target: 
             "answer": None if pick is None else _label(pick["rung"], pick["config"]),
             "same": same, "agrees": agrees,
             "stopped": run["stopped"], "flagged": run["flagged"],
+            "by_rung": run["by_rung"], "evaluated": run["evaluated_configs"],
         })
         C.log(f"{name}: seed {run['seed']}: {rows[-1]['energy_fraction']:.0%} of the energy, "
               f"answer {rows[-1]['answer']} ({'agrees' if rows[-1]['agrees'] else 'differs'})")
@@ -361,6 +366,14 @@ def _by_encoder(records: list) -> dict:
     return out
 
 
+def _by_rung(records: list) -> dict:
+    """Joules each rung's evaluations spent (``joules_spent``: cache hits charged nothing)."""
+    out: dict[str, float] = {}
+    for r in records:
+        out[r.rung] = round(out.get(r.rung, 0.0) + r.spent_joules, 2)
+    return out
+
+
 def run_exhaustive(name: str, ladder: Path, out: Path, args) -> dict:
     import time
 
@@ -387,6 +400,8 @@ def run_exhaustive(name: str, ladder: Path, out: Path, args) -> dict:
             record = evaluate_rung(data, spec, meter, context, plan)
             log.append(record)
             records.append(record)
+            C.log(f"  {_label(record.rung, record.config)}: {record.status}, {record.spent_joules:.0f} J spent, "
+                  f"{sum(record.seconds_spent.values()):.0f} s")
         m = meter.end("exhaustive")
     failed = [r for r in records if not r.ok]
     if failed:
@@ -412,6 +427,8 @@ def run_one_search(task_file: Path, ladder: Path, out: Path, seed: int, args, tr
             "pruned": sum(1 for t in result.trials if t.outcome == "pruned"),
             "skipped": sum(1 for t in result.trials if t.outcome == "skipped"),
             "pruned_joules": result.energy["pruned_joules"],
+            "by_rung": _by_rung(result.records),
+            "evaluated_configs": [_label(r.rung, r.config) for r in result.records],
             "stopped": result.stopped, "pick": rec.chosen if rec is not None else None,
             "flagged": rec is None or rec.coverage.get("certain") is False or rec.coverage.get("minimal") is False,
             "certain": rec.coverage.get("certain") if rec else None,

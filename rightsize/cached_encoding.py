@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _windows = itertools.count()
 
-# Encodes texts for real into rows of ``out``; returns ``out`` and each text's token count.
-Compute = Callable[..., "tuple[np.ndarray, np.ndarray]"]
+# Computes the rows ``todo`` of ``out`` for real; returns the tokens each took.
+Compute = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class CachedEncoding:
@@ -32,23 +32,31 @@ class CachedEncoding:
     def __init__(self, cache: EmbeddingCache, namespace: str, meter: Meter, ledger: CacheLedger):
         self.cache, self.namespace, self.meter, self.ledger = cache, namespace, meter, ledger
 
-    def encode(self, texts: Sequence[str], compute: Compute, dimension: int) -> np.ndarray:
-        """``texts`` embedded (input order kept), inside one meter window the ledger adds up."""
+    def encode(self, texts: Sequence[str], compute_texts, dimension: int) -> np.ndarray:
+        """``texts`` embedded (input order kept); ``compute_texts(texts, out=, rows=)`` is the encoder's."""
+        def compute(todo: np.ndarray, out: np.ndarray) -> np.ndarray:
+            return compute_texts([texts[i] for i in todo], out=out, rows=todo)[1]
+
+        return self.serve(self.namespace, text_keys(texts), dimension, compute)
+
+    def serve(self, namespace: str, keys: np.ndarray, dim: int, compute: Compute) -> np.ndarray:
+        """The vectors of ``keys`` in ``namespace``, the missing ones computed, inside one meter window
+        the ledger adds up. Other namespaces hold vectors derived from the same model (a static
+        model's token vectors), served and charged as encodes are."""
         window = f"encode-{next(_windows)}"
         self.meter.begin(window)
         try:
-            return self._encode(texts, compute, dimension)
+            return self._serve(namespace, keys, dim, compute)
         finally:
             m = self.meter.end(window)
             self.ledger.encode_joules += m.net_joules
             self.ledger.encode_seconds += m.seconds
 
-    def _encode(self, texts: Sequence[str], compute: Compute, dimension: int) -> np.ndarray:
-        keys = text_keys(texts)
-        served = self.cache.lookup(self.namespace, keys, dimension)
+    def _serve(self, namespace: str, keys: np.ndarray, dim: int, compute: Compute) -> np.ndarray:
+        served = self.cache.lookup(namespace, keys, dim)
         out = served.vectors
         joules, seconds = served.joules, served.seconds
-        # Encode each missing text once, even if it occurs several times in ``texts``.
+        # Compute each missing key once, even if it occurs several times in ``keys``.
         _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         todo = np.sort(first[~served.found[first]])
         if len(todo):
@@ -56,25 +64,25 @@ class CachedEncoding:
             self.meter.begin(window)
             try:
                 # Straight into the output's rows: no second (misses x dim) matrix to copy from.
-                _, tokens = compute([texts[i] for i in todo], out=out, rows=todo)
+                tokens = compute(todo, out)
             finally:
                 m = self.meter.end(window)
             cost_j, cost_s = split_cost(m.net_joules, tokens), split_cost(m.seconds, tokens)
             joules[todo], seconds[todo] = cost_j, cost_s
-            stored_j = self._stored_cost(m, tokens, cost_j)
+            stored_j = self._stored_cost(namespace, m, tokens, cost_j)
             if stored_j is not None:
-                # The shard needs the new rows contiguous: the output itself when every text was a new,
+                # The shard needs the new rows contiguous: the output itself when every key was a new,
                 # distinct one (a cold cache), else a copy of just those rows.
-                self.cache.store(self.namespace, keys[todo], out if len(todo) == len(out) else out[todo],
+                self.cache.store(namespace, keys[todo], out if len(todo) == len(out) else out[todo],
                                  stored_j, cost_s)
                 self.ledger.stored += len(todo)
-            # Repeats of a text encoded just now take its row and its cost.
-            source = first[np.ravel(inverse)]  # each text's first occurrence
-            repeats = np.flatnonzero(~served.found & (source != np.arange(len(texts))))
+            # Repeats of a key computed just now take its row and its cost.
+            source = first[np.ravel(inverse)]  # each key's first occurrence
+            repeats = np.flatnonzero(~served.found & (source != np.arange(len(keys))))
             out[repeats] = out[source[repeats]]
             joules[repeats], seconds[repeats] = joules[source[repeats]], seconds[source[repeats]]
-        # Everything not encoded just now (hits and repeats) is charged its measured cost.
-        charged = np.ones(len(texts), dtype=bool)
+        # Everything not computed just now (hits and repeats) is charged its measured cost.
+        charged = np.ones(len(keys), dtype=bool)
         charged[todo] = False
         self.ledger.hits += int(charged.sum())
         self.ledger.misses += len(todo)
@@ -82,15 +90,15 @@ class CachedEncoding:
         self.ledger.charged_seconds += float(seconds[charged].sum())
         return out
 
-    def _stored_cost(self, m, tokens: np.ndarray, measured: np.ndarray) -> np.ndarray | None:
-        """What the cache keeps as these texts' cost: as measured when the window was resolved (which
+    def _stored_cost(self, namespace: str, m, tokens: np.ndarray, measured: np.ndarray) -> np.ndarray | None:
+        """What the cache keeps as these keys' cost: as measured when the window was resolved (which
         also adds to the encode rate), else the encode rate's share; None (store nothing) before a rate."""
         if not m.below_resolution:
-            self.cache.add_to_encode_rate(self.namespace, m.net_joules, int(tokens.sum()))
+            self.cache.add_to_encode_rate(namespace, m.net_joules, int(np.sum(tokens)))
             return measured
-        rate = self.cache.encode_rate(self.namespace)
+        rate = self.cache.encode_rate(namespace)
         if rate is None:
-            log.debug("encode of %d texts below the meter's resolution and no encode rate yet: not cached",
+            log.debug("compute of %d keys below the meter's resolution and no encode rate yet: not cached",
                       len(tokens))
             return None
         return rate * np.asarray(tokens, dtype=np.float64)

@@ -17,11 +17,11 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from rightsize.cache import CacheLedger, EmbeddingCache
+from rightsize.cache import CacheLedger, EmbeddingCache, text_keys
 from rightsize.cached_encoding import CachedEncoding
 from rightsize.errors import RightsizeError
 from rightsize.models import checked_folder, count_parameters
@@ -144,8 +144,9 @@ class Encoder:
         return {"runtime": self.runtime, "onnx_file": self.onnx.path.name,
                 "onnx_cosine_to_torch": self.onnx.check_cosine}
 
-    def _namespace(self) -> str:
-        """The cache namespace: what the vectors depend on, and what their encoding costs depend on."""
+    def _namespace(self, **recipe: Any) -> str:
+        """The cache namespace: what the vectors depend on, and what their encoding costs depend on;
+        ``recipe`` names vectors other than the sentence embeddings made from the same configuration."""
         assert self.cache is not None and self.meter is not None and self.folder is not None
         facts = {
             "model": self.model_id, "weights_sha256": self.cache.weights_hash(self.folder),
@@ -160,6 +161,7 @@ class Encoder:
         }
         if self.runtime != "torch":  # only then: torch namespaces written before the knob keep their entries
             facts["runtime"] = self.runtime
+        facts.update(recipe)
         namespace = self.cache.namespace(**facts)
         self.cache.describe_namespace(namespace, facts)
         return namespace
@@ -178,6 +180,21 @@ class Encoder:
             self.ledger.misses += len(texts)
             return vectors
         return self.cached.encode(texts, self._compute, self.dimension)
+
+    def derived_vectors(self, recipe: dict[str, Any], names: Sequence[str], dim: int,
+                        compute: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+        """Vectors made from this encoder's model other than its sentence embeddings (a static model's
+        token vectors), one per name (float32, ``dim`` wide). ``compute(todo, out)`` fills the rows
+        ``todo`` of ``out`` and returns the tokens each took. With a cache they are served, stored and
+        charged as encodes are, in the namespace of this configuration plus ``recipe``."""
+        if self.st is None:
+            raise RuntimeError("Encoder.derived_vectors called before load()")
+        if self.cached is None:
+            out = np.empty((len(names), dim), dtype=np.float32)
+            compute(np.arange(len(names)), out)
+            self.ledger.misses += len(names)
+            return out
+        return self.cached.serve(self._namespace(**recipe), text_keys(names), dim, compute)
 
     def _compute(self, texts: Sequence[str], out: np.ndarray | None = None,
                  rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,9 @@ special tokens (``[CLS] token [SEP]``), and its output is mean-pooled into one v
 PCA reduces the vectors to ``pca_dims``, and Zipf/SIF weighting (``sif / (sif + p(rank))``, the
 token id as a frequency rank) scales down frequent tokens. The result is a
 :class:`model2vec.StaticModel` over the encoder's own tokenizer: a text's vector is the mean of its
-tokens' vectors, a table look-up instead of a transformer.
+tokens' vectors, a table look-up instead of a transformer. The pooled token vectors (the costly
+step) go through the encoder's embedding cache when it has one, so static models that differ only
+in PCA width or SIF weighting share one pass, each charged its stored cost.
 
 Why this step is written here instead of calling ``model2vec.distill``: in model2vec 0.10 that
 module needs its ``distill`` extra, which pins ``transformers<5.4`` (rightsize runs 5.x) and adds
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 
 UNUSED_TOKEN = re.compile(r"\[unused\d+\]")  # BERT's placeholders: never produced from text
 DISTILL_BATCH = 512  # token sequences per forward pass (each 3 tokens long: a batch is small)
+TOKEN_VECTORS = "static token vectors, mean-pooled"  # their recipe, in the cache's namespace
 
 
 def distill_static(encoder: "Encoder", *, pca_dims: int | None, sif_coefficient: float | None,
@@ -53,7 +56,7 @@ def distill_static(encoder: "Encoder", *, pca_dims: int | None, sif_coefficient:
     tokens = sorted(vocabulary, key=vocabulary.__getitem__)
     kept = np.array([not UNUSED_TOKEN.fullmatch(t) for t in tokens])
     prefix, suffix = _special_tokens(tokenizer)
-    pooled = token_vectors(encoder, np.flatnonzero(kept), prefix, suffix, progress)
+    pooled = cached_token_vectors(encoder, np.flatnonzero(kept), prefix, suffix, progress)
     reduced = pca(pooled, pca_dims)
     reduced *= sif_weights(len(reduced), sif_coefficient)[:, None]
     vectors = np.zeros((size, reduced.shape[1]), dtype=np.float32)
@@ -64,6 +67,22 @@ def distill_static(encoder: "Encoder", *, pca_dims: int | None, sif_coefficient:
               "encoder_params": int(encoder.params)}
     return StaticModel(vectors=vectors, tokenizer=backend, config=config, normalize=True,
                        base_model_name=Path(encoder.model_id).name, max_length=max_length)
+
+
+def cached_token_vectors(encoder: "Encoder", ids: np.ndarray, prefix: Sequence[int], suffix: Sequence[int],
+                         progress: bool = False) -> np.ndarray:
+    """:func:`token_vectors` through the encoder's embedding cache, when it has one: configs that
+    differ only in what comes after (PCA width, SIF weighting, the head) run the vocabulary through
+    the encoder once, and each is charged that pass's stored cost (the cache's energy rule)."""
+    width = len(prefix) + 1 + len(suffix)
+
+    def compute(todo: np.ndarray, out: np.ndarray) -> np.ndarray:
+        out[todo] = token_vectors(encoder, ids[todo], prefix, suffix, progress)
+        return np.full(len(todo), width)
+
+    recipe = {"vectors": TOKEN_VECTORS, "prefix": list(prefix), "suffix": list(suffix), "batch": DISTILL_BATCH}
+    hidden = encoder.st[0].model.config.hidden_size
+    return encoder.derived_vectors(recipe, [str(i) for i in ids], hidden, compute)
 
 
 def token_vectors(encoder: "Encoder", ids: np.ndarray, prefix: Sequence[int], suffix: Sequence[int],

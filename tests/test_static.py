@@ -5,9 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import ScriptedCounter
+from rightsize.cache import EmbeddingCache
 from rightsize.cost_model import CostModel, compute_weights_of
 from rightsize.encoder import Encoder
 from rightsize.energy import make_meter
+from rightsize.energy.meter import Meter
 from rightsize.evaluate import EvalPlan, evaluate_rung
 from rightsize.rungs import RunContext, RungSpec, build_rung
 from rightsize.static_embeddings import _special_tokens, distill_static, pca, sif_weights, token_vectors
@@ -125,3 +128,51 @@ def test_a_bad_knob_is_one_line_and_exit_2(tiny_task, tiny_encoder, tmp_path, kn
     ladder.write_text(f"rungs:\n  - {{name: s, kind: static, model: '{tiny_encoder}', {knob}: {value}}}\n")
     result = invoke("evaluate", tiny_task, "--ladder", ladder, "--out", tmp_path / "run", "--meter", "estimate")
     assert_one_line_error(result, str(ladder), message)
+
+
+@pytest.fixture
+def token_counter(monkeypatch) -> ScriptedCounter:
+    """A counter charged 1 J for each vocabulary token the distillation runs through the encoder."""
+    from rightsize import static_embeddings
+
+    counter = ScriptedCounter()
+    real = static_embeddings.token_vectors
+
+    def counted(encoder, ids, *args, **kwargs):
+        counter.joules += float(len(ids))
+        return real(encoder, ids, *args, **kwargs)
+
+    monkeypatch.setattr(static_embeddings, "token_vectors", counted)
+    return counter
+
+
+def test_static_configs_that_differ_after_the_token_pass_share_it_and_each_is_charged_its_cost(
+        data, tiny_encoder, tmp_path, token_counter):
+    context, meter = RunContext(cache=EmbeddingCache(tmp_path / "c")), Meter([token_counter])
+    first = evaluate_rung(data, static(tiny_encoder, pca_dims=8), meter, context, EvalPlan())
+    assert first.status == "ok", first.error
+    assert first.joules["fit"] == pytest.approx(VOCABULARY) and first.joules_spent == first.joules
+    assert (first.cache["hits"], first.cache["misses"]) == (0, VOCABULARY)
+
+    for knobs in ({"pca_dims": 16}, {"pca_dims": 16, "sif_coefficient": None}):
+        before = token_counter.joules
+        second = evaluate_rung(data, static(tiny_encoder, **knobs), meter, context, EvalPlan())
+        assert token_counter.joules == before  # no token went through the encoder again
+        assert (second.cache["hits"], second.cache["misses"]) == (VOCABULARY, 0)
+        assert second.joules_spent["fit"] == 0.0
+        assert second.joules["fit"] == pytest.approx(first.joules["fit"])  # charged the pass it reused
+        cold = evaluate_rung(data, static(tiny_encoder, **knobs), meter, RunContext(), EvalPlan())
+        assert cold.joules_spent["fit"] == pytest.approx(VOCABULARY)  # without the cache: the whole pass
+        assert second.predictions == cold.predictions
+        assert second.metrics == cold.metrics and second.n_params == cold.n_params
+
+
+def test_the_token_pass_is_shared_only_within_one_encoder_configuration(data, tiny_encoder, tmp_path, token_counter):
+    context, meter = RunContext(cache=EmbeddingCache(tmp_path / "c")), Meter([token_counter])
+    evaluate_rung(data, RungSpec("probe", "probe", str(tiny_encoder)), meter, context, EvalPlan())
+    assert token_counter.joules == 0.0  # sentence embeddings are not token vectors
+    evaluate_rung(data, static(tiny_encoder), meter, context, EvalPlan())
+    assert token_counter.joules == VOCABULARY
+    other = evaluate_rung(data, static(tiny_encoder, threads=1), meter, context, EvalPlan())
+    assert token_counter.joules == 2 * VOCABULARY  # another thread count costs otherwise: its own pass
+    assert other.cache["misses"] == VOCABULARY
