@@ -9,12 +9,12 @@ kernels and thread pool) than under torch; a right-sizing tool measures that rat
   sequence axes dynamic, by the TorchScript exporter (opset 17) and, where that fails or its graph
   does not reproduce torch, by ``torch.onnx.export(dynamo=True)`` (opset 18; it captures Gemma 3,
   which TorchScript does not). TorchScript first because onnxruntime runs its graph faster: with
-  MiniLM-L6 at one thread its fp32 graph ran 1.02x torch against the dynamo graph's 0.83x, and int8
-  1.58x against 1.17x (same vectors; the dynamo graph keeps GELU unfused and slices around its
-  attention); it also exports in 3 s instead of 25 s. onnxruntime's BERT fusion pass
-  (Attention, SkipLayerNormalization, EmbedLayerNormalization) made it slower still (0.84x fp32,
-  1.39x int8), so it is not run. Every export is checked against torch on texts of other lengths
-  and another batch size (cosine >= :data:`CHECK_COSINE`) before it is used.
+  MiniLM-L6 at one thread, in one process, its fp32 graph took 0.99x torch's CPU time against the
+  dynamo graph's 0.81x, int8 1.44x against 1.18x, same vectors (the dynamo graph keeps GELU unfused
+  and slices around its attention); it also exports in 3 s instead of 25 s. onnxruntime's BERT
+  fusion pass (Attention, SkipLayerNormalization, EmbedLayerNormalization) made it slower (0.84x
+  fp32, 1.39x int8), so it is not run. Every export is checked against torch on texts of other
+  lengths and another batch size (cosine >= :data:`CHECK_COSINE`) before it is used.
 * int8: onnxruntime's dynamic quantization of the fp32 export: MatMul weights int8 per output
   channel, activations quantized per batch as it runs. MatMuls that narrow their input (the
   feed-forward down-projection, whose input after the activation carries outliers) stay fp32.
@@ -23,8 +23,8 @@ kernels and thread pool) than under torch; a right-sizing tool measures that rat
   300 texts). The vectors come first; throughput and why 0.99 is out of reach of per-tensor
   activation scales are in benchmarks/README.md.
 * Cache: ``<embedding cache root>/onnx/<key>/model.onnx``, key = sha256 of the weights' hash, layers,
-  attention kernel, precision, :data:`RECIPE` and the torch / onnx / onnxruntime versions; written in a temporary
-  folder and renamed into place. Without an embedding cache (``--no-cache``) the export lives in a
+  attention kernel, precision, :data:`RECIPE` and the torch / onnx / onnxruntime versions; written
+  in a temporary folder and renamed into place. Without an embedding cache (``--no-cache``) the export lives in a
   temporary folder for the encoder's lifetime.
 * Threads: the session's ``intra_op_num_threads`` is the ``threads`` knob (unset: onnxruntime's
   default, one per physical core); spinning idle threads is off, so waiting costs no CPU time.
