@@ -142,7 +142,7 @@ class Encoder:
         if self.onnx is None:
             return {"runtime": self.runtime}
         return {"runtime": self.runtime, "onnx_file": self.onnx.path.name,
-                "onnx_cosine_to_torch": self.onnx.check_cosine}
+                "onnx_cosine_to_torch": self.onnx.check_cosine, "onnx_exporter": self.onnx.exporter}
 
     def _namespace(self, **recipe: Any) -> str:
         """The cache namespace: what the vectors depend on, and what their encoding costs depend on;

@@ -44,6 +44,7 @@ def test_fp32_export_gives_the_torch_vectors(tiny_encoder, exports):
     assert cosines(enc.encode(TEXTS), torch_vectors).min() >= 0.999
     facts = enc.runtime_facts()
     assert facts["runtime"] == "onnx" and facts["onnx_cosine_to_torch"] >= onnx_runtime.CHECK_COSINE
+    assert facts["onnx_exporter"] == "torchscript"  # the first exporter: onnxruntime runs its graph faster
     assert enc.params == encoder(tiny_encoder).params  # counted on the torch module, before export
 
 
@@ -59,6 +60,49 @@ def test_int8_quantizes_the_matmuls_that_do_not_narrow(tiny_encoder, exports):
     float_weights = [shapes[n.input[1]] for n in graph.node if n.op_type == "MatMul" and n.input[1] in shapes]
     assert float_weights == [(64, 32), (64, 32)]
     assert cosines(enc.encode(TEXTS), encoder(tiny_encoder).encode(TEXTS)).min() >= 0.99
+
+
+def test_an_encoder_torchscript_cannot_export_goes_through_dynamo(tiny_encoder, tmp_path, monkeypatch):
+    def fails(*args):
+        raise RuntimeError("TorchScript cannot trace this\nsecond line")
+
+    monkeypatch.setitem(onnx_runtime._EXPORTERS, "torchscript", fails)
+    enc = encoder(tiny_encoder, tmp_path, runtime="onnx")
+    assert enc.runtime_facts()["onnx_exporter"] == "dynamo"
+    assert cosines(enc.encode(TEXTS), encoder(tiny_encoder).encode(TEXTS)).min() >= 0.999
+
+
+def test_an_export_no_exporter_reproduces_is_one_line_naming_each(tiny_encoder, tmp_path, monkeypatch):
+    import onnx
+    from onnx import TensorProto, helper
+
+    def fails(*args):
+        raise RuntimeError("cannot capture this\nsecond line")
+
+    def off(st, path, opset):  # a graph that runs but computes other vectors (its check says so)
+        io = [helper.make_tensor_value_info(n, TensorProto.INT64, None) for n in ("input_ids", "out")]
+        graph = helper.make_graph([helper.make_node("Identity", ["input_ids"], ["out"])], "off", io[:1], io[1:])
+        onnx.save(helper.make_model(graph), str(path))
+
+    monkeypatch.setitem(onnx_runtime._EXPORTERS, "torchscript", fails)
+    monkeypatch.setitem(onnx_runtime._EXPORTERS, "dynamo", off)
+    monkeypatch.setattr(onnx_runtime, "_check", lambda st, enc: 0.5)
+    with pytest.raises(RightsizeError) as info:
+        encoder(tiny_encoder, tmp_path, runtime="onnx")
+    message = str(info.value)
+    assert "\n" not in message and "torchscript: RuntimeError: cannot capture this" in message
+    assert "dynamo: cosine 0.5000 < 0.999" in message and message.endswith("use runtime torch")
+    assert not any((tmp_path / "onnx").rglob("model.onnx"))  # nothing half-made is kept
+
+
+def test_a_new_export_recipe_makes_new_exports(monkeypatch):
+    facts = {"model": "m", "weights_sha256": "abc", "layers": None, "attn_implementation": "sdpa", "precision": "int8"}
+    before = onnx_runtime.export_key(facts)
+    monkeypatch.setitem(onnx_runtime.RECIPE, "exporters", (("dynamo", 18),))
+    assert onnx_runtime.export_key(facts) != before
+    monkeypatch.undo()
+    monkeypatch.setitem(onnx_runtime.RECIPE, "int8", {**onnx_runtime.RECIPE["int8"], "per_channel": False})
+    assert onnx_runtime.export_key(facts) != before
 
 
 def test_exports_are_reused_and_keyed_by_what_the_graph_depends_on(tiny_encoder, exports, monkeypatch):
