@@ -63,7 +63,8 @@ def draw_cascades(view: CascadeView) -> Figure:
                     label="single rung (measured)")
         for p in singles:
             if p.key in view.labelled:
-                ax.annotate(p.name, (p.x, p.y), xytext=(6, -12), textcoords="offset points", fontsize=8.5)
+                ax.annotate(p.name, (p.x, p.y), xytext=(6, -12), textcoords="offset points", fontsize=8.5, zorder=6,
+                            bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
     for i, curve in enumerate(view.curves):
         colour = CURVE_COLOURS[i % len(CURVE_COLOURS)]
         ax.plot(curve.x, curve.y, "--", marker=".", ms=3, lw=1.2, color=colour, zorder=3,
