@@ -21,31 +21,47 @@ from pathlib import Path
 
 import yaml
 
-from rightsize import recommend as policy
+from rightsize.adequacy import comparable, judge
+from rightsize.naming import variant_labels
 from rightsize.results import RunLog
 from rightsize.tables import human_joules
 
 LADDER = Path(__file__).resolve().parent.parent / "rightsize" / "ladders" / "cascades.yaml"
 
 
-def _entries(run_dir: Path) -> tuple[policy.Recommendation, list[dict]]:
-    rec = policy.recommend(RunLog(run_dir, create=False).records())
-    return rec, rec.configs
+def _entries(run_dir: Path, split: str) -> tuple[str, list[dict]]:
+    """The metric and, per config scored on ``split``, its figures and the policy's adequacy there
+    (one bootstrap over the configs compared, Holm-corrected, as ``rightsize recommend`` judges)."""
+    records = RunLog(run_dir, create=False).records()
+    group = comparable(records, split)
+    if not group:
+        raise SystemExit(f"{run_dir}: no ok {split} records")
+    metric = group[-1].metric
+    verdicts = judge(group, group[-1].target, metric, adjust="holm").verdicts
+    labels = variant_labels(group)
+    return metric, [{"config": labels[r.key], "rung": r.rung, "settings": r.config or {}, "metric": r.score(metric),
+                     "ci": r.interval(metric), "joules_per_query": r.joules_per_query,
+                     "adequate": verdicts[r.key].adequate, "answered_share": (r.facts or {}).get("answered_share")}
+                    for r in group]
+
+
+def _cascade(e: dict) -> bool:
+    return e["settings"].get("kind") == "cascade"
 
 
 def tuned_thresholds(run_dir: Path) -> dict[str, float]:
     """Per cascade rung, the threshold chosen on validation."""
-    _, entries = _entries(run_dir)
+    _, entries = _entries(run_dir, "validation")
     by_rung: dict[str, list[dict]] = {}
     for e in entries:
-        if (e["config"] or {}).get("kind") == "cascade":
+        if _cascade(e):
             by_rung.setdefault(e["rung"], []).append(e)
     chosen = {}
     for rung, members in by_rung.items():
         adequate = [e for e in members if e["adequate"]]
         best = (min(adequate, key=lambda e: e["joules_per_query"]) if adequate
                 else max(members, key=lambda e: (e["metric"], -e["joules_per_query"])))
-        chosen[rung] = best["config"].get("threshold", 0.9)  # a config leaves out a default knob
+        chosen[rung] = best["settings"].get("threshold", 0.9)  # a config leaves out a default knob
     return chosen
 
 
@@ -65,29 +81,21 @@ def confirm(task: str, thresholds: dict[str, float], out: Path, limit: int, trai
                    check=False)
 
 
-def rows(run_dir: Path, thresholds: dict[str, float] | None = None) -> tuple[policy.Recommendation, list[dict]]:
-    """One row per single rung and per cascade (at ``thresholds``, or every cascade config measured)."""
-    rec, entries = _entries(run_dir)
-    records = {r.key: r for r in RunLog(run_dir, create=False).records()}
-    out = []
-    for e in entries:
-        config = e["config"] or {}
-        cascade = config.get("kind") == "cascade"
-        if cascade and thresholds is not None and config.get("threshold", 0.9) != thresholds.get(e["rung"]):
-            continue
-        facts = records[e["key"]].facts or {}
-        out.append({"config": e["label"], "rung": e["rung"], "cascade": cascade, "metric": e["metric"], "ci": e["ci"],
-                    "joules_per_query": e["joules_per_query"], "adequate": e["adequate"],
-                    "answered_share": facts.get("answered_share") if cascade else None})
-    return rec, out
+def rows(run_dir: Path, split: str, thresholds: dict[str, float]) -> tuple[str, list[dict]]:
+    """One row per single rung and per cascade at its tuned threshold."""
+    metric, entries = _entries(run_dir, split)
+    singles = sorted((e for e in entries if not _cascade(e)), key=lambda e: e["joules_per_query"])
+    cascades = sorted((e for e in entries if _cascade(e) and e["settings"].get("threshold", 0.9) == thresholds.get(e["rung"])),
+                      key=lambda e: e["joules_per_query"])
+    return metric, singles + [{**e, "config": f"{e['rung']} (threshold={thresholds[e['rung']]:g})"} for e in cascades]
 
 
-def verdict(rec: policy.Recommendation, table: list[dict], split: str) -> str:
-    singles = [r for r in table if not r["cascade"]]
+def verdict(table: list[dict], split: str) -> str:
+    singles = [r for r in table if not _cascade(r)]
     adequate_singles = [r for r in singles if r["adequate"]]
     cheapest = min(adequate_singles, key=lambda r: r["joules_per_query"]) if adequate_singles else None
     words = []
-    for c in (r for r in table if r["cascade"]):
+    for c in (r for r in table if _cascade(r)):
         if not c["adequate"]:
             words.append(f"`{c['config']}` is not adequate on {split}")
         elif cheapest is None:
@@ -101,14 +109,14 @@ def verdict(rec: policy.Recommendation, table: list[dict], split: str) -> str:
     return "; ".join(words) + "."
 
 
-def markdown(rec: policy.Recommendation, table: list[dict], split: str) -> str:
-    lines = [f"| {split} | {rec.metric} [95% CI] | J/query | answered by stage | adequate |", "|---|---:|---:|---|---|"]
+def markdown(metric: str, table: list[dict], split: str) -> str:
+    lines = [f"| {split} | {metric} [95% CI] | J/query | answered by stage | adequate |", "|---|---:|---:|---|---|"]
     for r in table:
         ci = f" [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" if r["ci"] else ""
-        share = " · ".join(f"{s:.0%}" for s in r["answered_share"]) if r["answered_share"] else "-"
+        share = " · ".join(f"{s:.0%}" for s in r["answered_share"]) if _cascade(r) and r["answered_share"] else "-"
         lines.append(f"| `{r['config']}` | {r['metric']:.3f}{ci} | {human_joules(r['joules_per_query'])} | {share} "
                      f"| {'yes' if r['adequate'] else 'no'} |")
-    return "\n".join(lines) + "\n\n" + verdict(rec, table, split)
+    return "\n".join(lines) + "\n\n" + verdict(table, split)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -120,15 +128,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--train-limit", type=int, default=1000)
     args = p.parse_args(argv)
     thresholds = tuned_thresholds(args.run_dir)
-    rec, table = rows(args.run_dir, thresholds)
+    metric, table = rows(args.run_dir, "validation", thresholds)
     print(f"thresholds tuned on validation: {json.dumps(thresholds)}\n")
-    print(markdown(rec, table, "validation"))
+    print(markdown(metric, table, "validation"))
     result = {"task": args.task, "thresholds": thresholds, "validation": table}
     if args.confirm:
         if not (args.confirm / "runs.jsonl").exists():
             confirm(args.task, thresholds, args.confirm, args.limit, args.train_limit)
-        test_rec, test_table = rows(args.confirm)
-        print("\n" + markdown(test_rec, test_table, "test"))
+        _, test_table = rows(args.confirm, "test", thresholds)
+        print("\n" + markdown(metric, test_table, "test"))
         result["test"] = test_table
     json.dump(result, sys.stderr)
 
