@@ -85,8 +85,8 @@ def rows(run_dir: Path, split: str, thresholds: dict[str, float]) -> tuple[str, 
     """One row per single rung and per cascade at its tuned threshold."""
     metric, entries = _entries(run_dir, split)
     singles = sorted((e for e in entries if not _cascade(e)), key=lambda e: e["joules_per_query"])
-    cascades = sorted((e for e in entries if _cascade(e) and e["settings"].get("threshold", 0.9) == thresholds.get(e["rung"])),
-                      key=lambda e: e["joules_per_query"])
+    tuned = [e for e in entries if _cascade(e) and e["settings"].get("threshold", 0.9) == thresholds.get(e["rung"])]
+    cascades = sorted(tuned, key=lambda e: e["joules_per_query"])
     return metric, singles + [{**e, "config": f"{e['rung']} (threshold={thresholds[e['rung']]:g})"} for e in cascades]
 
 

@@ -48,6 +48,12 @@ class CascadeView:
     labelled: Sequence[str] = field(default_factory=tuple)  # keys of the singles to name
 
 
+def _with_intervals(ax, points: Sequence[Point], **style) -> None:
+    """Measured points with their 95% interval bars."""
+    ax.errorbar([p.x for p in points], [p.y for p in points], capsize=3, **style,
+                yerr=[[max(p.y - p.lo, 0) for p in points], [max(p.hi - p.y, 0) for p in points]])
+
+
 def draw_cascades(view: CascadeView) -> Figure:
     """Build the figure (not saved). Raises ValueError when there is nothing to plot."""
     xs = [p.x for p in view.singles if p.x > 0] + [x for c in view.curves for x in c.x if x > 0]
@@ -57,10 +63,8 @@ def draw_cascades(view: CascadeView) -> Figure:
     ax = fig.add_axes((0.08, 0.2, 0.62, 0.7))
     singles = [p for p in view.singles if p.x > 0]
     if singles:
-        ax.errorbar([p.x for p in singles], [p.y for p in singles],
-                    yerr=[[max(p.y - p.lo, 0) for p in singles], [max(p.hi - p.y, 0) for p in singles]],
-                    fmt="o", ms=7, color=OKABE_ITO["black"], mfc="white", capsize=3, zorder=4,
-                    label="single rung (measured)")
+        _with_intervals(ax, singles, fmt="o", ms=7, color=OKABE_ITO["black"], mfc="white", zorder=4,
+                        label="single rung (measured)")
         for p in singles:
             if p.key in view.labelled:
                 ax.annotate(p.name, (p.x, p.y), xytext=(6, -12), textcoords="offset points", fontsize=8.5, zorder=6,
@@ -74,10 +78,8 @@ def draw_cascades(view: CascadeView) -> Figure:
                 ax.annotate(f"{t:g}", (x, y), xytext=(-4, 4), textcoords="offset points", fontsize=7.5,
                             color=colour, ha="right")
         if curve.measured:
-            ax.errorbar([p.x for p in curve.measured], [p.y for p in curve.measured],
-                        yerr=[[max(p.y - p.lo, 0) for p in curve.measured], [max(p.hi - p.y, 0) for p in curve.measured]],
-                        fmt="*", ms=12, color=colour, mec="black", mew=0.6, capsize=3, zorder=5,
-                        label=textwrap.fill(f"{curve.name} (measured)", 34))
+            _with_intervals(ax, curve.measured, fmt="*", ms=12, color=colour, mec="black", mew=0.6, zorder=5,
+                            label=textwrap.fill(f"{curve.name} (measured)", 34))
     if view.target is not None:
         ax.axhline(view.target, color=GREY, ls=":", lw=1, label=textwrap.fill(view.target_label or "target", 34))
     ax.set_xscale("log")

@@ -7,7 +7,7 @@ labels on the configs a reader acts on (the recommended, the largest, the front)
 while they fit; label boxes placed in display space so that none overlaps another label, a point
 or the axes edge; a label that cannot be placed cleanly is dropped rather than drawn over another
 (the recommended and the largest are placed first, so they always get the best spot). The plot
-knows nothing about the policy: :mod:`rightsize.report` decides what is adequate, recommended and
+knows nothing about the policy: :mod:`rightsize.report_document` decides what is adequate, recommended and
 on the front.
 """
 

@@ -86,9 +86,10 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *, quer
         curves_path = out / "cascades.json" if curves else None
         if curves_path:
             curves_path.write_text(json.dumps(curves_json(rec, curves), indent=1) + "\n", encoding="utf-8")
+        cascades_plot = charts["cascades"][0].name if "cascades" in charts else None
         doc = document(rec, group, failed, environments, study, plot_name=plots[0].name, pruned=pruned,
                        charts={name: paths[0].name for name, paths in charts.items()},
-                       cascades=cascade_blocks(rec, curves, charts["cascades"][0].name if "cascades" in charts else None))
+                       cascades=cascade_blocks(rec, curves, cascades_plot))
         plots += [p for paths in charts.values() for p in paths]
         md_path.write_text(to_markdown(doc), encoding="utf-8")
         html_path.write_text(to_html(doc, title=f"rightsize report — {rec.task}", plots=plots), encoding="utf-8")

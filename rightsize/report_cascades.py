@@ -46,8 +46,8 @@ def cascade_view(rec: policy.Recommendation, curves: Sequence[CascadeCurve],
     singles = [_point(e) for e in rec.configs if (e["config"] or {}).get("kind") != "cascade"]
     stage_rungs = {name for c in curves for name in c.stages}
     labelled = [p.key for p in singles if len(singles) <= LABEL_ALL_UP_TO or entries[p.key]["rung"] in stage_rungs]
-    lines = [CurveLine(name=c.name, thresholds=[p.threshold for p in c.points], x=[p.joules_per_query for p in c.points],
-                       y=[p.metric for p in c.points],
+    lines = [CurveLine(name=c.name, thresholds=[p.threshold for p in c.points],
+                       x=[p.joules_per_query for p in c.points], y=[p.metric for p in c.points],
                        measured=[_point(entries[r.key]) for r in c.measured if r.key in entries])
              for c in curves if c.points]
     target = Target.from_any(rec.target)
@@ -119,14 +119,17 @@ def cascade_blocks(rec: policy.Recommendation, curves: Sequence[CascadeCurve], p
         if c.missing:
             blocks.append(("p", f"No curve: {c.missing}."))
         else:
-            rows = [[f"{p.threshold:g}", _ci(p.metric, p.ci), human_joules(p.joules_per_query), _shares(c, p.answered_share),
-                     "yes" if p.metric >= line else "no"] for p in c.at(TABLE_THRESHOLDS)]
-            blocks.append(("table", ["threshold", f"{rec.metric} [95% CI] (derived)", "J/query (derived)",
-                                     "answered by stage", "at or above the target line (a guide, not adequacy)"], rows, "lrrll"))
+            rows = [[f"{p.threshold:g}", _ci(p.metric, p.ci), human_joules(p.joules_per_query),
+                     _shares(c, p.answered_share), "yes" if p.metric >= line else "no"] for p in c.at(TABLE_THRESHOLDS)]
+            headers = ["threshold", f"{rec.metric} [95% CI] (derived)", "J/query (derived)", "answered by stage",
+                       "at or above the target line (a guide, not adequacy)"]
+            blocks.append(("table", headers, rows, "lrrll"))
             blocks.append(("p", _verdict(rec, c, line)))
-        rows = [[f"`{entries[r.key]['label']}`", _measured_thresholds(r), _ci(entries[r.key]["metric"], entries[r.key]["ci"]),
+        measured = [(r, entries[r.key]) for r in c.measured if r.key in entries]
+        rows = [[f"`{e['label']}`", _measured_thresholds(r), _ci(e["metric"], e["ci"]),
                  human_joules(r.joules_per_query), _shares(c, (r.facts or {}).get("answered_share") or ()),
-                 "yes" if entries[r.key]["adequate"] else "no"] for r in c.measured if r.key in entries]
+                 "yes" if e["adequate"] else "no"]
+                for r, e in measured]
         if rows:
             blocks.append(("table", ["config (measured)", "thresholds", f"{rec.metric} [95% CI]", "J/query",
                                      "answered by stage", "adequate"], rows, "llrrll"))
@@ -151,9 +154,10 @@ def curves_json(rec: policy.Recommendation, curves: Sequence[CascadeCurve]) -> d
             "curve": {"derived": True, "how": DERIVED, "missing": c.missing,
                       "points": [_point_dict(p) for p in c.points],
                       "table": [_point_dict(p) for p in c.at(TABLE_THRESHOLDS)]},
-            "measured": [{"key": r.key, "label": entries[r.key]["label"], "thresholds": (r.facts or {}).get("thresholds"),
-                          "metric": entries[r.key]["metric"], "ci": entries[r.key]["ci"],
-                          "joules_per_query": r.joules_per_query, "answered_share": (r.facts or {}).get("answered_share"),
+            "measured": [{"key": r.key, "label": entries[r.key]["label"], "metric": entries[r.key]["metric"],
+                          "ci": entries[r.key]["ci"], "joules_per_query": r.joules_per_query,
+                          "thresholds": (r.facts or {}).get("thresholds"),
+                          "answered_share": (r.facts or {}).get("answered_share"),
                           "adequate": entries[r.key]["adequate"]} for r in c.measured if r.key in entries],
         } for c in curves],
     }
