@@ -98,6 +98,12 @@ class CacheLedger:
     def since(self, before: "CacheLedger") -> "CacheLedger":
         return CacheLedger(**{k: v - getattr(before, k) for k, v in self.__dict__.items()})
 
+    def rewind(self, before: "CacheLedger") -> None:
+        """Back to ``before``: forget work done since that is no phase's (texts stored stay stored)."""
+        for k, v in before.__dict__.items():
+            if k != "stored":
+                setattr(self, k, v)
+
     def keep_one_pass(self, before: "CacheLedger", passes: int) -> None:
         """Count what happened since ``before`` once, when the same work ran ``passes`` times."""
         for k, v in self.since(before).__dict__.items():

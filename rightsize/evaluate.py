@@ -192,21 +192,21 @@ def evaluate_rung(
             rung.on_epoch = watch
         _FitPhase(rung, record, meter, artifacts, data, watch).run(train_texts, train_labels)
         phase = "infer"
-        stop, repeats = None, []
+        stop, repeats, scored = None, [], texts
         with _charged(rung, record, "infer"):
             if watch is not None and watch.stop is not None:
                 record.joules["infer"] = record.seconds["infer"] = 0.0  # pruned in fit: none run
                 record.joules_gross["infer"] = 0.0
-                stop, labels, predicted = watch.stop, watch.labels, watch.predicted
+                stop, labels, predicted, scored = watch.stop, watch.labels, watch.predicted, watch.texts
             elif on_step is None:
                 predicted = _measured(meter, record, "infer", lambda: rung.predict(texts), rung, repeats)
             else:
                 kept, predicted, stop = _staged_infer(meter, record, rung, texts, labels, data.labels, steps,
                                                       on_step, context.seed, repeats)
-                labels = [labels[i] for i in kept]
+                labels, scored = [labels[i] for i in kept], [texts[i] for i in kept]
         _score(record, data, labels, predicted, context.seed)
         record.n_params = int(rung.n_params())
-        record.facts = rung.facts()
+        record.facts = {**rung.facts(), **rung.example_facts(scored)}
         record.joules_per_query = record.joules["infer"] / max(len(labels), 1)
         record.joules_per_query_spent = record.joules_spent["infer"] / max(len(labels), 1)
         record.joules_per_query_gross = record.joules_gross["infer"] / max(len(labels), 1)

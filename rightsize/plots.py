@@ -7,7 +7,7 @@ labels on the configs a reader acts on (the recommended, the largest, the front)
 while they fit; label boxes placed in display space so that none overlaps another label, a point
 or the axes edge; a label that cannot be placed cleanly is dropped rather than drawn over another
 (the recommended and the largest are placed first, so they always get the best spot). The plot
-knows nothing about the policy: :mod:`rightsize.report` decides what is adequate, recommended and
+knows nothing about the policy: :mod:`rightsize.report_document` decides what is adequate, recommended and
 on the front.
 """
 
@@ -114,11 +114,7 @@ def draw_pareto(view: ParetoView) -> Figure:
                    linewidths=0.6, zorder=6, label="recommended")
 
     _limits(ax, points, view.threshold)
-    lo, hi = ax.get_xlim()
-    # 1-2-5 ticks read well over a few decades; over more they collide, so decades only.
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if hi / lo < 1e3 else (1.0,)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: human_joules(v)))
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    joules_ticks(ax)
     ax.set_xlabel(view.x_label)
     ax.set_ylabel(f"{view.metric} on {view.split} — higher is better")
     ax.grid(True, which="major", color="#E5E5E5", lw=0.8, zorder=0)
@@ -134,6 +130,15 @@ def draw_pareto(view: ParetoView) -> Figure:
 
     _place_labels(fig, ax, view, points, by_key)
     return fig
+
+
+def joules_ticks(ax) -> None:
+    """Tick the log x axis (its limits set) in joules with units."""
+    lo, hi = ax.get_xlim()
+    # 1-2-5 ticks read well over a few decades; over more they collide, so decades only.
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if hi / lo < 1e3 else (1.0,)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: human_joules(v)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def save_pareto(view: ParetoView, out_dir: str | Path, formats: Sequence[str] = FORMATS,

@@ -86,7 +86,7 @@ class Record:
     references: list[int] | None = None  # per example, label indices into label_names
     predictions: list[int] | None = None
     n_params: int | None = None
-    facts: dict[str, Any] | None = None  # what the rung measured about its model
+    facts: dict[str, Any] | None = None  # what the rung measured about its model (a cascade: each stage per example)
     joules_per_query: float | None = None
     joules_per_query_spent: float | None = None
     joules_per_query_gross: float | None = None

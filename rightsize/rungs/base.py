@@ -180,6 +180,11 @@ class Rung(ABC):
         """Measured facts worth recording beside the metrics (dimensions, index size, dtype...)."""
         return {}
 
+    def example_facts(self, texts: Sequence[str]) -> dict[str, Any]:
+        """Facts per scored example (``texts`` in the record's order), gathered after the measured
+        inference and outside its cost: what a report needs to derive other settings' scores."""
+        return {}
+
     def close(self) -> None:
         """Release memory (models, indexes) once the rung is done."""
 

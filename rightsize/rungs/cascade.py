@@ -146,23 +146,44 @@ class CascadeRung(Rung):
                 classes, probs = stage.predict_proba(slice_texts)
                 self.temperatures[i] = fit_temperature(probs, classes, slice_labels)
         self.calibration_examples = len(slice_texts)
+        self.answered = [0] * len(self.stages)
+
+    def _calibrated(self, i: int, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """Stage ``i``'s classes and its temperature-scaled probabilities for ``texts``."""
+        classes, probs = self.stages[i].predict_proba(texts)
+        return list(classes), scale(np.asarray(probs, dtype=np.float64), self.temperatures[i])
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         labels: list[str | None] = [None] * len(texts)
         waiting = np.arange(len(texts))
-        self.answered = [0] * len(self.stages)
         thresholds = self.thresholds() + [0.0]  # the last stage answers all that reach it
-        for i, stage in enumerate(self.stages):
+        for i in range(len(self.stages)):
             if len(waiting) == 0:
                 break
-            classes, probs = stage.predict_proba([texts[j] for j in waiting])
-            calibrated = scale(np.asarray(probs, dtype=np.float64), self.temperatures[i])
+            classes, calibrated = self._calibrated(i, [texts[j] for j in waiting])
             sure = calibrated.max(axis=1) >= thresholds[i]
             for j, column in zip(waiting[sure], calibrated[sure].argmax(axis=1)):
                 labels[j] = classes[column]
-            self.answered[i] = int(sure.sum())
+            # Counted over every call since the fit: a staged inference predicts its split in parts.
+            self.answered[i] += int(sure.sum())
             waiting = waiting[~sure]
         return [str(label) for label in labels]
+
+    def example_facts(self, texts: Sequence[str]) -> dict[str, Any]:
+        """Every stage's answer and calibrated confidence on every scored example, so the report can
+        derive the accuracy at any other threshold (rightsize.cascade_curve). Stages run here on the
+        queries they did not get in the measured inference; that work is not the config's cost, so
+        the cache ledger is rewound to leave the record's cache figures those of its phases."""
+        before = self.ledger.snapshot()
+        try:
+            outputs = []
+            for i in range(len(self.stages)):
+                classes, calibrated = self._calibrated(i, texts)
+                outputs.append({"classes": classes, "predicted": calibrated.argmax(axis=1).tolist(),
+                                "confidence": [round(float(c), 6) for c in calibrated.max(axis=1)]})
+        finally:
+            self.ledger.rewind(before)
+        return {"stage_outputs": outputs}
 
     def n_params(self) -> int:
         return sum(stage.n_params() for stage in self.stages)
