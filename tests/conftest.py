@@ -31,6 +31,14 @@ def _own_embedding_cache(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("RIGHTSIZE_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
 
 
+@pytest.fixture(autouse=True)
+def _quick_energy_repeats(monkeypatch):
+    """Repeated inference windows of one pass each and a small budget: evaluations stay fast."""
+    from rightsize import energy_repeats
+
+    monkeypatch.setattr(energy_repeats, "POLICY", energy_repeats.RepeatPolicy(window_s=0.0, budget_s=0.5))
+
+
 class ScriptedCounter(StepFree):
     """Energy appears only where a test adds it."""
 
