@@ -110,7 +110,8 @@ def _shortfall(windows: Windows, cv: float | None, spent: float) -> str:
     if n < 2:
         return (f"not repeated: one window of {windows.passes} passes took {spent:.2g} s of the "
                 f"{policy.budget_s:g} s repeat budget")
-    return (f"CV {cv:.1%} over {n} windows of {windows.passes} passes; the {policy.budget_s:g} s repeat budget "
+    passes = f"{windows.passes} pass" + ("es" if windows.passes != 1 else "")
+    return (f"CV {cv:.1%} over {n} windows of {passes}; the {policy.budget_s:g} s repeat budget "
             "allows no longer windows" if cv is not None else f"no energy measured over {n} windows")
 
 

@@ -56,7 +56,7 @@ class Standing:
     """What the search knows at one moment: the cheapest adequate config (the incumbent), the cost
     rates measured, and which encoder configurations have already run."""
 
-    def __init__(self, records: list[Record], target, metric: str, cost=None):
+    def __init__(self, records: list[Record], target, metric: str, cost=None, cost_range=None):
         from rightsize.recommend import spec_from_config
 
         self.cost = CostModel()
@@ -66,7 +66,7 @@ class Standing:
                 spec = spec_from_config(r.rung, r.config)
                 self.cost.observe(spec, r)
                 self._encoders.add(_encoder_identity(spec))
-        judgement = judge(comparable([r for r in records if r.ok]), target, metric, cost=cost)
+        judgement = judge(comparable([r for r in records if r.ok]), target, metric, cost=cost, cost_range=cost_range)
         self.incumbent = judgement.cheapest_adequate
         self.best = judgement.best
 
