@@ -291,7 +291,7 @@ def check(records: Sequence[Record], current: Current, *, min_metric: float | No
         sample = (anchor.task, anchor.split, anchor.limit, anchor.seed)
         pool = comparable([r for r in records if (r.task, r.split, r.limit, r.seed) == sample])
     judgement = judge(pool, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules,
-                      adjust=adjust)
+                      cost_range=goal.joules_range, adjust=adjust)
     verdicts, cheapest = judgement.verdicts, judgement.cheapest_adequate
     source = anchor.energy_source or "unknown"
     labels = variant_labels([*pool, anchor])
