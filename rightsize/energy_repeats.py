@@ -4,8 +4,8 @@ The CPU-time estimate varies run to run (scheduling, caches, other load on the m
 inference served from the embedding cache (a probe's head, a kNN lookup) lasts a few milliseconds,
 where that jitter is tens of percent of one pass. So such an inference is measured in windows of
 equal work, each at least ``window_s`` long, ``repeats`` of them; while the CV across windows is
-above ``cv_target`` and the time budget allows, the windows are made ``growth`` times longer and
-measured again. The record says how many windows of how many passes, and whether the target was
+above ``cv_target`` and the time budget allows a round of windows at least twice as long, the
+windows are made up to ``growth`` times longer (as long as the budget left allows) and measured again. The record says how many windows of how many passes, and whether the target was
 met (docs/energy.md).
 """
 
@@ -29,7 +29,7 @@ class RepeatPolicy:
 
     window_s: float = 0.1  # each window runs passes until it is at least this long
     repeats: int = 5  # windows of equal work per round
-    growth: int = 4  # a further round's windows run this many times the passes
+    growth: int = 4  # a further round's windows run at most this many times the passes
     budget_s: float = 3.0  # seconds all windows of one inference may take (the first included)
     cv_target: float = 0.05  # the J/query CV across windows a record aims for
 
@@ -82,13 +82,16 @@ def repeat_windows(meter: Meter, work: Callable[[], Any], first_joules: float, f
         cv = out.cv
         if cv is not None and cv <= policy.cv_target:
             return out
-        longer = policy.repeats * window_s * policy.growth
-        if (len(out.joules_per_pass) < policy.repeats or spent + longer > policy.budget_s
-                or out.passes * policy.growth > MAX_INFER_PASSES or not still()):
+        # The next round's windows: `growth` times the passes, or as many as the budget left fits
+        # for a whole round; worth it only at twice the passes or more.
+        pass_s = window_s / out.passes
+        fits = int((policy.budget_s - spent) / (policy.repeats * pass_s)) if pass_s > 0 else MAX_INFER_PASSES
+        grown = min(out.passes * policy.growth, fits, MAX_INFER_PASSES)
+        if len(out.joules_per_pass) < policy.repeats or grown < 2 * out.passes or not still():
             out.note = _shortfall(out, cv, spent)
             return out
-        out.joules_per_pass, out.passes, out.rounds = [], out.passes * policy.growth, out.rounds + 1
-        window_s *= policy.growth
+        out.joules_per_pass, out.passes, out.rounds = [], grown, out.rounds + 1
+        window_s = grown * pass_s
 
 
 def _one_window(meter: Meter, work: Callable[[], Any], passes: int) -> tuple[float, float]:

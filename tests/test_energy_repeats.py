@@ -85,3 +85,13 @@ def test_an_inference_that_fills_the_cache_is_not_repeated_and_the_record_says_s
     assert not summary["cv_met"] and summary["note"].startswith("not repeated: the pass stored embeddings")
     # Deciding comparisons fall back to the point value.
     assert Record(joules_per_query=1.0, joules_per_query_repeats=summary).jpq_interval == (1.0, 1.0)
+
+
+def test_a_further_round_takes_as_many_passes_as_the_budget_left_fits(monkeypatch):
+    record, repeats = measure(monkeypatch, budget_s=0.22)
+    (windows,) = repeats
+    # 0.05 s spent on round 1 leaves room for 5 windows of 3 passes (not 4); at 3 passes the windows
+    # still alternate (1.33 J, 1.17 J per pass), and no longer windows fit.
+    assert windows.rounds == 2 and windows.passes == 3 and len(windows.joules_per_pass) == 5
+    assert windows.cv == pytest.approx(0.0722, abs=1e-3)
+    assert windows.note == "CV 7.2% over 5 windows of 3 passes; the 0.22 s repeat budget allows no longer windows"
