@@ -33,10 +33,11 @@ def _own_embedding_cache(monkeypatch, tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _quick_energy_repeats(monkeypatch):
-    """Repeated inference windows of one pass each and a small budget: evaluations stay fast."""
+    """Five repeated inference windows of one pass each, never grown (growth 1), with a budget that
+    a loaded machine does not exhaust: evaluations stay fast and always have an interval."""
     from rightsize import energy_repeats
 
-    monkeypatch.setattr(energy_repeats, "POLICY", energy_repeats.RepeatPolicy(window_s=0.0, budget_s=0.5))
+    monkeypatch.setattr(energy_repeats, "POLICY", energy_repeats.RepeatPolicy(window_s=0.0, growth=1, budget_s=60.0))
 
 
 class ScriptedCounter(StepFree):
