@@ -5,8 +5,9 @@ inference served from the embedding cache (a probe's head, a kNN lookup) lasts a
 where that jitter is tens of percent of one pass. So such an inference is measured in windows of
 equal work, each at least ``window_s`` long, ``repeats`` of them; while the CV across windows is
 above ``cv_target`` and the time budget allows a round of windows at least twice as long, the
-windows are made up to ``growth`` times longer (as long as the budget left allows) and measured again. The record says how many windows of how many passes, and whether the target was
-met (docs/energy.md).
+windows are made up to ``growth`` times longer (as long as the budget left allows) and measured
+again. The record says how many windows of how many passes, and whether the target was met
+(docs/energy.md).
 """
 
 from __future__ import annotations
