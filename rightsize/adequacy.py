@@ -160,7 +160,8 @@ class Judgement:
     metric: str
     verdicts: dict[str, Adequacy]  # by record key
     best: Record | None  # the highest metric (ties: lower J/query)
-    cheapest_adequate: Record | None  # the adequate config that costs least (J/query, or judge's ``cost``)
+    cheapest_adequate: Record | None  # the adequate config that costs least (see cheapest_adequate())
+    energy_ties: tuple[Record, ...] = ()  # adequate configs tied with it on energy within measurement error
     adjust: str = "none"  # the family-wise correction the verdicts use ("holm" or "none")
     compared: int = 0  # adequacy tests in the family (the best itself is not tested under `within`)
     unadjusted: dict[str, Adequacy] | None = None  # with a correction: the verdicts without it
@@ -187,12 +188,14 @@ class Judgement:
 
 def judge(records: Sequence[Record], target: Any, metric: str, *, resamples: int = 1000,
           seed: int = 0, level: float = 0.95, adjust: str = "none",
-          cost: Callable[[Record], float] | None = None) -> Judgement:
+          cost: Callable[[Record], float] | None = None,
+          cost_range: Callable[[Record], tuple[float, float]] | None = None) -> Judgement:
     """Judge the ok records (which must share their examples: see :func:`comparable`) against
     ``target`` (anything :meth:`Target.from_any` takes), with one set of bootstrap resamples.
     ``adjust="holm"`` holds the chance that any inadequate config is called adequate to the
     one-sided ``(1 - level) / 2`` over all the configs compared (Holm-Bonferroni; docs/adequacy.md).
-    ``cost``: what the cheapest adequate config minimizes (default J/query; ties: J/query, then parameters)."""
+    ``cost``: what the cheapest adequate config minimizes (default J/query), ``cost_range`` its
+    interval across repeated measurements (default :attr:`Record.jpq_interval`): :func:`cheapest_adequate`."""
     if adjust not in ADJUSTMENTS:
         raise RightsizeError(f"--adjust {adjust!r}: choose one of {', '.join(ADJUSTMENTS)}")
     target = Target.from_any(target)
@@ -240,19 +243,39 @@ def judge(records: Sequence[Record], target: Any, metric: str, *, resamples: int
                 detail=f"paired difference to the best ({top_name}, {metric} {top_value:.4f}) is "
                        f"{r.score(metric) - top_value:+.4f}; its {pct} CI lower bound {lo:+.4f} "
                        f"{'>' if adequate else '<='} -{value:g} over {len(references)} examples")
+    if cost_range is None:  # a cost given without its interval has none
+        cost_range = (lambda r: r.jpq_interval) if cost is None else (lambda r: (cost(r), cost(r)))
     cost = cost or (lambda r: r.joules_per_query)
 
-    def cheapest_of(verdicts: dict[str, Adequacy]) -> Record | None:
-        adequate = [r for r in ok if verdicts[r.key].adequate]
-        return min(adequate, key=lambda r: (cost(r), r.joules_per_query, r.n_params or 0), default=None)
+    def cheapest_of(verdicts: dict[str, Adequacy]) -> tuple[Record | None, tuple[Record, ...]]:
+        return cheapest_adequate([r for r in ok if verdicts[r.key].adequate], cost, cost_range)
 
     tested = {r.key: scores[r.key] - (value if target.rule == "min" else scores[top.key] - value)
               for r in ok if target.rule == "min" or r.key != top.key}
     if adjust == "none":
-        return Judgement(target, metric, verdicts, top, cheapest_of(verdicts), "none", len(tested))
+        return Judgement(target, metric, verdicts, top, *cheapest_of(verdicts), "none", len(tested))
     adjusted = _holm(verdicts, tested, alpha)
-    return Judgement(target, metric, adjusted, top, cheapest_of(adjusted), adjust, len(tested), verdicts,
-                     cheapest_of(verdicts))
+    return Judgement(target, metric, adjusted, top, *cheapest_of(adjusted), adjust, len(tested), verdicts,
+                     cheapest_of(verdicts)[0])
+
+
+def cheapest_adequate(adequate: Sequence[Record], cost: Callable[[Record], float],
+                      cost_range: Callable[[Record], tuple[float, float]]) -> tuple[Record | None, tuple[Record, ...]]:
+    """The choice among adequate configs, and the configs tied with it on energy.
+
+    The leader costs least by point value (ties: J/query, then parameters). Configs whose cost
+    interval (J/query's across repeated measurements, :attr:`Record.jpq_interval`) reaches down to
+    the leader's upper end are tied with it within measurement error; of those, the one with the
+    fewest parameters is chosen (then the lowest upper end, then the point value): a choice that
+    does not flip with the noise of one run. Records without intervals tie only on equal values."""
+    if not adequate:
+        return None, ()
+    leader = min(adequate, key=lambda r: (cost(r), r.joules_per_query, r.n_params or 0))
+    ceiling = cost_range(leader)[1]
+    tied = [r for r in adequate if cost_range(r)[0] <= ceiling]
+    pick = min(tied, key=lambda r: (r.n_params is None, r.n_params or 0, cost_range(r)[1], cost(r),
+                                    r.joules_per_query))
+    return pick, tuple(r for r in tied if r.key != pick.key)
 
 
 def _holm(verdicts: dict[str, Adequacy], margins: dict[str, np.ndarray], alpha: float) -> dict[str, Adequacy]:

@@ -107,6 +107,16 @@ class Objective:
             return lifetime_joules(record, self.queries_per_day, self.days)
         return float(record.joules_per_query)
 
+    def joules_range(self, record: Record) -> tuple[float, float]:
+        """The objective's interval of a record, from J/query's across repeated measurements
+        (:attr:`Record.jpq_interval`; the fit energy was measured once)."""
+        low, high = record.jpq_interval
+        if self.name == "lifetime":
+            fit = (record.joules or {}).get("fit", 0.0)
+            return (footprint.lifetime_joules(fit, low, self.queries_per_day, self.days),
+                    footprint.lifetime_joules(fit, high, self.queries_per_day, self.days))
+        return low, high
+
     def amount(self, joules: float) -> str:
         """``12 mJ/query`` or ``4.2 kJ over the lifetime``."""
         return human_joules(joules) + ("/query" if self.name == "per-query" else " over the lifetime")
@@ -194,6 +204,7 @@ class Recommendation:
     top: dict | None = None
     multiplicity: dict = field(default_factory=dict)  # multiplicity(): the correction, configs compared, its effect
     test_verdict: dict = field(default_factory=dict)  # rightsize.held_out.held_out_verdict() on the choice
+    energy_tie: dict = field(default_factory=dict)  # energy_tie(): the configs tied with the choice on energy
 
     @property
     def confirmed(self) -> bool | None:
@@ -268,7 +279,7 @@ def recommend(records: Sequence[Record], *, target: Any = None, metric: str | No
     facility = where.facility
 
     judgement = judge(group, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules,
-                      adjust=adjust)
+                      cost_range=goal.joules_range, adjust=adjust)
     verdicts = judgement.verdicts
     front = {r.key for r in pareto_front(group, metric)}
     lifetime_front = {r.key for r in pareto_front(group, metric, cost=lambda r: lifetime_joules(r, queries_per_day,
@@ -328,6 +339,7 @@ def recommend(records: Sequence[Record], *, target: Any = None, metric: str | No
         footprint=_footprint(records, chosen, big, where),
         top=against_top(records, plans, latest, chosen),
         multiplicity=multiplicity(judgement, labels),
+        energy_tie=energy_tie(judgement, labels, goal),
         test_verdict=held_out_verdict(held_out_record(pick, tests), held_out_record(largest(group), tests), target,
                                       metric, resamples=resamples, seed=seed, level=level) if pick else {},
     )
@@ -350,6 +362,37 @@ def multiplicity(judgement, labels: Mapping[str, str]) -> dict[str, Any]:
     other = judgement.cheapest_unadjusted
     return {"adjust": judgement.adjust, "compared": judgement.compared, "changed_answer": changed,
             "uncorrected_choice": label_of(other, labels) if changed and other else None}
+
+
+def energy_tie(judgement, labels: Mapping[str, str], goal: Objective) -> dict[str, Any]:
+    """The adequate configs tied with the choice on energy within measurement error
+    (:func:`rightsize.adequacy.cheapest_adequate`): ``{rule, chosen, tied_with: [{label, low, high}]}``;
+    empty when there are none."""
+    pick = judgement.cheapest_adequate
+    if pick is None or not judgement.energy_ties:
+        return {}
+
+    def side(r: Record) -> dict[str, Any]:
+        low, high = goal.joules_range(r)
+        return {"label": label_of(r, labels), "key": r.key, "n_params": r.n_params, "low": low, "high": high}
+
+    return {"rule": "fewest parameters among the adequate configs whose energy intervals overlap the cheapest's",
+            "chosen": side(pick), "tied_with": [side(r) for r in judgement.energy_ties]}
+
+
+def energy_tie_sentence(tie: Mapping[str, Any], objective: Mapping[str, Any]) -> str:
+    """One sentence: which configs the choice is tied with on energy, and how it was chosen
+    (``objective``: the recommendation's, as :meth:`Objective.to_dict` writes it)."""
+    if not tie:
+        return ""
+    goal = Objective(**objective)
+
+    def span(side: Mapping[str, Any]) -> str:
+        return f"{side['label']} ({human_joules(side['low'])}–{goal.amount(side['high'])})"
+
+    return (f"tied on energy within measurement error: {span(tie['chosen'])} with "
+            f"{', '.join(span(t) for t in tie['tied_with'])}; chose the one with the fewest parameters "
+            "(then the lowest upper end)")
 
 
 def multiplicity_sentence(m: Mapping[str, Any]) -> str:

@@ -175,6 +175,17 @@ class Record:
         """Why the search's pruner stopped it (None when it was not pruned)."""
         return (self.pruned or {}).get("reason")
 
+    @property
+    def jpq_interval(self) -> tuple[float, float]:
+        """J/query's 95% interval across repeated measurements (rightsize.energy_repeats), or the
+        point value twice where the record has none (written before repeats, or not repeated)."""
+        interval = (self.joules_per_query_repeats or {}).get("interval")
+        if (isinstance(interval, list) and len(interval) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in interval)):
+            return float(interval[0]), float(interval[1])
+        point = float(self.joules_per_query or 0.0)
+        return point, point
+
     def score(self, metric: str) -> float | None:
         """Its value of ``metric`` (None when it has no scores)."""
         return (self.metrics or {}).get(metric)

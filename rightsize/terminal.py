@@ -8,7 +8,7 @@ from typing import Any, Sequence
 from rightsize import energy_quality
 from rightsize.footprint import JOULES_PER_KWH, footprint_lines
 from rightsize.held_out import verdict_sentence
-from rightsize.recommend import multiplicity_sentence
+from rightsize.recommend import energy_tie_sentence, multiplicity_sentence
 from rightsize.records import Record
 from rightsize.tables import (ESTIMATE_NOTE, human_count, human_grams, human_joules, records_table, relative_energy,
                               render)
@@ -127,6 +127,12 @@ def multiplicity_lines(rec) -> list[str]:
     return [f"  {sentence}"] if sentence else []
 
 
+def energy_tie_lines(rec) -> list[str]:
+    """The configs the choice is tied with on energy within measurement error, and the rule that chose."""
+    sentence = energy_tie_sentence(rec.energy_tie, rec.objective)
+    return [f"  {sentence}"] if sentence else []
+
+
 def _target_text(rec) -> str:
     from rightsize.adequacy import Target
 
@@ -154,6 +160,7 @@ def recommendation_text(rec, confirmations, no_confirm: bool) -> str:
         lines.append(f"  task {rec.task!r}, target {_target_text(rec)}")
         lines.append(f"  decided by rule '{c['rule']}': {c['detail']}")
         lines += multiplicity_lines(rec)
+        lines += energy_tie_lines(rec)
         lines += coverage_lines(rec)
         lines += objective_lines(rec)
     lines += ["", f"configs (validation split, {rec.n_examples} examples, by J/query):"]
@@ -310,6 +317,7 @@ def search_text(result) -> str:
                          f"{'not comparable' if pct is None else relative_energy(pct)} energy per query")
     if rec is not None:
         lines += multiplicity_lines(rec)
+        lines += energy_tie_lines(rec)
         lines += coverage_lines(rec)
     if result.objective == "pareto" and result.pareto:
         lines.append(f"pareto front ({rec.metric if rec else 'metric'} vs J/query):")

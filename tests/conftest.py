@@ -31,6 +31,15 @@ def _own_embedding_cache(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("RIGHTSIZE_CACHE_DIR", str(tmp_path_factory.mktemp("embedding-cache")))
 
 
+@pytest.fixture(autouse=True)
+def _quick_energy_repeats(monkeypatch):
+    """Five repeated inference windows of one pass each, never grown (growth 1), with a budget that
+    a loaded machine does not exhaust: evaluations stay fast and always have an interval."""
+    from rightsize import energy_repeats
+
+    monkeypatch.setattr(energy_repeats, "POLICY", energy_repeats.RepeatPolicy(window_s=0.0, growth=1, budget_s=60.0))
+
+
 class ScriptedCounter(StepFree):
     """Energy appears only where a test adds it."""
 

@@ -50,9 +50,9 @@ def test_another_cpu_wattage_measures_again_and_another_sample_is_kept_apart(tin
     assert "measured with estimate at 5 W per core; measuring it again with estimate at 10 W per core" in again.output
     records = RunLog(out, create=False).records()
     assert [r.cpu_watts_per_core for r in records] == [5.0, 10.0] and records[0].key == records[1].key
-    # The estimate meter measures inference ENERGY_REPEATS times: J/query has an interval and a CV.
+    # The estimate meter measures inference in repeated windows (energy_repeats): J/query has an interval and a CV.
     repeats = records[1].joules_per_query_repeats
-    assert repeats["repeats"] == 5 and repeats["interval"][0] <= repeats["mean"] <= repeats["interval"][1]
+    assert 2 <= repeats["repeats"] <= 5 and repeats["interval"][0] <= repeats["mean"] <= repeats["interval"][1]
     assert repeats["cv"] is not None and repeats["cv_met"] == (repeats["cv"] <= 0.05)
     assert "recorded earlier" in run(*base, "--cpu-watts", 10).output
     # A sample of the validation split is another evaluation: its own key, not compared with the rest.

@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import make_examples, write_jsonl
+from rightsize import energy_repeats
 from rightsize.cli import cli
 from rightsize.energy import make_meter
 from rightsize.errors import RightsizeError
@@ -338,8 +339,15 @@ def _task_with(task: Path, target: str) -> Path:
     return path
 
 
+def point_values(monkeypatch) -> None:
+    """One inference window per record: no J/query interval, so point values decide the cost skips
+    (an interval from one-pass windows on a loaded machine can be wide enough to keep a config in play)."""
+    monkeypatch.setattr(energy_repeats, "POLICY", energy_repeats.RepeatPolicy(window_s=0.0, repeats=1, growth=1))
+
+
 def test_a_config_that_cannot_undercut_an_adequate_one_is_skipped_without_an_evaluation(
         task, tmp_path, tiny_encoder, wide_encoder, monkeypatch):
+    point_values(monkeypatch)
     monkeypatch.setattr(search_module, "ENUMERATE_MAX", 0)  # a space too large to enumerate: ladder, then TPE
     ladder = _small_and_big(tmp_path, tiny_encoder, wide_encoder)
     out = tmp_path / "run"
@@ -360,6 +368,7 @@ def test_a_config_that_cannot_undercut_an_adequate_one_is_skipped_without_an_eva
 
 def test_cheaper_neighbours_of_the_answer_run_before_a_larger_rung(task, tmp_path, tiny_encoder, wide_encoder,
                                                                    monkeypatch):
+    point_values(monkeypatch)
     monkeypatch.setattr(search_module, "ENUMERATE_MAX", 0)  # the ladder's order, as in a large space
     ladder = _small_and_big(tmp_path, tiny_encoder, wide_encoder, "{knobs: [], space: {small-knn: {k: [3, 5]}}}",
                             k=", k: 5")
@@ -372,13 +381,14 @@ def test_cheaper_neighbours_of_the_answer_run_before_a_larger_rung(task, tmp_pat
 
 
 def test_with_a_min_target_configs_run_cheapest_first_whatever_the_ladder_order_then_it_stops(
-        task, tmp_path, tiny_encoder, wide_encoder):
+        task, tmp_path, tiny_encoder, wide_encoder, monkeypatch):
     ladder = tmp_path / "l.yaml"  # the large rung first: a min target does not follow the ladder's order
     ladder.write_text(f"rungs:\n  - {{name: big-knn, kind: knn, model: '{wide_encoder}'}}\n"
                       f"  - {{name: small-knn, kind: knn, model: '{tiny_encoder}', k: 5}}\n"
                       "search: {knobs: [], space: {small-knn: {k: [1, 3, 5]}, big-knn: {k: [3, 5]}}}\n")
     out = tmp_path / "run"
     outcomes = []
+    point_values(monkeypatch)
     result = run_search(request(_task_with(task, "{min: 0.2}"), ladder, out, trials=10), on_trial=outcomes.append)
     # Every small-knn config runs (each could undercut the answer); big-knn, bounded above the
     # answer once small-knn has a measured rate, is never proposed, and the search knows to stop.

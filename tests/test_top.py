@@ -13,7 +13,7 @@ from rightsize.cli import cli
 from rightsize.cost_model import compute_weights_of
 from rightsize.ladder import load_ladder
 from rightsize.search import run_search
-from test_search import _small_and_big, _task_with, request, task, wide_encoder  # noqa: F401 (fixtures)
+from test_search import _small_and_big, _task_with, point_values, request, task, wide_encoder  # noqa: F401 (fixtures)
 
 
 def invoke(*args):
@@ -23,6 +23,7 @@ def invoke(*args):
 @pytest.fixture
 def skipped_top(task, tmp_path, tiny_encoder, wide_encoder, monkeypatch):
     """A run whose search chose small-knn and skipped big-knn, the ladder's largest rung, unevaluated."""
+    point_values(monkeypatch)
     monkeypatch.setattr(search_module, "ENUMERATE_MAX", 0)
     ladder = _small_and_big(tmp_path, tiny_encoder, wide_encoder)
     out = tmp_path / "run"

@@ -48,7 +48,7 @@ def check(records: Sequence[Record], current: Current, *, min_metric: float | No
         sample = (anchor.task, anchor.split, anchor.limit, anchor.seed)
         pool = comparable([r for r in records if (r.task, r.split, r.limit, r.seed) == sample])
     judgement = judge(pool, target, metric, resamples=resamples, seed=seed, level=level, cost=goal.joules,
-                      adjust=adjust)
+                      cost_range=goal.joules_range, adjust=adjust)
     verdicts, cheapest = judgement.verdicts, judgement.cheapest_adequate
     source = anchor.energy_source or "unknown"
     labels = variant_labels([*pool, anchor])
@@ -147,7 +147,7 @@ def _not_oversized(anchor: Record, cheapest: Record | None, labels: dict[str, st
     if goal.name == "per-query":
         # Decided on the J/query intervals when the records have them: oversized only when even the
         # current config's low end and the alternative's high end differ by more than the tolerance.
-        saving = 1 - _jpq_interval(cheapest)[1] / max(_jpq_interval(anchor)[0], 1e-300)
+        saving = 1 - cheapest.jpq_interval[1] / max(anchor.jpq_interval[0], 1e-300)
     if cheapest.key == anchor.key or saving <= tol:
         detail = ("it is the cheapest adequate config" if cheapest.key == anchor.key else
                   f"the cheapest adequate config, {other} at {goal.amount(alt)}, uses "
@@ -158,14 +158,6 @@ def _not_oversized(anchor: Record, cheapest: Record | None, labels: dict[str, st
                      f"{name} costs {goal.amount(cost)}; {other} is adequate at "
                      f"{goal.amount(alt)} ({relative_energy(100 * saving)}, tolerance {tolerance_pct:g}%)",
                      float(saving), tol)
-
-
-def _jpq_interval(record: Record) -> tuple[float, float]:
-    """J/query's 95% interval across repeated measurements (rightsize.evaluate.energy_interval), or the
-    point value twice when the record has none."""
-    repeats = record.joules_per_query_repeats or {}
-    low, high = repeats.get("interval") or (record.joules_per_query, record.joules_per_query)
-    return float(low), float(high)
 
 
 def _complete_evidence(covered: Coverage) -> Criterion:

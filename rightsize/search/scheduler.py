@@ -45,7 +45,8 @@ class Scheduler:
         done = tuple(sorted(r.key for r in records))
         if self._standing_memo is None or self._standing_memo[0] != done:
             self._standing_memo = (done, Standing(records, self.ctx.target, self.ctx.metric,
-                                                  self.ctx.objective.joules, self.ctx.request.adjust))
+                                                  self.ctx.objective.joules, self.ctx.objective.joules_range,
+                                                  self.ctx.request.adjust))
         return self._standing_memo[1]
 
     def ruled_out(self, standing: Standing, spec, key: str) -> str:
@@ -58,12 +59,16 @@ class Scheduler:
         if self.ctx.objective.name == "lifetime":
             return self._ruled_out_over_lifetime(standing, spec)
         bound = standing.cost.lower_bound(spec)
-        if bound is None or bound <= incumbent.joules_per_query:
+        # Ruled out only above the incumbent's J/query interval: a bound within it could still win.
+        ceiling = incumbent.jpq_interval[1]
+        if bound is None or bound <= ceiling:
             return ""
         from rightsize.tables import human_joules
 
         return (f"costs at least {human_joules(bound)}/query by the rates measured so far; "
-                f"{incumbent.rung} is adequate at {human_joules(incumbent.joules_per_query)}/query")
+                f"{incumbent.rung} is adequate at {human_joules(incumbent.joules_per_query)}/query"
+                + (f" (at most {human_joules(ceiling)}/query across repeated measurements)"
+                   if ceiling != incumbent.joules_per_query else ""))
 
     def _ruled_out_over_lifetime(self, standing: Standing, spec) -> str:
         """The lifetime objective: the training bound plus the queries times the J/query bound (an
@@ -74,7 +79,7 @@ class Scheduler:
         if fit is None and per_query is None:
             return ""
         bound = (fit or 0.0) + objective.queries * (per_query or 0.0)
-        best = objective.joules(incumbent)
+        best = objective.joules_range(incumbent)[1]  # the upper end of its interval, as in ruled_out
         if bound <= best:
             return ""
         from rightsize.tables import human_joules
@@ -189,7 +194,8 @@ class Scheduler:
 
     def remaining(self, study) -> list[tuple[str, str]] | None:
         """Configs off the ladder, not evaluated, that could still be the answer (their cost bound is
-        not above the incumbent's J/query): (label, key); None when the space is too large to list."""
+        not above the upper end of the incumbent's J/query interval): (label, key); None when the
+        space is too large to list."""
         if not self.ctx.smallest:
             return None
         trials = study.get_trials(deepcopy=False)
@@ -206,7 +212,7 @@ class Scheduler:
             if key in evaluated or key in self.ctx.ladder_keys:
                 continue  # ladder rungs are judged as rungs (rightsize.coverage)
             bound = cost.lower_bound(spec) if incumbent is not None else None
-            if bound is not None and bound > incumbent.joules_per_query:
+            if bound is not None and bound > incumbent.jpq_interval[1]:
                 continue
             out.append((f"{name} ({knob_text(values)})" if values else name, key))
         return out

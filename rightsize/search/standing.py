@@ -56,7 +56,8 @@ class Standing:
     """What the search knows at one moment: the cheapest adequate config (the incumbent), the cost
     rates measured, and which encoder configurations have already run."""
 
-    def __init__(self, records: list[Record], target, metric: str, cost=None, adjust: str = "none"):
+    def __init__(self, records: list[Record], target, metric: str, cost=None, cost_range=None,
+                 adjust: str = "none"):
         from rightsize.recommend import spec_from_config
 
         self.cost = CostModel()
@@ -68,7 +69,8 @@ class Standing:
                 self._encoders.add(_encoder_identity(spec))
         # The same correction as the search's recommendation: else the search could stop on a config
         # that its own answer, corrected over the configs compared, does not find adequate.
-        judgement = judge(comparable([r for r in records if r.ok]), target, metric, cost=cost, adjust=adjust)
+        judgement = judge(comparable([r for r in records if r.ok]), target, metric, cost=cost, cost_range=cost_range,
+                          adjust=adjust)
         self.incumbent = judgement.cheapest_adequate
         self.best = judgement.best
 
