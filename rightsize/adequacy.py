@@ -266,15 +266,17 @@ def cheapest_adequate(adequate: Sequence[Record], cost: Callable[[Record], float
     The leader costs least by point value (ties: J/query, then parameters). Configs whose cost
     interval (J/query's across repeated measurements, :attr:`Record.jpq_interval`) reaches down to
     the leader's upper end are tied with it within measurement error; of those, the one with the
-    fewest parameters is chosen (then the lowest upper end, then the point value): a choice that
-    does not flip with the noise of one run. Records without intervals tie only on equal values."""
+    fewest parameters is chosen, then the one cheapest to make (fit joules: configs serving the same
+    model, e.g. fine-tunes of one depth, differ there and not in J/query), then the lowest upper end,
+    then the point value: a choice that does not flip with the noise of one run. Records without
+    intervals tie only on equal values."""
     if not adequate:
         return None, ()
     leader = min(adequate, key=lambda r: (cost(r), r.joules_per_query, r.n_params or 0))
     ceiling = cost_range(leader)[1]
     tied = [r for r in adequate if cost_range(r)[0] <= ceiling]
-    pick = min(tied, key=lambda r: (r.n_params is None, r.n_params or 0, cost_range(r)[1], cost(r),
-                                    r.joules_per_query))
+    pick = min(tied, key=lambda r: (r.n_params is None, r.n_params or 0, (r.joules or {}).get("fit", 0.0),
+                                    cost_range(r)[1], cost(r), r.joules_per_query))
     return pick, tuple(r for r in tied if r.key != pick.key)
 
 

@@ -374,9 +374,11 @@ def energy_tie(judgement, labels: Mapping[str, str], goal: Objective) -> dict[st
 
     def side(r: Record) -> dict[str, Any]:
         low, high = goal.joules_range(r)
-        return {"label": label_of(r, labels), "key": r.key, "n_params": r.n_params, "low": low, "high": high}
+        return {"label": label_of(r, labels), "key": r.key, "n_params": r.n_params,
+                "fit_joules": (r.joules or {}).get("fit", 0.0), "low": low, "high": high}
 
-    return {"rule": "fewest parameters among the adequate configs whose energy intervals overlap the cheapest's",
+    return {"rule": "fewest parameters, then least fit energy, among the adequate configs whose energy intervals "
+                    "overlap the cheapest's",
             "chosen": side(pick), "tied_with": [side(r) for r in judgement.energy_ties]}
 
 
@@ -392,7 +394,7 @@ def energy_tie_sentence(tie: Mapping[str, Any], objective: Mapping[str, Any]) ->
 
     return (f"tied on energy within measurement error: {span(tie['chosen'])} with "
             f"{', '.join(span(t) for t in tie['tied_with'])}; chose the one with the fewest parameters "
-            "(then the lowest upper end)")
+            "(then the least fit energy, then the lowest upper end)")
 
 
 def multiplicity_sentence(m: Mapping[str, Any]) -> str:

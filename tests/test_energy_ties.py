@@ -79,3 +79,16 @@ def test_over_a_lifetime_the_skip_uses_the_upper_end_of_the_incumbents_lifetime_
     assert lifetime.ruled_out(standing(incumbent, 1.2), None, "k")  # 12 J > 11 J
     # With J/query in [0.8, 1.3], the incumbent may cost up to 14 J: a bound of 12 J may still win.
     assert lifetime.ruled_out(standing(with_interval(incumbent, 0.8, 1.3), 1.2), None, "k") == ""
+
+
+def test_configs_serving_the_same_model_tie_on_energy_and_the_one_cheapest_to_make_wins():
+    # Two fine-tunes of one depth (same parameters, same inference): J/query differs by noise only,
+    # what differs is the training energy.
+    y = refs(100)
+    long_run = replace(record("ft-2-epochs", y, y, jpq=1.00e-3, n_params=17_000_000),
+                       joules={"fit": 900.0, "infer": 0.1})
+    short_run = replace(record("ft-1-epoch", y, y, jpq=1.05e-3, n_params=17_000_000),
+                        joules={"fit": 450.0, "infer": 0.1})
+    judged = judge([with_interval(long_run, 0.9e-3, 1.1e-3), with_interval(short_run, 0.95e-3, 1.15e-3)],
+                   {"min": 0.9}, "accuracy")
+    assert judged.cheapest_adequate.rung == "ft-1-epoch" and [r.rung for r in judged.energy_ties] == ["ft-2-epochs"]
