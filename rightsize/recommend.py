@@ -49,11 +49,13 @@ def spec_from_config(name: str, config: Mapping[str, Any]) -> RungSpec:
 
 
 def largest(records: Sequence[Record]) -> Record:
-    """The largest config evaluated: most parameters (ties: most J/query)."""
+    """The largest config evaluated: most parameters (ties: most J/query). A cascade counts its stages'
+    parameters together, so it would be "the largest" whenever it ends in the largest model: the test
+    verdict would then judge a cascade against itself. Single configs come first."""
     ok = ok_records(records)
     if not ok:
         raise ValueError("largest() needs at least one ok record")
-    return max(ok, key=lambda r: (r.n_params or 0, r.joules_per_query))
+    return max(ok, key=lambda r: (r.config.get("kind") != "cascade", r.n_params or 0, r.joules_per_query))
 
 
 def pareto_front(records: Sequence[Record], metric: str,

@@ -343,3 +343,14 @@ def test_cli_exits_1_when_the_test_split_does_not_confirm_the_choice(tmp_path):
     assert doc["test_verdict"]["bound"] < doc["test_verdict"]["threshold"] == 0.9
     assert run("report", folder, "--format", "svg").exit_code == 0
     assert "test verdict: NOT CONFIRMED" in (folder / "report.md").read_text()
+
+
+def test_the_largest_config_is_a_single_one_not_a_cascade_that_ends_in_it():
+    from dataclasses import replace
+
+    y = refs(50)
+    big = record("mpnet-probe", y, y, n_params=110_000_000)
+    cascade = replace(record("minilm-then-mpnet", y, y, n_params=133_000_000),
+                      config={"kind": "cascade", "stages": ["minilm-probe", "mpnet-probe"]})
+    assert R.largest([cascade, big]).rung == "mpnet-probe"
+    assert R.largest([cascade]).rung == "minilm-then-mpnet"  # nothing else evaluated
