@@ -29,7 +29,7 @@ from rightsize.records import Record
 from rightsize.results import STUDY_FILE, RunLog
 from rightsize.tables import ESTIMATE_NOTE, human_count, human_grams, human_joules, relative_energy
 
-LABEL_ALL_UP_TO = 12  # configs; above this only the front, the recommended and the largest are named
+LABEL_ALL_UP_TO = 16  # configs (the full ladder has 13); above this only the front, the recommended and the largest are named
 
 
 @dataclass(frozen=True)
