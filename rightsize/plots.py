@@ -346,6 +346,8 @@ def _place_labels(fig: Figure, ax, view: ParetoView, points: Sequence[Point], by
             for ring in _RINGS:
                 for dx, dy, ha in _DIRECTIONS:
                     leader = ring > _RINGS[0]
+                    if leader and dx == 0:  # a vertical leader would run along the point's own interval bar
+                        continue
                     ox, oy = px + dx * ring * scale, py + dy * ring * scale
                     box = _box_at(ox, oy, size.width, size.height, ha, dy).padded(2)
                     mine = _extents([box])

@@ -9,6 +9,7 @@ import struct
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -129,6 +130,7 @@ def test_leader_lines_cross_no_other_label():
     for t in leaders:
         # The drawn line, sampled along its path in display space, touches no other label's box.
         line = t.arrow_patch.get_path().interpolated(50).vertices
+        assert np.ptp(line[:, 0]) > 5, f"the leader of {t.get_text()!r} runs along its own interval bar"
         for other in texts:
             if other is not t:
                 box = text_box(other, renderer)
