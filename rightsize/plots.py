@@ -351,6 +351,8 @@ def _place_labels(fig: Figure, ax, view: ParetoView, points: Sequence[Point], by
             for ring in _RINGS:
                 for dx, dy, ha in _DIRECTIONS:
                     leader = ring > _RINGS[0]
+                    if leader and dx == 0:  # a vertical leader would run along the point's own interval bar
+                        continue
                     ox, oy = px + dx * ring * scale, py + dy * ring * scale
                     box = _box_at(ox, oy, size.width, size.height, ha, dy).padded(2)
                     mine = _extents([box])
@@ -400,12 +402,16 @@ def text_box(ann, renderer) -> Bbox:
 def _annotate(ax, p: Point, text: str, dx: float, dy: float, ha: str, *, bold: bool, leader: bool,
               muted: bool = False):
     va = "bottom" if dy > 0 else "top" if dy < 0 else "center"
+    # The leader starts at the label's anchor corner, where placement checked it (by default
+    # matplotlib starts it at the box's centre, and the drawn line could then cross another label).
+    start = ({"left": 0.0, "center": 0.5, "right": 1.0}[ha], {"bottom": 0.0, "center": 0.5, "top": 1.0}[va])
     return ax.annotate(
         text, (p.x, p.y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, fontsize=9,
         color="#595959" if muted else "black",
         fontweight="bold" if bold else "normal", zorder=7,
         bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85),
-        arrowprops=dict(arrowstyle="-", color="#555555", lw=0.7, shrinkA=0, shrinkB=4) if leader else None,
+        arrowprops=dict(arrowstyle="-", color="#555555", lw=0.7, shrinkA=0, shrinkB=4, relpos=start)
+        if leader else None,
     )
 
 

@@ -21,7 +21,7 @@ from rightsize.plots import HourlyView, ParetoView, Point, RegionBars
 from rightsize.records import Record
 from rightsize.tables import human_count, human_grams, human_joules, relative_energy
 
-LABEL_ALL_UP_TO = 12  # configs; above this only the front, the recommended and the largest are named
+LABEL_ALL_UP_TO = 16  # configs (the full ladder has 13); above it only the front, the choice and the largest are named
 
 def error_text(error: str, limit: int = 160) -> str:
     # Library messages quote code with backticks and can run long; neither belongs in a table note.

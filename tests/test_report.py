@@ -9,11 +9,13 @@ import struct
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from rightsize.cli import cli
-from rightsize.plots import DPI, HEIGHT_IN, WIDTH_IN, ParetoView, Point, draw_pareto, label_boxes, save_pareto
+from rightsize.plots import (DPI, HEIGHT_IN, WIDTH_IN, ParetoView, Point, draw_pareto, label_boxes, save_pareto,
+                             text_box)
 from rightsize.report import build_report, pareto_view
 
 FIXTURE = Path(__file__).parent / "fixtures" / "runs"
@@ -88,6 +90,52 @@ def test_configs_on_the_same_spot_share_one_label():
                                  extra_labels=["b"]))
     texts = sorted(" ".join(t.get_text().split()) for t in fig.axes[0].texts)
     assert texts == ["big-probe (largest) big-knn", "small (recommended)"]
+    assert_no_overlap(label_boxes(fig))
+
+
+# The full ladder on TREC-6 (--limit 50): 13 configs from 2 mJ to 29 J, several stacked in columns.
+FULL_LADDER = [
+    ("tfidf", 0.001841, 0.88, 0.78, 0.96), ("minilm-probe-onnx-int8", 0.03973, 0.88, 0.78, 0.96),
+    ("minilm-l3-probe", 0.1788, 0.76, 0.64, 0.88), ("minilm-l3-knn", 0.1813, 0.62, 0.48, 0.74),
+    ("minilm-probe", 0.4005, 0.88, 0.78, 0.96), ("minilm-knn", 0.4021, 0.72, 0.60, 0.84),
+    ("mpnet-knn", 0.9509, 0.80, 0.68, 0.90), ("mpnet-probe", 0.9511, 0.92, 0.84, 0.98),
+    ("embeddinggemma-probe", 1.723, 0.92, 0.84, 0.98), ("embeddinggemma-knn", 1.725, 0.82, 0.70, 0.92),
+    ("smollm2-fewshot", 6.055, 0.38, 0.24, 0.50), ("gemma3-270m-fewshot", 6.937, 0.44, 0.30, 0.56),
+    ("qwen2.5-coder-1.5b-fewshot", 29.18, 0.64, 0.50, 0.76),
+]
+
+
+def test_every_rung_of_a_shipped_ladder_is_named_on_its_plot():
+    from rightsize.ladder import load_ladder
+    from rightsize.report_document import LABEL_ALL_UP_TO
+
+    ladders = sorted((Path(__file__).parents[1] / "rightsize" / "ladders").glob("*.yaml"))
+    assert ladders
+    for path in ladders:
+        assert len(load_ladder(path).rungs) <= LABEL_ALL_UP_TO, path.name
+
+
+def test_leader_lines_cross_no_other_label():
+    points = [Point(key=name, name=name, x=x, y=y, lo=lo, hi=hi, adequate=name == "mpnet-probe")
+              for name, x, y, lo, hi in FULL_LADDER]
+    view = ParetoView(points=points, metric="accuracy", front=["tfidf", "mpnet-probe"], recommended="mpnet-probe",
+                      largest="qwen2.5-coder-1.5b-fewshot", threshold=0.9, threshold_label="target",
+                      extra_labels=[p.key for p in points])
+    fig = draw_pareto(view)
+    renderer = fig.canvas.get_renderer()
+    texts = fig.axes[0].texts
+    assert len(texts) >= 12
+    leaders = [t for t in texts if t.arrow_patch is not None]
+    assert leaders
+    for t in leaders:
+        # The drawn line, sampled along its path in display space, touches no other label's box.
+        line = t.arrow_patch.get_path().interpolated(50).vertices
+        assert np.ptp(line[:, 0]) > 5, f"the leader of {t.get_text()!r} runs along its own interval bar"
+        for other in texts:
+            if other is not t:
+                box = text_box(other, renderer)
+                inside = [(x, y) for x, y in line if box.x0 < x < box.x1 and box.y0 < y < box.y1]
+                assert not inside, f"the leader of {t.get_text()!r} crosses {other.get_text()!r}"
     assert_no_overlap(label_boxes(fig))
 
 
