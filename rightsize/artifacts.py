@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from rightsize.assets.hashing import sha256_file
 from rightsize.records import Record
 from rightsize.results import RUNS_FILE, read_records
 
@@ -56,14 +57,6 @@ class Artifact:
     def reference(self, base: Path) -> dict[str, str]:
         """What a record keeps: the folder relative to ``base`` (the run folder) and the manifest's sha256."""
         return {"path": self.folder.relative_to(base).as_posix(), "sha256": self.sha256}
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_listing(folder: Path, ignore: tuple[str, ...] = (), links: bool = False) -> dict[str, dict[str, Any]]:
