@@ -203,7 +203,7 @@ def _against_top(rec: policy.Recommendation) -> list[Block]:
     head = f"Against the ladder's largest rung, `{top['rung']}` ({human_count(top['compute_weights'])} compute weights)"
     figure = top["measured"] or top["estimate"]
     pct = figure["percent_saved"]
-    saved = f"**{pct:.0f}% less energy per query**" if pct is not None else "no positive J/query to compare against"
+    saved = f"**{relative_energy(pct)} energy per query**" if pct is not None else "no positive J/query to compare against"
     if top["measured"]:
         return [("p", f"{head}, measured on {figure['split']} at {human_joules(figure['joules_per_query'])}/query: "
                       f"{saved}.")]

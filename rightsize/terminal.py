@@ -229,17 +229,24 @@ def _savings_lines(rec) -> list[str]:
     lines.append(f"  J/query    {human_joules(c['joules_per_query'])} vs {human_joules(big['joules_per_query'])}{pct}")
     kwh = JOULES_PER_KWH
     lines.append(f"  lifetime   {c['lifetime_joules'] / kwh:.4g} kWh vs {big['lifetime_joules'] / kwh:.4g} kWh: "
-                 f"saves {s['lifetime_kwh_saved']:.4g} kWh ({a['queries_per_day']:,g} queries/day x {a['days']:,g} days, "
+                 f"{_saves(s['lifetime_kwh_saved'], format(abs(s['lifetime_kwh_saved']), '.4g') + ' kWh')} "
+                 f"({a['queries_per_day']:,g} queries/day x {a['days']:,g} days, "
                  f"plus fit)")
     if s["lifetime_carbon_g_saved"] is not None:
         lines.append(f"  carbon     {human_grams(c['lifetime_carbon_g'])} vs {human_grams(big['lifetime_carbon_g'])} "
-                     f"CO2e: saves {human_grams(s['lifetime_carbon_g_saved'])} (PUE {a['pue']:g}, grid {a['region']} "
+                     f"CO2e: {_saves(s['lifetime_carbon_g_saved'], human_grams(abs(s['lifetime_carbon_g_saved'])))} "
+                     f"(PUE {a['pue']:g}, grid {a['region']} "
                      f"{a['grid_g_per_kwh']:g} gCO2e/kWh, {a['grid_year']})")
     else:
         lines.append(f"  carbon     not computed: pass --region CC (e.g. de, us, fr) for the grid intensity (PUE {a['pue']:g})")
     if c["key"] == big["key"]:
         lines.append("  (the choice is the largest config evaluated: nothing smaller is adequate, so nothing is saved)")
     return lines + top_lines(rec)
+
+
+def _saves(saved: float, amount: str) -> str:
+    """``saves AMOUNT``, or ``uses AMOUNT more`` when the saving is negative (never "saves -3 kWh")."""
+    return f"saves {amount}" if saved >= 0 else f"uses {amount} more"
 
 
 def top_lines(rec) -> list[str]:
@@ -263,8 +270,13 @@ def top_lines(rec) -> list[str]:
 
 
 def _saved_words(jpq: float, top: dict) -> str:
-    pct = f" ({top['percent_saved']:.1f}%)" if top["percent_saved"] is not None else ""
-    return f"saves {human_joules(top['joules_per_query'] - jpq)} per query{pct}"
+    """The choice's J/query against the top rung's, in words that are never a negative saving."""
+    diff = top["joules_per_query"] - jpq
+    amount = f"{'saves' if diff >= 0 else 'uses'} {human_joules(abs(diff))}{'' if diff >= 0 else ' more'} per query"
+    if top["percent_saved"] is None:
+        return amount
+    words = relative_energy(top["percent_saved"])
+    return f"{words} per query" if words == "about the same" else f"{words} energy per query ({amount})"
 
 
 # ---------------------------------------------------------------- export

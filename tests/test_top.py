@@ -64,3 +64,18 @@ def test_measure_largest_evaluates_the_top_rung_on_test_and_drops_the_estimate(s
     assert [c["rung"] for c in doc["confirmation"]] == ["big-knn"]
     text = invoke("recommend", out, "--no-confirm").output  # recorded now: no second evaluation
     assert "measured on test" in text and "ESTIMATE" not in text.split("against the ladder's largest rung")[1]
+
+
+def test_a_top_rung_cheaper_than_the_choice_is_worded_without_a_negative_saving():
+    from types import SimpleNamespace
+
+    from rightsize.terminal import top_lines
+
+    top = {"rung": "mpnet-knn", "compute_weights": 85_600_000, "estimate": None,
+           "measured": {"joules_per_query": 2.04, "percent_saved": -1.6, "split": "validation"}}
+    lines = top_lines(SimpleNamespace(top=top, chosen={"joules_per_query": 2.0719}))
+    assert lines[1].endswith("2% more energy per query (uses 31.9 mJ more per query)"), lines
+    assert "-" not in lines[1].split(":", 1)[1]
+    top["measured"]["percent_saved"] = 0.2
+    assert top_lines(SimpleNamespace(top=top, chosen={"joules_per_query": 2.036}))[1].endswith(
+        "about the same per query")
