@@ -159,9 +159,9 @@ def _coverage(rec: policy.Recommendation) -> list[Block]:
 
 
 def _recommendation(rec: policy.Recommendation) -> list[Block]:
-    multiplicity = policy.multiplicity_sentence(rec.multiplicity)
-    return _answer(rec) + ([("p", multiplicity[0].upper() + multiplicity[1:] + ".")] if multiplicity else []) + \
-        _coverage(rec)
+    sentences = [policy.multiplicity_sentence(rec.multiplicity),
+                 policy.energy_tie_sentence(rec.energy_tie, rec.objective)]
+    return _answer(rec) + [("p", x[0].upper() + x[1:] + ".") for x in sentences if x] + _coverage(rec)
 
 
 def _answer(rec: policy.Recommendation) -> list[Block]:

@@ -92,3 +92,13 @@ def test_configs_serving_the_same_model_tie_on_energy_and_the_one_cheapest_to_ma
     judged = judge([with_interval(long_run, 0.9e-3, 1.1e-3), with_interval(short_run, 0.95e-3, 1.15e-3)],
                    {"min": 0.9}, "accuracy")
     assert judged.cheapest_adequate.rung == "ft-1-epoch" and [r.rung for r in judged.energy_ties] == ["ft-2-epochs"]
+
+
+def test_the_report_says_it_chose_among_configs_tied_on_energy():
+    from rightsize.report_document import document
+    from rightsize.report_render import to_markdown
+
+    wide, lean = (with_interval(r, *span) for r, span in zip(pair(), ((0.8e-3, 1.2e-3), (0.9e-3, 1.3e-3))))
+    rec = R.recommend([wide, lean], target={"min": 0.9})
+    text = to_markdown(document(rec, {r.key: r for r in (wide, lean)}, [], [], None, "pareto.png"))
+    assert "Tied on energy within measurement error: lean (" in text and "fewest parameters" in text
