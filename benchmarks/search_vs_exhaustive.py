@@ -355,23 +355,27 @@ def _identity(rung: str, config: dict) -> str:
     return rung + json.dumps(config, sort_keys=True)
 
 
-def _by_encoder(records: list) -> dict:
-    """Joules each encoder configuration's first encode cost in the exhaustive run (its spent energy)."""
+def _spent_by(records: list, group) -> dict:
+    """Joules the records spent (``joules_spent``: cache hits charged nothing), summed by ``group(record)``."""
     out: dict[str, float] = {}
     for r in records:
-        model = r.config.get("model") or "(no model)"
-        layers = r.config.get("layers")
-        name = model.split("/")[-1] + (f" layers={layers}" if layers else "")
+        name = group(r)
         out[name] = round(out.get(name, 0.0) + r.spent_joules, 2)
     return out
 
 
+def _by_encoder(records: list) -> dict:
+    """Joules each encoder configuration's first encode cost in the exhaustive run (its spent energy)."""
+    def encoder(r) -> str:
+        layers = r.config.get("layers")
+        return (r.config.get("model") or "(no model)").split("/")[-1] + (f" layers={layers}" if layers else "")
+
+    return _spent_by(records, encoder)
+
+
 def _by_rung(records: list) -> dict:
-    """Joules each rung's evaluations spent (``joules_spent``: cache hits charged nothing)."""
-    out: dict[str, float] = {}
-    for r in records:
-        out[r.rung] = round(out.get(r.rung, 0.0) + r.spent_joules, 2)
-    return out
+    """Joules each rung's evaluations spent."""
+    return _spent_by(records, lambda r: r.rung)
 
 
 def run_exhaustive(name: str, ladder: Path, out: Path, args) -> dict:

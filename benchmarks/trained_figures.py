@@ -22,10 +22,10 @@ def figures(run_dir: str, against: str) -> list[dict]:
     ref = next((r for r in group if r.rung == against), None)
     if ref is None:
         raise SystemExit(f"{run_dir}: no ok validation record of {against!r}")
-    ref_fit = (ref.joules or {}).get("fit", 0.0)
+    ref_fit = ref.fit_joules
     rows = []
     for r in sorted(group, key=lambda r: r.joules_per_query):
-        fit, jpq = (r.joules or {}).get("fit", 0.0), r.joules_per_query
+        fit, jpq = r.fit_joules, r.joules_per_query
         even = None if r is ref else break_even_queries(fit, jpq, ref_fit, ref.joules_per_query)
         rows.append({"config": r.rung, "metric": metric, "score": r.score(metric),
                      "ci": r.interval(metric), "fit_joules": fit, "joules_per_query": jpq,

@@ -275,7 +275,7 @@ def cheapest_adequate(adequate: Sequence[Record], cost: Callable[[Record], float
     leader = min(adequate, key=lambda r: (cost(r), r.joules_per_query, r.n_params or 0))
     ceiling = cost_range(leader)[1]
     tied = [r for r in adequate if cost_range(r)[0] <= ceiling]
-    pick = min(tied, key=lambda r: (r.n_params is None, r.n_params or 0, (r.joules or {}).get("fit", 0.0),
+    pick = min(tied, key=lambda r: (r.n_params is None, r.n_params or 0, r.fit_joules,
                                     cost_range(r)[1], cost(r), r.joules_per_query))
     return pick, tuple(r for r in tied if r.key != pick.key)
 

@@ -76,7 +76,7 @@ def pareto_front(records: Sequence[Record], metric: str,
 
 def lifetime_joules(record: Record, queries_per_day: float, days: float) -> float:
     """A record's energy over a deployment (rightsize.footprint.lifetime_joules)."""
-    return footprint.lifetime_joules((record.joules or {}).get("fit", 0.0), record.joules_per_query,
+    return footprint.lifetime_joules(record.fit_joules, record.joules_per_query,
                                      queries_per_day, days)
 
 
@@ -114,7 +114,7 @@ class Objective:
         (:attr:`Record.jpq_interval`; the fit energy was measured once)."""
         low, high = record.jpq_interval
         if self.name == "lifetime":
-            fit = (record.joules or {}).get("fit", 0.0)
+            fit = record.fit_joules
             return (footprint.lifetime_joules(fit, low, self.queries_per_day, self.days),
                     footprint.lifetime_joules(fit, high, self.queries_per_day, self.days))
         return low, high
@@ -297,7 +297,7 @@ def recommend(records: Sequence[Record], *, target: Any = None, metric: str | No
         return {
             "rung": r.rung, "key": r.key, "config": r.config, "n_params": r.n_params,
             "metric": r.score(metric), "ci": r.interval(metric),
-            "joules_per_query": r.joules_per_query, "joules_fit": (r.joules or {}).get("fit", 0.0),
+            "joules_per_query": r.joules_per_query, "joules_fit": r.fit_joules,
             "joules_per_query_uncertainty": energy_quality.jpq_uncertainty(r),
             "joules_per_query_gross": r.gross_joules_per_query,
             "energy_basis": r.basis, "below_resolution": r.below_resolution or [],
@@ -377,7 +377,7 @@ def energy_tie(judgement, labels: Mapping[str, str], goal: Objective) -> dict[st
     def side(r: Record) -> dict[str, Any]:
         low, high = goal.joules_range(r)
         return {"label": label_of(r, labels), "key": r.key, "n_params": r.n_params,
-                "fit_joules": (r.joules or {}).get("fit", 0.0), "low": low, "high": high}
+                "fit_joules": r.fit_joules, "low": low, "high": high}
 
     return {"rule": "fewest parameters, then least fit energy, among the adequate configs whose energy intervals "
                     "overlap the cheapest's",

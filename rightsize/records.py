@@ -164,6 +164,11 @@ class Record:
         return float(self.joules_total or sum((self.joules or {}).values()))
 
     @property
+    def fit_joules(self) -> float:
+        """What fitting it cost (its ``fit`` phase's joules; 0 when it fits nothing or has no figure)."""
+        return float((self.joules or {}).get("fit", 0.0))
+
+    @property
     def examples_id(self) -> tuple:
         """Which examples it was scored on: the same task, split and sample (the seed picks the
         sample only when a limit is set), the same labels and references."""

@@ -272,7 +272,7 @@ def top_lines(rec) -> list[str]:
 def _saved_words(jpq: float, top: dict) -> str:
     """The choice's J/query against the top rung's, in words that are never a negative saving."""
     diff = top["joules_per_query"] - jpq
-    amount = f"{'saves' if diff >= 0 else 'uses'} {human_joules(abs(diff))}{'' if diff >= 0 else ' more'} per query"
+    amount = f"{_saves(diff, human_joules(abs(diff)))} per query"
     if top["percent_saved"] is None:
         return amount
     words = relative_energy(top["percent_saved"])

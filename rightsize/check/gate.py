@@ -84,7 +84,7 @@ def _footprint(records: Sequence[Record], anchor: Record, cheapest: Record | Non
     configs = {}
     for role, r in shown.items():
         life = lifetime_joules(r, goal.queries_per_day, goal.days)
-        configs[role] = {"lifetime_joules": life, "serving_joules": life - (r.joules or {}).get("fit", 0.0)}
+        configs[role] = {"lifetime_joules": life, "serving_joules": life - r.fit_joules}
     names = {r.key: label_of(r, labels) for r in shown.values()}
     return footprint.assess(where, configs, footprint.one_time_jobs(records, names))
 

@@ -71,7 +71,7 @@ def one_time_jobs(records: Sequence[Record], labels: Mapping[str, str]) -> list[
             search_seconds += sum((r.seconds_spent or r.seconds or {}).values())
     for key, name in labels.items():
         r = next((r for r in records if r.key == key), None)
-        fit = ((r.joules if r else None) or {}).get("fit", 0.0)
+        fit = r.fit_joules if r else 0.0
         if fit > 0:
             jobs.append((f"fit of {name}", float(fit), float((r.seconds or {}).get("fit", 0.0))))
     if search_joules > 0:
